@@ -1,0 +1,152 @@
+#include "server/daemon_config.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "server/common/byte_size.h"
+#include "server/common/log.h"
+#include "server/common/status_macros.h"
+
+namespace npystream {
+namespace {
+
+struct Flag {
+  const char* name;
+  const char* help;
+  std::function<absl::Status(DaemonConfig*, const std::string&)> set;
+};
+
+absl::Status SetInt(int* out, const char* name, const std::string& v, int min) {
+  if (!absl::SimpleAtoi(v, out) || *out < min) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", name, "=", v, ": expected an integer >= ", min));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SetBytes(uint64_t* out, const char* name, const std::string& v) {
+  auto parsed = ParseByteSize(v);
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--", name, ": ", parsed.status().message()));
+  }
+  *out = *parsed;
+  return absl::OkStatus();
+}
+
+const std::vector<Flag>& Flags() {
+  static const auto* flags = new std::vector<Flag>{
+      {"listen", "gRPC address host:port (port 0 picks one)",
+       [](DaemonConfig* c, const std::string& v) { c->listen = v; return absl::OkStatus(); }},
+      {"store-budget", "bytes of tensors kept per device, e.g. 8GiB",
+       [](DaemonConfig* c, const std::string& v) { return SetBytes(&c->store_budget, "store-budget", v); }},
+      {"device", "where Put/auto tensors live: auto, cpu or cuda:N",
+       [](DaemonConfig* c, const std::string& v) {
+         if (v != "auto" && v != "cpu" && !absl::StartsWith(v, "cuda")) {
+           return absl::InvalidArgumentError(absl::StrCat("--device=", v, ": use auto, cpu or cuda:N"));
+         }
+         c->device = v;
+         return absl::OkStatus();
+       }},
+      {"model-repository", "folder of models: DIR/<name>/model.pt",
+       [](DaemonConfig* c, const std::string& v) { c->model_repository = v; return absl::OkStatus(); }},
+      {"http-listen", "admin HTTP address host:port (empty disables)",
+       [](DaemonConfig* c, const std::string& v) { c->http_listen = v; return absl::OkStatus(); }},
+      {"max-put-bytes", "largest tensor one Put may create (0: budget only)",
+       [](DaemonConfig* c, const std::string& v) { return SetBytes(&c->max_put_bytes, "max-put-bytes", v); }},
+      {"max-header-bytes", "largest .npy header accepted",
+       [](DaemonConfig* c, const std::string& v) { return SetBytes(&c->max_header_bytes, "max-header-bytes", v); }},
+      {"max-ndim", "most dimensions a tensor may have (<= 32)",
+       [](DaemonConfig* c, const std::string& v) {
+         RETURN_IF_ERROR(SetInt(&c->max_ndim, "max-ndim", v, 0));
+         if (c->max_ndim > 32) return absl::InvalidArgumentError("--max-ndim must be <= 32");
+         return absl::OkStatus();
+       }},
+      {"max-concurrent-streams", "streams per client connection (0: gRPC default)",
+       [](DaemonConfig* c, const std::string& v) {
+         return SetInt(&c->max_concurrent_streams, "max-concurrent-streams", v, 0);
+       }},
+      {"drain-timeout", "seconds in-flight calls may take after SIGTERM",
+       [](DaemonConfig* c, const std::string& v) {
+         return SetInt(&c->drain_timeout_seconds, "drain-timeout", v, 0);
+       }},
+      {"log-level", "debug, info, warning or error",
+       [](DaemonConfig* c, const std::string& v) {
+         LogLevel level;
+         if (!ParseLogLevel(v, &level)) {
+           return absl::InvalidArgumentError(absl::StrCat("--log-level=", v, ": use debug, info, warning or error"));
+         }
+         c->log_level = v;
+         return absl::OkStatus();
+       }},
+      {"log-format", "text or json",
+       [](DaemonConfig* c, const std::string& v) {
+         if (v != "text" && v != "json") {
+           return absl::InvalidArgumentError(absl::StrCat("--log-format=", v, ": use text or json"));
+         }
+         c->log_format = v;
+         return absl::OkStatus();
+       }},
+  };
+  return *flags;
+}
+
+std::string EnvName(const char* flag) {
+  return "NPYSTREAM_" + absl::AsciiStrToUpper(absl::StrReplaceAll(flag, {{"-", "_"}}));
+}
+
+}  // namespace
+
+absl::StatusOr<DaemonConfig> ParseDaemonConfig(
+    const std::vector<std::string>& args,
+    const std::function<const char*(const char*)>& getenv) {
+  DaemonConfig config;
+  for (const Flag& flag : Flags()) {
+    if (const char* v = getenv(EnvName(flag.name).c_str())) {
+      absl::Status s = flag.set(&config, v);
+      if (!s.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(EnvName(flag.name), ": ", s.message()));
+      }
+    }
+  }
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (!absl::StartsWith(arg, "--")) {
+      return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", arg, "'"));
+    }
+    std::string name = arg.substr(2), value;
+    const size_t eq = name.find('=');
+    bool has_value = eq != std::string::npos;
+    if (has_value) {
+      value = name.substr(eq + 1);
+      name.resize(eq);
+    }
+    const Flag* flag = nullptr;
+    for (const Flag& f : Flags()) {
+      if (name == f.name) flag = &f;
+    }
+    if (flag == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("unknown flag --", name, " (see --help)"));
+    }
+    if (!has_value) {
+      if (i + 1 >= args.size()) {
+        return absl::InvalidArgumentError(absl::StrCat("flag --", name, " needs a value"));
+      }
+      value = args[++i];
+    }
+    RETURN_IF_ERROR(flag->set(&config, value));
+  }
+  return config;
+}
+
+std::string DaemonUsage() {
+  std::string out = "usage: npystreamd [--flag=value ...]\n\n";
+  for (const Flag& f : Flags()) {
+    absl::StrAppend(&out, "  --", f.name, std::string(24 - std::string(f.name).size(), ' '),
+                    f.help, " [", EnvName(f.name), "]\n");
+  }
+  return out;
+}
+
+}  // namespace npystream

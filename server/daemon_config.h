@@ -1,0 +1,42 @@
+// DaemonConfig: npystreamd's settings from flags, NPYSTREAM_* environment
+// variables and defaults, in that order of precedence.
+#ifndef NPYSTREAM_SERVER_DAEMON_CONFIG_H_
+#define NPYSTREAM_SERVER_DAEMON_CONFIG_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace npystream {
+
+struct DaemonConfig {
+  std::string listen = "127.0.0.1:50051";
+  uint64_t store_budget = uint64_t{8} << 30;
+  std::string device = "auto";
+  std::string model_repository;
+  std::string http_listen = "127.0.0.1:8080";
+  uint64_t max_put_bytes = 0;  // 0: only the store budget limits a Put
+  uint64_t max_header_bytes = 64 * 1024;
+  int max_ndim = 32;
+  int max_concurrent_streams = 0;
+  int drain_timeout_seconds = 30;
+  std::string log_level = "info";
+  std::string log_format = "text";
+};
+
+// Parses `args` (argv without the program name): --name=value or --name value.
+// `getenv` looks up NPYSTREAM_<NAME> (dashes become underscores).
+// INVALID_ARGUMENT naming the flag for unknown flags and bad values.
+absl::StatusOr<DaemonConfig> ParseDaemonConfig(
+    const std::vector<std::string>& args,
+    const std::function<const char*(const char*)>& getenv);
+
+// The --help text.
+std::string DaemonUsage();
+
+}  // namespace npystream
+
+#endif  // NPYSTREAM_SERVER_DAEMON_CONFIG_H_

@@ -1,0 +1,44 @@
+// Test-only: reference .npy files written by numpy itself (make_npy_cases.py).
+#ifndef NPYSTREAM_SERVER_NPY_NUMPY_CASES_TESTING_H_
+#define NPYSTREAM_SERVER_NPY_NUMPY_CASES_TESTING_H_
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace npystream::npy::testing {
+
+// Runs the generator once per process into a fresh temporary folder and
+// returns that folder; the manifest is `dir + "/manifest.json"`.
+inline const std::string& NumpyCasesDir() {
+  static const std::string* dir = [] {
+    char tmpl[] = "/tmp/npystream-npy-XXXXXX";
+    std::string d = mkdtemp(tmpl);
+    std::string cmd = std::string("/usr/bin/python3 ") + NPYSTREAM_SOURCE_DIR +
+                      "/server/npy/testdata/make_npy_cases.py " + d;
+    if (std::system(cmd.c_str()) != 0) {
+      ADD_FAILURE() << "could not generate numpy reference files: " << cmd;
+    }
+    return new std::string(d);
+  }();
+  return *dir;
+}
+
+inline std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+inline nlohmann::json NumpyManifest() {
+  return nlohmann::json::parse(ReadFile(NumpyCasesDir() + "/manifest.json"));
+}
+
+}  // namespace npystream::npy::testing
+
+#endif  // NPYSTREAM_SERVER_NPY_NUMPY_CASES_TESTING_H_

@@ -1,0 +1,146 @@
+#include "server/rpc/put_reactor.h"
+
+#include "absl/strings/str_cat.h"
+#include "npystream/v1/tensors.pb.h"
+#include "proto/wire/wire_format.h"
+#include "server/common/status_macros.h"
+#include "server/rpc/grpc_status.h"
+#include "server/rpc/tensor_info_proto.h"
+
+namespace npystream::rpc {
+namespace {
+
+// PutRequest field numbers.
+constexpr uint32_t kHeaderField = 1;
+constexpr uint32_t kDataField = 2;
+
+}  // namespace
+
+PutReactor::PutReactor(TensorStore* store, const PutLimits& limits,
+                       grpc::ByteBuffer* response, RpcMetrics* metrics)
+    : store_(store), limits_(limits), response_(response), metrics_(metrics) {}
+
+void PutReactor::Start() { StartRead(&request_); }
+
+void PutReactor::OnReadDone(bool ok) {
+  if (!ok) {
+    // The client half-closed (or the call died; then Finish is a no-op).
+    absl::Status s = Complete();
+    FinishWith(s);
+    return;
+  }
+  absl::Status s = Consume();
+  request_.Clear();
+  if (!s.ok()) {
+    FinishWith(s);
+    return;
+  }
+  StartRead(&request_);
+}
+
+absl::Status PutReactor::Consume() {
+  wire::MessageReader reader(request_);
+  if (metrics_ != nullptr) metrics_->BytesReceived(reader.remaining());
+  wire::MessageReader::Field field;
+  while (reader.Next(&field)) {
+    if (field.number == kHeaderField && field.type == wire::kLengthDelimited) {
+      if (have_header_message_) {
+        return absl::InvalidArgumentError("PutRequest.header sent twice");
+      }
+      std::string bytes;
+      npystream::v1::PutHeader header;
+      if (!reader.ReadString(field.value, &bytes) || !header.ParseFromString(bytes)) {
+        return absl::InvalidArgumentError("PutRequest.header is malformed");
+      }
+      have_header_message_ = true;
+      spec_.name = header.name();
+      spec_.device = header.device();
+      spec_.ttl_seconds = header.ttl_seconds();
+    } else if (field.number == kDataField && field.type == wire::kLengthDelimited) {
+      if (!have_header_message_) {
+        return absl::InvalidArgumentError(
+            "the first PutRequest must carry the header (PutHeader), not data");
+      }
+      absl::Status status;
+      reader.ReadBytes(field.value, [&](const char* p, size_t n) {
+        if (status.ok()) status = ConsumeData(p, n);
+      });
+      RETURN_IF_ERROR(status);
+    } else if (!reader.Skip(field)) {
+      break;
+    }
+  }
+  if (reader.error()) return absl::InvalidArgumentError("PutRequest is malformed");
+  return absl::OkStatus();
+}
+
+absl::Status PutReactor::ConsumeData(const char* data, size_t size) {
+  if (writer_ != nullptr) return writer_->Append(data, size);
+  // Still inside the .npy header: gather just enough to parse it.
+  while (size > 0 && writer_ == nullptr) {
+    ASSIGN_OR_RETURN(size_t header_size,
+                     npy::PeekHeaderSize(npy_prefix_, limits_.parse));
+    // Until the size is known, read no further than the preamble (10 bytes
+    // in format 1.0, 12 in 2.0/3.0), so we never take payload bytes here.
+    const size_t want = header_size != 0   ? header_size
+                        : npy_prefix_.size() < 10 ? 10
+                                                  : npy::kMaxPreambleBytes;
+    if (npy_prefix_.size() < want) {
+      const size_t take = std::min(size, want - npy_prefix_.size());
+      npy_prefix_.append(data, take);
+      data += take;
+      size -= take;
+    }
+    ASSIGN_OR_RETURN(header_size, npy::PeekHeaderSize(npy_prefix_, limits_.parse));
+    if (header_size != 0 && npy_prefix_.size() == header_size) {
+      RETURN_IF_ERROR(StartTensor(npy_prefix_));
+    }
+  }
+  if (size > 0) return writer_->Append(data, size);
+  return absl::OkStatus();
+}
+
+absl::Status PutReactor::StartTensor(const std::string& header_bytes) {
+  ASSIGN_OR_RETURN(spec_.meta, npy::ParseHeader(header_bytes, limits_.parse));
+  const uint64_t nbytes = spec_.meta.NumBytes();
+  if (nbytes > limits_.max_tensor_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "tensor of ", nbytes, " bytes exceeds --max-put-bytes (",
+        limits_.max_tensor_bytes, ")"));
+  }
+  ASSIGN_OR_RETURN(writer_, store_->BeginPut(spec_));
+  return absl::OkStatus();
+}
+
+absl::Status PutReactor::Complete() {
+  if (!have_header_message_) {
+    return absl::InvalidArgumentError("Put stream ended without a PutHeader");
+  }
+  if (writer_ == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "npy stream truncated: it ended after ", npy_prefix_.size(),
+        " bytes, inside the .npy header"));
+  }
+  ASSIGN_OR_RETURN(std::shared_ptr<const StoredTensor> stored, writer_->Commit());
+  writer_.reset();
+  npystream::v1::TensorInfo info;
+  ToProto(stored->info(), &info);
+  grpc::Slice slice(info.SerializeAsString());
+  *response_ = grpc::ByteBuffer(&slice, 1);
+  return absl::OkStatus();
+}
+
+void PutReactor::FinishWith(const absl::Status& status) {
+  writer_.reset();  // an unfinished Put frees its memory and name now
+  code_ = static_cast<int>(status.code());
+  Finish(ToGrpcStatus(status));
+}
+
+void PutReactor::OnDone() {
+  if (metrics_ != nullptr) {
+    metrics_->CallDone("Put", code_, absl::ToDoubleSeconds(absl::Now() - start_));
+  }
+  delete this;
+}
+
+}  // namespace npystream::rpc

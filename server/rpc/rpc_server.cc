@@ -1,0 +1,58 @@
+#include "server/rpc/rpc_server.h"
+
+#include "absl/strings/str_cat.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "server/rpc/tensors_service.h"
+
+namespace npystream::rpc {
+
+absl::StatusOr<std::unique_ptr<RpcServer>> RpcServer::Start(const Options& options) {
+  if (options.store == nullptr || options.transfer == nullptr) {
+    return absl::InvalidArgumentError("RpcServer needs a store and a transfer engine");
+  }
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+
+  std::unique_ptr<RpcServer> server(new RpcServer());
+  server->tensors_ = std::make_unique<TensorsService>(
+      options.store, options.transfer, options.put_limits, options.metrics);
+
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(
+      options.listen,
+      options.credentials ? options.credentials : grpc::InsecureServerCredentials(),
+      &server->port_);
+  builder.RegisterService(server->tensors_.get());
+  // Put chunks up to 4 MiB plus framing.
+  builder.SetMaxReceiveMessageSize(8 << 20);
+  if (options.max_concurrent_streams > 0) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                               options.max_concurrent_streams);
+  }
+  server->server_ = builder.BuildAndStart();
+  if (server->server_ == nullptr || server->port_ == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("could not listen for gRPC on ", options.listen));
+  }
+  std::string host = options.listen.substr(0, options.listen.rfind(':'));
+  if (host.empty() || host == "0.0.0.0" || host == "[::]") host = "127.0.0.1";
+  server->target_ = absl::StrCat(host, ":", server->port_);
+  return server;
+}
+
+void RpcServer::SetServing(bool serving) {
+  if (auto* health = server_->GetHealthCheckService()) health->SetServingStatus(serving);
+}
+
+void RpcServer::Shutdown(absl::Duration deadline) {
+  if (shut_down_) return;
+  shut_down_ = true;
+  SetServing(false);
+  server_->Shutdown(absl::ToChronoTime(absl::Now() + deadline));
+  server_->Wait();
+}
+
+RpcServer::~RpcServer() { Shutdown(absl::ZeroDuration()); }
+
+}  // namespace npystream::rpc

@@ -1,0 +1,58 @@
+// RpcServer: the gRPC server that hosts npystream's services, the standard
+// health service and reflection.
+#ifndef NPYSTREAM_SERVER_RPC_RPC_SERVER_H_
+#define NPYSTREAM_SERVER_RPC_RPC_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "server/rpc/put_reactor.h"
+#include "server/rpc/rpc_metrics.h"
+#include "server/store/tensor_store.h"
+#include "server/transfer/transfer.h"
+
+namespace npystream::rpc {
+
+class TensorsService;
+
+class RpcServer {
+ public:
+  struct Options {
+    std::string listen = "127.0.0.1:50051";  // port 0 picks a free port
+    TensorStore* store = nullptr;            // not owned
+    Transfer* transfer = nullptr;            // not owned
+    RpcMetrics* metrics = nullptr;           // not owned; may be null
+    PutLimits put_limits;
+    std::shared_ptr<grpc::ServerCredentials> credentials;  // null: insecure
+    int max_concurrent_streams = 0;  // per connection; 0: gRPC's default
+  };
+
+  // Binds and starts serving. UNAVAILABLE naming the address when it cannot
+  // bind; INVALID_ARGUMENT for missing store/transfer.
+  static absl::StatusOr<std::unique_ptr<RpcServer>> Start(const Options& options);
+  ~RpcServer();
+
+  int port() const { return port_; }
+  // "host:port" a client on this machine can dial.
+  const std::string& target() const { return target_; }
+  // Flips grpc.health.v1 to NOT_SERVING (for a drain).
+  void SetServing(bool serving);
+  // Stops accepting calls; waits up to `deadline` for in-flight ones, then
+  // cancels them. Idempotent.
+  void Shutdown(absl::Duration deadline);
+
+ private:
+  RpcServer() = default;
+  std::unique_ptr<TensorsService> tensors_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  std::string target_;
+  bool shut_down_ = false;
+};
+
+}  // namespace npystream::rpc
+
+#endif  // NPYSTREAM_SERVER_RPC_RPC_SERVER_H_

@@ -1,0 +1,14 @@
+// TensorInfo (store) to npystream.v1.TensorInfo (wire).
+#ifndef NPYSTREAM_SERVER_RPC_TENSOR_INFO_PROTO_H_
+#define NPYSTREAM_SERVER_RPC_TENSOR_INFO_PROTO_H_
+
+#include "npystream/v1/tensors.pb.h"
+#include "server/store/tensor_store.h"
+
+namespace npystream::rpc {
+
+void ToProto(const TensorInfo& info, npystream::v1::TensorInfo* out);
+
+}  // namespace npystream::rpc
+
+#endif  // NPYSTREAM_SERVER_RPC_TENSOR_INFO_PROTO_H_

@@ -1,0 +1,55 @@
+// TensorsService: npystream.v1.Tensors on gRPC's callback API. Thin: the
+// work is in the store, the transfer engine and the two stream reactors.
+#ifndef NPYSTREAM_SERVER_RPC_TENSORS_SERVICE_H_
+#define NPYSTREAM_SERVER_RPC_TENSORS_SERVICE_H_
+
+#include "npystream/v1/tensors.grpc.pb.h"
+#include "server/rpc/put_reactor.h"
+#include "server/rpc/rpc_metrics.h"
+#include "server/store/tensor_store.h"
+#include "server/transfer/transfer.h"
+
+namespace npystream::rpc {
+
+using TensorsBase = npystream::v1::Tensors::WithRawCallbackMethod_Put<
+    npystream::v1::Tensors::WithRawCallbackMethod_Fetch<
+        npystream::v1::Tensors::WithCallbackMethod_Stat<
+            npystream::v1::Tensors::WithCallbackMethod_List<
+                npystream::v1::Tensors::WithCallbackMethod_Release<
+                    npystream::v1::Tensors::Service>>>>>;
+
+// Thread-safe. `store`, `transfer` and `metrics` (may be null) are not owned
+// and must outlive the service.
+class TensorsService final : public TensorsBase {
+ public:
+  TensorsService(TensorStore* store, Transfer* transfer, const PutLimits& limits,
+                 RpcMetrics* metrics);
+
+  grpc::ServerReadReactor<grpc::ByteBuffer>* Put(grpc::CallbackServerContext* context,
+                                                 grpc::ByteBuffer* response) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Fetch(grpc::CallbackServerContext* context,
+                                                    const grpc::ByteBuffer* request) override;
+  grpc::ServerUnaryReactor* Stat(grpc::CallbackServerContext* context,
+                                 const npystream::v1::TensorRef* request,
+                                 npystream::v1::TensorInfo* response) override;
+  grpc::ServerUnaryReactor* List(grpc::CallbackServerContext* context,
+                                 const npystream::v1::ListRequest* request,
+                                 npystream::v1::ListResponse* response) override;
+  grpc::ServerUnaryReactor* Release(grpc::CallbackServerContext* context,
+                                    const npystream::v1::TensorRef* request,
+                                    npystream::v1::ReleaseResponse* response) override;
+
+ private:
+  grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context,
+                                 absl::string_view method, absl::Time start,
+                                 const absl::Status& status);
+
+  TensorStore* const store_;
+  Transfer* const transfer_;
+  const PutLimits limits_;
+  RpcMetrics* const metrics_;
+};
+
+}  // namespace npystream::rpc
+
+#endif  // NPYSTREAM_SERVER_RPC_TENSORS_SERVICE_H_

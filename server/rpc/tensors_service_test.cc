@@ -1,0 +1,247 @@
+#include "server/rpc/tensors_service.h"
+#include "server/rpc/fetch_reactor.h"
+
+#include <thread>
+
+#include "gtest/gtest.h"
+#include "npystream/v1/tensors.grpc.pb.h"
+#include "server/npy/numpy_cases_testing.h"
+#include "server/testing/in_process_server.h"
+
+namespace npystream::rpc {
+namespace {
+
+using npystream::v1::FetchRequest;
+using npystream::v1::FetchResponse;
+using npystream::v1::PutRequest;
+using npystream::v1::Tensors;
+using npystream::v1::TensorInfo;
+using npystream::v1::TensorRef;
+
+class TensorsServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    testing::InProcessServer::Options options;
+    options.budget_bytes = 512 << 20;
+    server_ = *testing::InProcessServer::Start(options);
+    stub_ = Tensors::NewStub(server_->NewChannel());
+  }
+
+  // Streams `npy` in parts of `part` bytes after a header with `name`.
+  grpc::Status Put(const std::string& npy, const std::string& name, TensorInfo* info,
+                   size_t part = 1 << 20, bool send_header = true) {
+    grpc::ClientContext ctx;
+    auto writer = stub_->Put(&ctx, info);
+    PutRequest req;
+    if (send_header) {
+      req.mutable_header()->set_name(name);
+      writer->Write(req);
+    }
+    for (size_t i = 0; i < npy.size(); i += part) {
+      req.set_data(npy.substr(i, part));
+      if (!writer->Write(req)) break;
+    }
+    writer->WritesDone();
+    return writer->Finish();
+  }
+
+  grpc::Status Fetch(const std::string& handle, std::string* out, TensorInfo* info,
+                     uint32_t chunk = 0, int* messages = nullptr) {
+    grpc::ClientContext ctx;
+    FetchRequest req;
+    req.set_handle(handle);
+    req.set_chunk_bytes(chunk);
+    auto reader = stub_->Fetch(&ctx, req);
+    FetchResponse resp;
+    int n = 0;
+    out->clear();
+    while (reader->Read(&resp)) {
+      if (n == 0) *info = resp.info();
+      else EXPECT_FALSE(resp.has_info()) << "info only in the first message";
+      if (chunk != 0) EXPECT_LE(resp.data().size(), std::max<uint32_t>(chunk, kMinChunkBytes));
+      *out += resp.data();
+      ++n;
+    }
+    if (messages != nullptr) *messages = n;
+    return reader->Finish();
+  }
+
+  std::unique_ptr<testing::InProcessServer> server_;
+  std::unique_ptr<Tensors::Stub> stub_;
+};
+
+// Every numpy reference file goes in through Put and comes back through
+// Fetch byte-identical (Fortran-order files come back as numpy.save writes
+// their C-order copy, so they are left to the Python tests).
+TEST_F(TensorsServiceTest, NumpyFilesRoundTripByteIdentical) {
+  int n = 0;
+  const auto manifest = npy::testing::NumpyManifest();
+  for (const auto& c : manifest["valid"]) {
+    if (c["fortran_order"].get<bool>() || c["version"][0].get<int>() != 1 ||
+        c["file"] == "valid_big_dims.npy") {
+      continue;
+    }
+    const std::string file = c["file"];
+    SCOPED_TRACE(file);
+    const std::string npy = npy::testing::ReadFile(npy::testing::NumpyCasesDir() + "/" + file);
+    TensorInfo put_info;
+    // Odd part sizes split the header across messages.
+    ASSERT_TRUE(Put(npy, "", &put_info, 13 + n % 50).ok());
+    EXPECT_EQ(put_info.dtype(), c["descr"].get<std::string>());
+    EXPECT_EQ(put_info.npy_bytes(), npy.size());
+    std::string back;
+    TensorInfo info;
+    ASSERT_TRUE(Fetch(put_info.handle(), &back, &info).ok());
+    EXPECT_EQ(back, npy);
+    EXPECT_EQ(info.handle(), put_info.handle());
+    ++n;
+  }
+  EXPECT_GT(n, 100);
+}
+
+TEST_F(TensorsServiceTest, VersionTwoInputComesBackAsNumpySaveWritesIt) {
+  const std::string dir = npy::testing::NumpyCasesDir();
+  TensorInfo info;
+  ASSERT_TRUE(Put(npy::testing::ReadFile(dir + "/valid_v2.npy"), "v2", &info).ok());
+  std::string back;
+  ASSERT_TRUE(Fetch("v2", &back, &info).ok());
+  EXPECT_EQ(back.substr(0, 8), std::string("\x93NUMPY\x01\x00", 8));
+  EXPECT_EQ(info.shape_size(), 2);
+}
+
+TEST_F(TensorsServiceTest, ChunksStayUnderTheLimit) {
+  std::string npy = npy::testing::ReadFile(npy::testing::NumpyCasesDir() + "/valid_float64_7.npy");
+  TensorInfo info;
+  ASSERT_TRUE(Put(npy, "big", &info).ok());
+  std::string back;
+  int messages = 0;
+  ASSERT_TRUE(Fetch("big", &back, &info, 64 << 10, &messages).ok());
+  EXPECT_EQ(back, npy);
+  EXPECT_EQ(messages, static_cast<int>((npy.size() + (64 << 10) - 1) / (64 << 10)));
+  ASSERT_TRUE(Fetch("big", &back, &info, 100 << 20, &messages).ok());
+  EXPECT_EQ(messages, 1);
+}
+
+TEST_F(TensorsServiceTest, ErrorsHavePreciseCodes) {
+  std::string back;
+  TensorInfo info;
+  grpc::Status s = Fetch("nope", &back, &info);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_NE(s.error_message().find("'nope'"), std::string::npos);
+
+  const std::string good = npy::testing::ReadFile(npy::testing::NumpyCasesDir() + "/valid_int32_3.npy");
+  s = Put(good, "", &info, 1 << 20, /*send_header=*/false);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("must carry the header"), std::string::npos);
+
+  s = Put(good.substr(0, good.size() - 3), "short", &info);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("truncated"), std::string::npos);
+
+  s = Put(good.substr(0, 30), "short", &info);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("inside the .npy header"), std::string::npos);
+
+  s = Put(good + "xx", "long", &info);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("longer than its header"), std::string::npos);
+
+  const std::string be = npy::testing::ReadFile(npy::testing::NumpyCasesDir() + "/invalid_big_endian.npy");
+  s = Put(be, "be", &info);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("big-endian"), std::string::npos);
+
+  ASSERT_TRUE(Put(good, "dup", &info).ok());
+  s = Put(good, "dup", &info);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+
+  grpc::ClientContext ctx;
+  TensorRef ref;
+  ref.set_handle("missing");
+  npystream::v1::ReleaseResponse released;
+  EXPECT_EQ(stub_->Release(&ctx, ref, &released).error_code(), grpc::StatusCode::NOT_FOUND);
+  // Nothing above disturbed the stored tensor.
+  ASSERT_TRUE(Fetch("dup", &back, &info).ok());
+  EXPECT_EQ(back, good);
+  EXPECT_EQ(server_->store()->size(), 1u);
+  EXPECT_EQ(server_->store()->budget().used("cpu"), info.nbytes());
+}
+
+TEST_F(TensorsServiceTest, BudgetExceededIsResourceExhausted) {
+  std::string npy = npy::testing::ReadFile(npy::testing::NumpyCasesDir() + "/valid_float64_7.npy");
+  // 800 KB each; the budget is 512 MiB so fill it with a store-side insert.
+  auto writer = server_->store()->BeginPut(
+      {"filler", "cpu", 0, npy::ArrayMeta{npy::DType::kUInt8, {(512 << 20) - 1000}}});
+  ASSERT_TRUE(writer.ok());
+  TensorInfo info;
+  grpc::Status s = Put(npy, "over", &info);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(s.error_message().find("store budget exceeded"), std::string::npos);
+}
+
+TEST_F(TensorsServiceTest, StatListRelease) {
+  const std::string good = npy::testing::ReadFile(npy::testing::NumpyCasesDir() + "/valid_int32_3.npy");
+  TensorInfo info;
+  ASSERT_TRUE(Put(good, "a", &info).ok());
+  ASSERT_TRUE(Put(good, "b", &info).ok());
+  {
+    grpc::ClientContext ctx;
+    TensorRef ref;
+    ref.set_handle("a");
+    TensorInfo stat;
+    ASSERT_TRUE(stub_->Stat(&ctx, ref, &stat).ok());
+    EXPECT_EQ(stat.dtype(), "<i4");
+    EXPECT_EQ(stat.shape_size(), 3);
+    EXPECT_EQ(stat.npy_bytes(), good.size());
+  }
+  {
+    grpc::ClientContext ctx;
+    npystream::v1::ListResponse list;
+    ASSERT_TRUE(stub_->List(&ctx, {}, &list).ok());
+    EXPECT_EQ(list.tensors_size(), 2);
+  }
+  {
+    grpc::ClientContext ctx;
+    TensorRef ref;
+    ref.set_handle("a");
+    npystream::v1::ReleaseResponse r;
+    ASSERT_TRUE(stub_->Release(&ctx, ref, &r).ok());
+    EXPECT_TRUE(r.released());
+  }
+  EXPECT_EQ(server_->store()->size(), 1u);
+}
+
+// A client that walks away mid-stream frees its pin; the server keeps serving.
+TEST_F(TensorsServiceTest, CancelMidFetchReleasesEverything) {
+  auto writer = server_->store()->BeginPut(
+      {"huge", "cpu", 0, npy::ArrayMeta{npy::DType::kFloat32, {16 << 20}}});
+  ASSERT_TRUE(writer.ok());
+  std::string zeros(1 << 20, '\0');
+  for (int i = 0; i < 64; ++i) ASSERT_TRUE((*writer)->Append(zeros.data(), zeros.size()).ok());
+  ASSERT_TRUE((*writer)->Commit().ok());
+  for (int round = 0; round < 5; ++round) {
+    grpc::ClientContext ctx;
+    FetchRequest req;
+    req.set_handle("huge");
+    auto reader = stub_->Fetch(&ctx, req);
+    FetchResponse resp;
+    ASSERT_TRUE(reader->Read(&resp));
+    ctx.TryCancel();
+    while (reader->Read(&resp)) {
+    }
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  }
+  ASSERT_TRUE(server_->store()->Release("huge").ok());
+  // Once gRPC drops the in-flight slices the tensor is freed.
+  for (int i = 0; i < 200 && server_->store()->resident_count() != 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(server_->store()->resident_count(), 0);
+  EXPECT_EQ(server_->store()->budget().used("cpu"), 0u);
+  std::string back;
+  TensorInfo info;
+  EXPECT_EQ(Fetch("huge", &back, &info).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+}  // namespace
+}  // namespace npystream::rpc

@@ -1,0 +1,354 @@
+#include "server/store/tensor_store.h"
+
+#include <ATen/Context.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <c10/util/Exception.h>
+
+#include <cstring>
+#include <new>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "server/common/status_macros.h"
+#include "server/npy/npy_writer.h"
+#include "server/store/device_name.h"
+
+namespace npystream {
+
+struct StoredTensor::Impl {
+  at::Tensor tensor;
+};
+
+namespace {
+
+constexpr size_t kMaxNameLength = 128;
+
+// The LibTorch type that holds a numpy dtype's bytes.
+c10::ScalarType StorageType(npy::DType dtype) {
+  switch (dtype) {
+    case npy::DType::kBool: return c10::ScalarType::Bool;
+    case npy::DType::kInt8: return c10::ScalarType::Char;
+    case npy::DType::kUInt8: return c10::ScalarType::Byte;
+    case npy::DType::kInt16:
+    case npy::DType::kUInt16: return c10::ScalarType::Short;
+    case npy::DType::kInt32:
+    case npy::DType::kUInt32: return c10::ScalarType::Int;
+    case npy::DType::kInt64:
+    case npy::DType::kUInt64: return c10::ScalarType::Long;
+    case npy::DType::kFloat16: return c10::ScalarType::Half;
+    case npy::DType::kFloat32: return c10::ScalarType::Float;
+    case npy::DType::kFloat64: return c10::ScalarType::Double;
+    case npy::DType::kComplex64: return c10::ScalarType::ComplexFloat;
+    case npy::DType::kComplex128: return c10::ScalarType::ComplexDouble;
+  }
+  return c10::ScalarType::Byte;
+}
+
+std::string DeviceName(const at::Tensor& t) {
+  if (t.device().is_cpu()) return "cpu";
+  return absl::StrCat(t.device().type() == c10::DeviceType::CUDA ? "cuda" : "other",
+                      ":", static_cast<int>(t.device().index()));
+}
+
+c10::Device TorchDevice(const std::string& name) {
+  if (name == "cpu") return c10::Device(c10::DeviceType::CPU);
+  return c10::Device(c10::DeviceType::CUDA,
+                     static_cast<c10::DeviceIndex>(std::stoi(name.substr(5))));
+}
+
+absl::Status TorchError(absl::string_view what, const std::exception& e) {
+  std::string msg = e.what();
+  if (auto nl = msg.find('\n'); nl != std::string::npos) msg.resize(nl);
+  return absl::InternalError(absl::StrCat(what, ": ", msg));
+}
+
+}  // namespace
+
+StoredTensor::StoredTensor(TensorInfo info, std::unique_ptr<Impl> impl,
+                           std::shared_ptr<StoreAccounts> accounts)
+    : info_(std::move(info)), impl_(std::move(impl)), accounts_(std::move(accounts)) {
+  npy_header_ = npy::WriteHeader(info_.meta);
+  info_.npy_bytes = npy_header_.size() + info_.nbytes;
+  if (impl_->tensor.device().is_cpu()) {
+    host_data_ = static_cast<const char*>(impl_->tensor.data_ptr());
+  }
+  accounts_->resident.fetch_add(1);
+}
+
+StoredTensor::~StoredTensor() {
+  impl_.reset();  // free the memory before returning its budget
+  accounts_->budget.Release(info_.device, info_.nbytes);
+  accounts_->resident.fetch_sub(1);
+}
+
+const at::Tensor& StoredTensor::tensor() const { return impl_->tensor; }
+
+TensorWriter::TensorWriter(TensorStore* store, TensorInfo info,
+                           std::unique_ptr<StoredTensor::Impl> impl, char* dst)
+    : store_(store), info_(std::move(info)), impl_(std::move(impl)), dst_(dst) {}
+
+TensorWriter::~TensorWriter() {
+  if (impl_ != nullptr) store_->AbandonPut(info_, reserved_);
+}
+
+absl::Status TensorWriter::Append(const char* data, size_t size) {
+  if (impl_ == nullptr) return absl::FailedPreconditionError("Put already committed");
+  if (size > info_.nbytes - received_) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "npy payload is longer than its header declares: expected ",
+        info_.nbytes, " bytes, got at least ", received_ + size));
+  }
+  std::memcpy(dst_ + received_, data, size);
+  received_ += size;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<const StoredTensor>> TensorWriter::Commit() {
+  if (impl_ == nullptr) return absl::FailedPreconditionError("Put already committed");
+  if (received_ != info_.nbytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "npy payload truncated: header declares ", info_.nbytes,
+        " bytes, only ", received_, " arrived"));
+  }
+  try {
+    at::Tensor& t = impl_->tensor;
+    if (info_.meta.fortran_order && info_.meta.shape.size() > 1) {
+      // The bytes are the C-order array of the reversed shape; its transpose
+      // is the array. Store it in C order.
+      std::vector<int64_t> dims(info_.meta.shape.size());
+      for (size_t i = 0; i < dims.size(); ++i) dims[i] = dims.size() - 1 - i;
+      t = t.permute(dims).contiguous();
+    }
+    info_.meta.fortran_order = false;
+    if (info_.device != "cpu") t = t.to(TorchDevice(info_.device));
+  } catch (const std::exception& e) {
+    return TorchError("finishing Put", e);
+  }
+  reserved_ = false;  // the StoredTensor owns the reservation from here on
+  auto impl = std::move(impl_);
+  return store_->Publish(info_, std::move(impl));
+}
+
+absl::StatusOr<std::unique_ptr<TensorStore>> TensorStore::Create(const Options& options) {
+  if (options.clock == nullptr) return absl::InvalidArgumentError("clock is null");
+  return std::unique_ptr<TensorStore>(new TensorStore(options));
+}
+
+TensorStore::TensorStore(const Options& options)
+    : options_(options),
+      accounts_(std::make_shared<StoreAccounts>(options.budget_bytes)),
+      rng_(std::random_device{}()) {}
+
+TensorStore::~TensorStore() = default;
+
+int TensorStore::TorchCudaDeviceCount() {
+  try {
+    if (!at::globalContext().hasCUDA()) return 0;
+    return at::detail::getCUDAHooks().getNumGPUs();
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
+
+absl::Status TensorStore::ValidateName(const std::string& name) const {
+  if (name.size() > kMaxNameLength) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "name is ", name.size(), " characters; at most ", kMaxNameLength));
+  }
+  for (size_t i = 0; i < name.size(); ++i) {
+    const char c = name[i];
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                    (c >= '0' && c <= '9') || c == '_' ||
+                    (i > 0 && (c == '.' || c == '-' || c == ':'));
+    if (!ok) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "name '%s' has character %d ('%c') outside [A-Za-z0-9_] (or "
+          "'.', '-', ':' after the first)",
+          name, i, c));
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::string TensorStore::NewHandleLocked() {
+  for (;;) {
+    std::string h = absl::StrFormat("t%016x", rng_());
+    if (tensors_.count(h) == 0 && pending_.count(h) == 0) return h;
+  }
+}
+
+absl::StatusOr<std::unique_ptr<TensorWriter>> TensorStore::BeginPut(const PutSpec& spec) {
+  RETURN_IF_ERROR(npy::ValidateMeta(spec.meta));
+  RETURN_IF_ERROR(ValidateName(spec.name));
+  const bool automatic = spec.device.empty() || spec.device == "auto";
+  ASSIGN_OR_RETURN(std::string device,
+                   ResolveDevice(automatic && !options_.default_device.empty()
+                                     ? options_.default_device
+                                     : spec.device,
+                                 options_.cuda_device_count));
+  TensorInfo info;
+  info.name = spec.name;
+  info.meta = spec.meta;
+  info.nbytes = spec.meta.NumBytes();
+  info.device = device;
+  {
+    absl::MutexLock lock(&mu_);
+    const int64_t now = options_.clock->NowUnixMs();
+    SweepExpiredLocked(now);
+    if (spec.name.empty()) {
+      info.handle = NewHandleLocked();
+    } else {
+      if (tensors_.count(spec.name) > 0 || pending_.count(spec.name) > 0) {
+        return absl::AlreadyExistsError(
+            absl::StrCat("a tensor named '", spec.name, "' already exists"));
+      }
+      info.handle = spec.name;
+    }
+    info.created_unix_ms = now;
+    info.expires_unix_ms =
+        spec.ttl_seconds == 0 ? 0 : now + int64_t{spec.ttl_seconds} * 1000;
+    // Put streams into host memory; a GPU tensor is moved at Commit.
+    RETURN_IF_ERROR(accounts_->budget.Reserve(device, info.nbytes));
+    pending_.insert(info.handle);
+  }
+  auto impl = std::make_unique<StoredTensor::Impl>();
+  std::vector<int64_t> dims = spec.meta.shape;
+  if (spec.meta.fortran_order) std::reverse(dims.begin(), dims.end());
+  try {
+    impl->tensor = at::empty(dims, at::TensorOptions().dtype(StorageType(spec.meta.dtype)));
+  } catch (const std::exception& e) {
+    AbandonPut(info, /*reserved=*/true);
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "could not allocate ", info.nbytes, " bytes for the tensor: ", e.what()));
+  }
+  char* dst = static_cast<char*>(impl->tensor.data_ptr());
+  return std::unique_ptr<TensorWriter>(
+      new TensorWriter(this, std::move(info), std::move(impl), dst));
+}
+
+void TensorStore::AbandonPut(const TensorInfo& info, bool reserved) {
+  if (reserved) accounts_->budget.Release(info.device, info.nbytes);
+  absl::MutexLock lock(&mu_);
+  pending_.erase(info.handle);
+}
+
+absl::StatusOr<std::shared_ptr<const StoredTensor>> TensorStore::Publish(
+    TensorInfo info, std::unique_ptr<StoredTensor::Impl> impl) {
+  // Constructing outside the lock: it formats the header.
+  const std::string handle = info.handle;
+  std::shared_ptr<const StoredTensor> stored(
+      new StoredTensor(std::move(info), std::move(impl), accounts_));
+  absl::MutexLock lock(&mu_);
+  pending_.erase(handle);
+  tensors_[handle] = stored;
+  return stored;
+}
+
+absl::StatusOr<std::shared_ptr<const StoredTensor>> TensorStore::Insert(
+    const at::Tensor& tensor, npy::DType dtype, const std::string& name,
+    uint32_t ttl_seconds) {
+  RETURN_IF_ERROR(ValidateName(name));
+  TensorInfo info;
+  info.name = name;
+  info.meta.dtype = dtype;
+  at::Tensor contiguous;
+  try {
+    if (tensor.element_size() != npy::ItemSize(dtype)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "tensor elements are ", tensor.element_size(), " bytes but ",
+          npy::Name(dtype), " needs ", npy::ItemSize(dtype)));
+    }
+    // Made contiguous on its own device, never via the host.
+    contiguous = tensor.is_contiguous() ? tensor : tensor.contiguous();
+    info.meta.shape.assign(contiguous.sizes().begin(), contiguous.sizes().end());
+    info.device = DeviceName(contiguous);
+  } catch (const std::exception& e) {
+    return TorchError("storing tensor", e);
+  }
+  RETURN_IF_ERROR(npy::ValidateMeta(info.meta));
+  info.nbytes = info.meta.NumBytes();
+  {
+    absl::MutexLock lock(&mu_);
+    const int64_t now = options_.clock->NowUnixMs();
+    SweepExpiredLocked(now);
+    if (name.empty()) {
+      info.handle = NewHandleLocked();
+    } else if (tensors_.count(name) > 0 || pending_.count(name) > 0) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("a tensor named '", name, "' already exists"));
+    } else {
+      info.handle = name;
+    }
+    info.created_unix_ms = now;
+    info.expires_unix_ms = ttl_seconds == 0 ? 0 : now + int64_t{ttl_seconds} * 1000;
+    RETURN_IF_ERROR(accounts_->budget.Reserve(info.device, info.nbytes));
+    pending_.insert(info.handle);
+  }
+  auto impl = std::make_unique<StoredTensor::Impl>();
+  impl->tensor = std::move(contiguous);
+  return Publish(std::move(info), std::move(impl));
+}
+
+absl::StatusOr<std::shared_ptr<const StoredTensor>> TensorStore::Acquire(
+    const std::string& handle) {
+  absl::MutexLock lock(&mu_);
+  auto it = tensors_.find(handle);
+  if (it != tensors_.end()) {
+    const int64_t expires = it->second->info().expires_unix_ms;
+    if (expires == 0 || expires > options_.clock->NowUnixMs()) return it->second;
+    tensors_.erase(it);
+  }
+  return absl::NotFoundError(absl::StrCat("no tensor with handle '", handle, "'"));
+}
+
+std::vector<TensorInfo> TensorStore::List() {
+  std::vector<TensorInfo> out;
+  absl::MutexLock lock(&mu_);
+  SweepExpiredLocked(options_.clock->NowUnixMs());
+  out.reserve(tensors_.size());
+  for (const auto& [handle, t] : tensors_) out.push_back(t->info());
+  std::stable_sort(out.begin(), out.end(), [](const TensorInfo& a, const TensorInfo& b) {
+    return a.created_unix_ms < b.created_unix_ms;
+  });
+  return out;
+}
+
+absl::Status TensorStore::Release(const std::string& handle) {
+  std::shared_ptr<const StoredTensor> dropped;  // freed outside the lock
+  absl::MutexLock lock(&mu_);
+  SweepExpiredLocked(options_.clock->NowUnixMs());
+  auto it = tensors_.find(handle);
+  if (it == tensors_.end()) {
+    return absl::NotFoundError(absl::StrCat("no tensor with handle '", handle, "'"));
+  }
+  dropped = std::move(it->second);
+  tensors_.erase(it);
+  return absl::OkStatus();
+}
+
+int TensorStore::SweepExpired() {
+  absl::MutexLock lock(&mu_);
+  return SweepExpiredLocked(options_.clock->NowUnixMs());
+}
+
+int TensorStore::SweepExpiredLocked(int64_t now_ms) {
+  int n = 0;
+  for (auto it = tensors_.begin(); it != tensors_.end();) {
+    const int64_t expires = it->second->info().expires_unix_ms;
+    if (expires != 0 && expires <= now_ms) {
+      it = tensors_.erase(it);
+      ++n;
+    } else {
+      ++it;
+    }
+  }
+  return n;
+}
+
+size_t TensorStore::size() {
+  absl::MutexLock lock(&mu_);
+  return tensors_.size();
+}
+
+}  // namespace npystream

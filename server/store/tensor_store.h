@@ -1,0 +1,183 @@
+// TensorStore: resident tensors by handle, with a byte budget, TTLs and pins.
+#ifndef NPYSTREAM_SERVER_STORE_TENSOR_STORE_H_
+#define NPYSTREAM_SERVER_STORE_TENSOR_STORE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "server/common/clock.h"
+#include "server/npy/dtype.h"
+#include "server/store/budget.h"
+
+namespace at {
+class Tensor;
+}  // namespace at
+
+namespace npystream {
+
+// What a client sees of a stored tensor (mirrors npystream.v1.TensorInfo).
+struct TensorInfo {
+  std::string handle;
+  std::string name;  // the Put name, empty when the server chose the handle
+  npy::ArrayMeta meta;
+  uint64_t nbytes = 0;     // payload
+  uint64_t npy_bytes = 0;  // header + payload
+  std::string device;      // "cpu" or "cuda:N"
+  int64_t created_unix_ms = 0;
+  int64_t expires_unix_ms = 0;  // 0: never
+};
+
+// Shared by a store and every tensor it made, so that tensors outliving the
+// store still return their bytes. Thread-safe.
+struct StoreAccounts {
+  explicit StoreAccounts(uint64_t budget_bytes) : budget(budget_bytes) {}
+  Budget budget;
+  std::atomic<int64_t> resident{0};  // StoredTensors not yet freed
+};
+
+// One immutable resident tensor. Holding a shared_ptr to it is a pin: its
+// memory stays valid (and counted in the budget) until the last pin drops,
+// even after Release or expiry removed its handle. Thread-safe.
+class StoredTensor {
+ public:
+  ~StoredTensor();
+  StoredTensor(const StoredTensor&) = delete;
+  StoredTensor& operator=(const StoredTensor&) = delete;
+
+  const TensorInfo& info() const { return info_; }
+  // The .npy header numpy.save would write, computed once at insertion.
+  const std::string& npy_header() const { return npy_header_; }
+  // Payload in C order on the host, or nullptr when the tensor lives on a GPU.
+  const char* host_data() const { return host_data_; }
+  // The tensor itself, contiguous. Unsigned 16/32/64-bit payloads are held in
+  // a signed tensor of the same width (LibTorch lacks those types).
+  const at::Tensor& tensor() const;
+
+ private:
+  friend class TensorStore;
+  friend class TensorWriter;
+  struct Impl;
+  StoredTensor(TensorInfo info, std::unique_ptr<Impl> impl,
+               std::shared_ptr<StoreAccounts> accounts);
+
+  TensorInfo info_;
+  std::string npy_header_;
+  const char* host_data_ = nullptr;
+  std::unique_ptr<Impl> impl_;
+  std::shared_ptr<StoreAccounts> accounts_;
+};
+
+class TensorStore;
+
+// One Put in progress: payload bytes stream into a preallocated tensor.
+// Not thread-safe. Destroying an uncommitted writer returns its budget and
+// frees its name.
+class TensorWriter {
+ public:
+  ~TensorWriter();
+
+  // Copies the next payload bytes (after the .npy header) into place.
+  // INVALID_ARGUMENT when they run past the size the header declared.
+  absl::Status Append(const char* data, size_t size);
+  uint64_t received() const { return received_; }
+  uint64_t expected() const { return info_.nbytes; }
+
+  // Publishes the tensor under its handle. INVALID_ARGUMENT naming the
+  // shortfall when fewer bytes arrived than the header declared.
+  absl::StatusOr<std::shared_ptr<const StoredTensor>> Commit();
+
+ private:
+  friend class TensorStore;
+  TensorWriter(TensorStore* store, TensorInfo info,
+               std::unique_ptr<StoredTensor::Impl> impl, char* dst);
+
+  TensorStore* store_;
+  TensorInfo info_;
+  std::unique_ptr<StoredTensor::Impl> impl_;
+  char* dst_;
+  uint64_t received_ = 0;
+  bool reserved_ = true;
+};
+
+class TensorStore {
+ public:
+  struct Options {
+    Clock* clock = Clock::Real();  // not owned
+    uint64_t budget_bytes = uint64_t{8} << 30;  // per device
+    int cuda_device_count = 0;
+    std::string default_device;  // where ""/"auto" go; empty: cuda:0 if any, else cpu
+  };
+
+  // What a Put asks for.
+  struct PutSpec {
+    std::string name;    // empty: the store picks a handle
+    std::string device;  // "", "auto", "cpu", "cuda:N"
+    uint32_t ttl_seconds = 0;
+    npy::ArrayMeta meta;
+  };
+
+  static absl::StatusOr<std::unique_ptr<TensorStore>> Create(const Options& options);
+  // CUDA devices the linked LibTorch can allocate on (0 for a CPU build).
+  static int TorchCudaDeviceCount();
+  ~TensorStore();
+
+  // Starts a Put: checks the name and device, reserves the budget and
+  // allocates the tensor. INVALID_ARGUMENT (bad name, device, shape),
+  // ALREADY_EXISTS (name in use or being put), RESOURCE_EXHAUSTED (budget).
+  // Thread-safe; the writer must not outlive the store.
+  absl::StatusOr<std::unique_ptr<TensorWriter>> BeginPut(const PutSpec& spec);
+
+  // Stores an existing tensor (copied to contiguous memory when it is not).
+  // `dtype` is the numpy dtype its bytes represent. Thread-safe.
+  absl::StatusOr<std::shared_ptr<const StoredTensor>> Insert(
+      const at::Tensor& tensor, npy::DType dtype, const std::string& name,
+      uint32_t ttl_seconds);
+
+  // Pins the tensor under `handle`. NOT_FOUND when unknown or expired.
+  absl::StatusOr<std::shared_ptr<const StoredTensor>> Acquire(const std::string& handle);
+  // All live tensors, oldest first.
+  std::vector<TensorInfo> List();
+  // Drops the handle; memory is freed once in-flight pins drop. NOT_FOUND
+  // when unknown.
+  absl::Status Release(const std::string& handle);
+  // Drops expired handles; returns how many. Called by every call above and
+  // periodically by the server.
+  int SweepExpired();
+
+  const Budget& budget() const { return accounts_->budget; }
+  // Tensors with a live handle.
+  size_t size();
+  // Tensors not yet freed: live handles plus released ones still pinned.
+  int64_t resident_count() const { return accounts_->resident.load(); }
+
+ private:
+  friend class TensorWriter;
+  explicit TensorStore(const Options& options);
+
+  absl::Status ValidateName(const std::string& name) const;
+  std::string NewHandleLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int SweepExpiredLocked(int64_t now_ms) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<std::shared_ptr<const StoredTensor>> Publish(
+      TensorInfo info, std::unique_ptr<StoredTensor::Impl> impl);
+  void AbandonPut(const TensorInfo& info, bool reserved);
+
+  const Options options_;
+  std::shared_ptr<StoreAccounts> accounts_;
+  absl::Mutex mu_;
+  std::map<std::string, std::shared_ptr<const StoredTensor>> tensors_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> pending_ ABSL_GUARDED_BY(mu_);
+  std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace npystream
+
+#endif  // NPYSTREAM_SERVER_STORE_TENSOR_STORE_H_

@@ -1,0 +1,202 @@
+#include "server/store/tensor_store.h"
+
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/arange.h>
+
+#include <cstring>
+
+#include "gtest/gtest.h"
+#include "server/npy/npy_writer.h"
+#include "server/npy/numpy_cases_testing.h"
+
+namespace npystream {
+namespace {
+
+class TensorStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override { store_ = MakeStore(1 << 20); }
+
+  std::unique_ptr<TensorStore> MakeStore(uint64_t budget) {
+    TensorStore::Options options;
+    options.clock = &clock_;
+    options.budget_bytes = budget;
+    return *TensorStore::Create(options);
+  }
+
+  static TensorStore::PutSpec Spec(std::vector<int64_t> shape, std::string name = "",
+                                   npy::DType dtype = npy::DType::kFloat32) {
+    TensorStore::PutSpec spec;
+    spec.name = std::move(name);
+    spec.meta.dtype = dtype;
+    spec.meta.shape = std::move(shape);
+    return spec;
+  }
+
+  // Puts `bytes` (the payload) in pieces of 7 bytes.
+  absl::StatusOr<std::shared_ptr<const StoredTensor>> Put(TensorStore::PutSpec spec,
+                                                          const std::string& bytes) {
+    auto writer = store_->BeginPut(spec);
+    if (!writer.ok()) return writer.status();
+    for (size_t i = 0; i < bytes.size(); i += 7) {
+      absl::Status s = (*writer)->Append(bytes.data() + i, std::min<size_t>(7, bytes.size() - i));
+      if (!s.ok()) return s;
+    }
+    return (*writer)->Commit();
+  }
+
+  static std::string Pattern(size_t n) {
+    std::string s(n, '\0');
+    for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>(i * 31 + 7);
+    return s;
+  }
+
+  FakeClock clock_;
+  std::unique_ptr<TensorStore> store_;
+};
+
+TEST_F(TensorStoreTest, PutThenAcquireReturnsTheBytes) {
+  const std::string payload = Pattern(3 * 4 * 4);
+  auto t = Put(Spec({3, 4}, "weights"), payload);
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ((*t)->info().handle, "weights");
+  EXPECT_EQ((*t)->info().device, "cpu");
+  EXPECT_EQ((*t)->info().nbytes, payload.size());
+  EXPECT_EQ((*t)->npy_header(), npy::WriteHeader((*t)->info().meta));
+  EXPECT_EQ((*t)->info().npy_bytes, (*t)->npy_header().size() + payload.size());
+  auto again = store_->Acquire("weights");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(std::string((*again)->host_data(), payload.size()), payload);
+  EXPECT_EQ(store_->budget().used("cpu"), payload.size());
+}
+
+TEST_F(TensorStoreTest, UnnamedPutsGetDistinctHandles) {
+  auto a = Put(Spec({2}), Pattern(8));
+  auto b = Put(Spec({2}), Pattern(8));
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_NE((*a)->info().handle, (*b)->info().handle);
+  EXPECT_EQ(store_->List().size(), 2u);
+}
+
+TEST_F(TensorStoreTest, DuplicateNameIsAlreadyExistsEvenWhilePending) {
+  ASSERT_TRUE(Put(Spec({1}, "x"), Pattern(4)).ok());
+  EXPECT_EQ(Put(Spec({1}, "x"), Pattern(4)).status().code(),
+            absl::StatusCode::kAlreadyExists);
+  auto pending = store_->BeginPut(Spec({1}, "y"));
+  ASSERT_TRUE(pending.ok());
+  EXPECT_EQ(store_->BeginPut(Spec({1}, "y")).status().code(),
+            absl::StatusCode::kAlreadyExists);
+  pending->reset();  // abandoned: the name is free again
+  EXPECT_TRUE(Put(Spec({1}, "y"), Pattern(4)).ok());
+}
+
+TEST_F(TensorStoreTest, WrongPayloadLengthsAreInvalidArgument) {
+  auto writer = store_->BeginPut(Spec({2, 2}));
+  ASSERT_TRUE(writer.ok());
+  const std::string payload = Pattern(20);
+  absl::Status s = (*writer)->Append(payload.data(), payload.size());
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("longer than its header"), std::string::npos);
+  ASSERT_TRUE((*writer)->Append(payload.data(), 10).ok());
+  auto committed = (*writer)->Commit();
+  EXPECT_EQ(committed.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(committed.status().message().find("truncated"), std::string::npos);
+  writer->reset();
+  EXPECT_EQ(store_->budget().used("cpu"), 0u);
+  EXPECT_EQ(store_->size(), 0u);
+}
+
+TEST_F(TensorStoreTest, BudgetIsResourceExhaustedAndNeverEvicts) {
+  ASSERT_TRUE(Put(Spec({200000}, "big"), Pattern(800000)).ok());
+  auto over = store_->BeginPut(Spec({100000}, "more"));
+  EXPECT_EQ(over.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(over.status().message().find("store budget exceeded on cpu"), std::string::npos);
+  auto big = store_->Acquire("big");
+  ASSERT_TRUE(big.ok());
+  EXPECT_EQ(std::string((*big)->host_data(), 800000), Pattern(800000));
+}
+
+TEST_F(TensorStoreTest, TtlExpires) {
+  auto spec = Spec({1}, "short");
+  spec.ttl_seconds = 5;
+  auto t = Put(spec, Pattern(4));
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ((*t)->info().expires_unix_ms, (*t)->info().created_unix_ms + 5000);
+  t->reset();
+  clock_.AdvanceMs(4999);
+  EXPECT_TRUE(store_->Acquire("short").ok());
+  clock_.AdvanceMs(1);
+  EXPECT_EQ(store_->Acquire("short").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(store_->List().empty());
+  EXPECT_EQ(store_->budget().used("cpu"), 0u);
+}
+
+TEST_F(TensorStoreTest, PinKeepsMemoryAfterRelease) {
+  const std::string payload = Pattern(4096);
+  ASSERT_TRUE(Put(Spec({1024}, "pinned"), payload).ok());
+  auto pin = store_->Acquire("pinned");
+  ASSERT_TRUE(pin.ok());
+  ASSERT_TRUE(store_->Release("pinned").ok());
+  EXPECT_EQ(store_->Release("pinned").code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->Acquire("pinned").status().code(), absl::StatusCode::kNotFound);
+  // Still readable and still counted while pinned.
+  EXPECT_EQ(std::string((*pin)->host_data(), payload.size()), payload);
+  EXPECT_EQ(store_->budget().used("cpu"), payload.size());
+  EXPECT_EQ(store_->resident_count(), 1);
+  pin->reset();
+  EXPECT_EQ(store_->budget().used("cpu"), 0u);
+  EXPECT_EQ(store_->resident_count(), 0);
+}
+
+TEST_F(TensorStoreTest, FortranOrderIsConvertedToCOrder) {
+  // (2, 3) in Fortran order: column-major bytes of [[0,1,2],[3,4,5]].
+  const int16_t column_major[] = {0, 3, 1, 4, 2, 5};
+  auto spec = Spec({2, 3}, "f", npy::DType::kInt16);
+  spec.meta.fortran_order = true;
+  auto t = Put(spec, std::string(reinterpret_cast<const char*>(column_major), 12));
+  ASSERT_TRUE(t.ok()) << t.status();
+  const int16_t* c = reinterpret_cast<const int16_t*>((*t)->host_data());
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(c[i], i);
+  EXPECT_FALSE((*t)->info().meta.fortran_order);
+  EXPECT_EQ((*t)->info().meta.shape, (std::vector<int64_t>{2, 3}));
+}
+
+TEST_F(TensorStoreTest, NamesAndDevicesAreValidated) {
+  EXPECT_EQ(store_->BeginPut(Spec({1}, "bad name")).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->BeginPut(Spec({1}, "../etc")).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  auto spec = Spec({1});
+  spec.device = "cuda:0";
+  auto s = store_->BeginPut(spec);
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.status().message().find("not available"), std::string::npos);
+  spec.device = "tpu";
+  EXPECT_EQ(store_->BeginPut(spec).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// A non-contiguous tensor is stored in C order: header and payload equal what
+// numpy.save writes for the same (transposed) array.
+TEST_F(TensorStoreTest, NonContiguousInsertMatchesNumpySave) {
+  store_ = MakeStore(1 << 30);
+  at::Tensor t = at::arange(60, at::TensorOptions().dtype(c10::ScalarType::Int))
+                     .reshape({3, 4, 5})
+                     .permute({2, 0, 1});
+  ASSERT_FALSE(t.is_contiguous());
+  auto stored = store_->Insert(t, npy::DType::kInt32, "nc", 0);
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  const std::string numpy = npy::testing::ReadFile(
+      npy::testing::NumpyCasesDir() + "/noncontig_int32.npy");
+  const std::string ours =
+      (*stored)->npy_header() +
+      std::string((*stored)->host_data(), (*stored)->info().nbytes);
+  EXPECT_EQ(ours, numpy);
+}
+
+TEST_F(TensorStoreTest, InsertChecksItemSize) {
+  at::Tensor t = at::arange(4, at::TensorOptions().dtype(c10::ScalarType::Float));
+  EXPECT_EQ(store_->Insert(t, npy::DType::kFloat64, "", 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace npystream

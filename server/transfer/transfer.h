@@ -1,0 +1,52 @@
+// Transfer: turns a stored tensor's payload into host memory chunks that the
+// RPC layer sends without copying. The CPU backend hands out views of the
+// tensor itself; the CUDA backend stages device memory through pinned slots.
+#ifndef NPYSTREAM_SERVER_TRANSFER_TRANSFER_H_
+#define NPYSTREAM_SERVER_TRANSFER_TRANSFER_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "server/store/tensor_store.h"
+
+namespace npystream {
+
+// Payload bytes in host memory; valid while `owner` is alive.
+struct HostChunk {
+  const char* data = nullptr;
+  size_t size = 0;
+  std::shared_ptr<const void> owner;
+};
+
+using ChunkCallback = std::function<void(absl::StatusOr<HostChunk>)>;
+
+// Reads one tensor's payload, one range at a time. Not thread-safe: one
+// reader per fetch, at most one Read outstanding. Destroying the reader while
+// a Read is outstanding is not allowed.
+class PayloadReader {
+ public:
+  virtual ~PayloadReader() = default;
+  // Produces payload bytes [offset, offset + size) and calls `done` once,
+  // possibly on another thread and possibly before Read returns.
+  virtual void Read(uint64_t offset, size_t size, ChunkCallback done) = 0;
+};
+
+// Thread-safe. Outlives every reader it opens.
+class Transfer {
+ public:
+  virtual ~Transfer() = default;
+  // FAILED_PRECONDITION when this backend cannot read the tensor's device.
+  virtual absl::StatusOr<std::unique_ptr<PayloadReader>> OpenReader(
+      std::shared_ptr<const StoredTensor> tensor) = 0;
+};
+
+// The host-memory backend: chunks are views of the tensor, pinned by it.
+std::unique_ptr<Transfer> NewCpuTransfer();
+
+}  // namespace npystream
+
+#endif  // NPYSTREAM_SERVER_TRANSFER_TRANSFER_H_
