@@ -1,0 +1,60 @@
+# npystream: `make demo` and `make test` do everything on a fresh Debian 12.
+SHELL     := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+PYTHON    := /usr/bin/python3
+BUILD     ?= build
+JOBS      ?= $(shell nproc)
+CMAKE_ARGS ?=
+FUZZ_SECONDS ?= 20
+export PYTHONPATH := $(CURDIR)/client/python$(if $(PYTHONPATH),:$(PYTHONPATH))
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: all deps build test test-cpp test-python fuzz demo bench clean format
+
+all: build
+
+deps:
+	@bash scripts/deps.sh
+
+$(BUILD)/build.ninja:
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_ARGS)
+
+build: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	$(MAKE) --no-print-directory test-cpp fuzz test-python
+
+test-cpp:
+	cd $(BUILD) && ctest -j $(JOBS) --output-on-failure --timeout 600
+
+test-python:
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/
+
+# libFuzzer on the .npy parser, bounded in time (clang is installed by deps).
+fuzz: $(BUILD)/bin/npy_parser_fuzz
+	mkdir -p $(BUILD)/fuzz-corpus
+	$(BUILD)/bin/npy_parser_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	  -print_final_stats=1 $(BUILD)/fuzz-corpus server/npy/testdata/fuzz_seeds \
+	  > $(BUILD)/fuzz.log 2>&1 || { tail -n 40 $(BUILD)/fuzz.log; exit 1; }
+	@grep -E '^(Done|stat::number_of_executed_units)' $(BUILD)/fuzz.log
+
+$(BUILD)/bin/npy_parser_fuzz: server/npy/*.cc server/npy/*.h server/common/*.h
+	mkdir -p $(BUILD)/bin
+	clang++ -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -I. \
+	  server/npy/npy_parser_fuzz.cc server/npy/npy_parser.cc server/npy/npy_writer.cc \
+	  server/npy/dtype.cc -o $@ -labsl_status -labsl_statusor -labsl_strings \
+	  -labsl_str_format_internal -labsl_int128 -labsl_raw_logging_internal \
+	  -labsl_throw_delegate -labsl_cord -labsl_strings_internal
+
+demo: build
+	$(PYTHON) scripts/demo.py --build $(BUILD)
+
+bench: build
+	$(PYTHON) bench/run.py --build $(BUILD) $(if $(QUICK),--quick,)
+
+format:
+	clang-format -i $$(git ls-files '*.cc' '*.h')
+
+clean:
+	rm -rf $(BUILD) client/python/npystream/v1

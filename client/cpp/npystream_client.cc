@@ -1,0 +1,231 @@
+#include "client/cpp/npystream_client.h"
+
+#include <cstdio>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "proto/wire/wire_format.h"
+
+namespace npystream {
+namespace {
+
+constexpr size_t kPutChunk = 1 << 20;
+
+absl::Status FromGrpc(const grpc::Status& s) {
+  if (s.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+}
+
+// Waits for `tag` on a completion queue used by one call at a time.
+bool Await(grpc::CompletionQueue* cq, void* tag) {
+  void* got = nullptr;
+  bool ok = false;
+  if (!cq->Next(&got, &ok)) return false;
+  return got == tag && ok;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 << 20);
+  std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
+  if (!options.tls_root_pem.empty()) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = options.tls_root_pem;
+    creds = grpc::SslCredentials(ssl);
+  }
+  auto channel = grpc::CreateCustomChannel(options.target, creds, args);
+  if (channel == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot make a channel to ", options.target));
+  }
+  return std::unique_ptr<Client>(new Client(options, std::move(channel)));
+}
+
+Client::Client(const ClientOptions& options, std::shared_ptr<grpc::Channel> channel)
+    : options_(options),
+      channel_(std::move(channel)),
+      stub_(npystream::v1::Tensors::NewStub(channel_)) {}
+
+void Client::Prepare(grpc::ClientContext* context) const {
+  if (!options_.token.empty()) {
+    context->AddMetadata("authorization", "Bearer " + options_.token);
+  }
+}
+
+absl::StatusOr<npystream::v1::TensorInfo> Client::Fetch(
+    const std::string& handle,
+    const std::function<void(const npystream::v1::TensorInfo&)>& on_info,
+    const std::function<void(const char*, size_t)>& sink, uint32_t chunk_bytes) {
+  npystream::v1::FetchRequest request;
+  request.set_handle(handle);
+  request.set_chunk_bytes(chunk_bytes);
+  grpc::ClientContext context;
+  Prepare(&context);
+  grpc::CompletionQueue cq;
+  grpc::GenericStub generic(channel_);
+  auto call = generic.PrepareCall(&context, "/npystream.v1.Tensors/Fetch", &cq);
+  int tag = 0;
+  call->StartCall(&tag);
+  bool ok = Await(&cq, &tag);
+  if (ok) {
+    grpc::Slice slice(request.SerializeAsString());
+    grpc::ByteBuffer out(&slice, 1);
+    call->WriteLast(out, grpc::WriteOptions(), &tag);
+    ok = Await(&cq, &tag);
+  }
+  npystream::v1::TensorInfo info;
+  bool have_info = false;
+  uint64_t received = 0;
+  absl::Status local;
+  grpc::ByteBuffer in;
+  while (ok) {
+    call->Read(&in, &tag);
+    if (!Await(&cq, &tag)) break;
+    wire::MessageReader reader(in);
+    wire::MessageReader::Field field;
+    while (reader.Next(&field)) {
+      if (field.number == 1 && field.type == wire::kLengthDelimited) {
+        std::string bytes;
+        reader.ReadString(field.value, &bytes);
+        have_info = info.ParseFromString(bytes);
+        if (have_info && on_info) on_info(info);
+      } else if (field.number == 2 && field.type == wire::kLengthDelimited) {
+        reader.ReadBytes(field.value, [&](const char* p, size_t n) {
+          if (local.ok()) sink(p, n);
+          received += n;
+        });
+      } else {
+        reader.Skip(field);
+      }
+    }
+    if (reader.error() && local.ok()) local = absl::DataLossError("malformed FetchResponse");
+    if (!have_info && local.ok()) local = absl::DataLossError("FetchResponse without info");
+  }
+  grpc::Status status;
+  call->Finish(&status, &tag);
+  Await(&cq, &tag);
+  cq.Shutdown();
+  void* ignored_tag;
+  bool ignored_ok;
+  while (cq.Next(&ignored_tag, &ignored_ok)) {
+  }
+  if (!status.ok()) return FromGrpc(status);
+  if (!local.ok()) return local;
+  if (!have_info || received != info.npy_bytes()) {
+    return absl::DataLossError(absl::StrCat("fetch of '", handle, "' ended after ", received,
+                                            " of ", info.npy_bytes(), " bytes"));
+  }
+  return info;
+}
+
+absl::StatusOr<npystream::v1::TensorInfo> Client::FetchToBuffer(const std::string& handle,
+                                                                std::vector<char>* buffer) {
+  size_t pos = 0;
+  bool overflow = false;
+  auto info = Fetch(
+      handle, [&](const npystream::v1::TensorInfo& i) { buffer->resize(i.npy_bytes()); },
+      [&](const char* p, size_t n) {
+        if (pos + n > buffer->size()) {
+          overflow = true;
+          return;
+        }
+        std::memcpy(buffer->data() + pos, p, n);
+        pos += n;
+      });
+  if (!info.ok()) return info.status();
+  if (overflow) return absl::DataLossError("server sent more bytes than npy_bytes");
+  return info;
+}
+
+absl::StatusOr<npystream::v1::TensorInfo> Client::FetchToFile(const std::string& handle,
+                                                              const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  if (f == nullptr) return absl::InternalError(absl::StrCat("cannot open ", path));
+  bool write_ok = true;
+  auto info = Fetch(handle, nullptr, [&](const char* p, size_t n) {
+    write_ok = write_ok && std::fwrite(p, 1, n, f) == n;
+  });
+  write_ok = (std::fclose(f) == 0) && write_ok;
+  if (!info.ok()) return info.status();
+  if (!write_ok) return absl::InternalError(absl::StrCat("write to ", path, " failed"));
+  return info;
+}
+
+absl::StatusOr<npystream::v1::TensorInfo> Client::Put(
+    const PutOptions& options, const std::function<bool(std::string* chunk)>& next_chunk) {
+  grpc::ClientContext context;
+  Prepare(&context);
+  npystream::v1::TensorInfo info;
+  auto writer = stub_->Put(&context, &info);
+  npystream::v1::PutRequest request;
+  request.mutable_header()->set_name(options.name);
+  request.mutable_header()->set_device(options.device);
+  request.mutable_header()->set_ttl_seconds(options.ttl_seconds);
+  bool ok = writer->Write(request);
+  while (ok && next_chunk(request.mutable_data())) {
+    ok = writer->Write(request);
+  }
+  writer->WritesDone();
+  absl::Status status = FromGrpc(writer->Finish());
+  if (!status.ok()) return status;
+  return info;
+}
+
+absl::StatusOr<npystream::v1::TensorInfo> Client::PutFile(const std::string& path,
+                                                          const PutOptions& options) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return absl::NotFoundError(absl::StrCat("cannot open ", path));
+  auto info = Put(options, [f](std::string* chunk) {
+    chunk->resize(kPutChunk);
+    const size_t n = std::fread(chunk->data(), 1, kPutChunk, f);
+    chunk->resize(n);
+    return n > 0;
+  });
+  std::fclose(f);
+  return info;
+}
+
+absl::StatusOr<npystream::v1::TensorInfo> Client::PutBytes(const std::string& npy,
+                                                           const PutOptions& options) {
+  size_t pos = 0;
+  return Put(options, [&](std::string* chunk) {
+    if (pos >= npy.size()) return false;
+    chunk->assign(npy, pos, kPutChunk);
+    pos += chunk->size();
+    return true;
+  });
+}
+
+absl::StatusOr<npystream::v1::TensorInfo> Client::Stat(const std::string& handle) {
+  grpc::ClientContext context;
+  Prepare(&context);
+  npystream::v1::TensorRef ref;
+  ref.set_handle(handle);
+  npystream::v1::TensorInfo info;
+  absl::Status s = FromGrpc(stub_->Stat(&context, ref, &info));
+  if (!s.ok()) return s;
+  return info;
+}
+
+absl::StatusOr<std::vector<npystream::v1::TensorInfo>> Client::List() {
+  grpc::ClientContext context;
+  Prepare(&context);
+  npystream::v1::ListResponse response;
+  absl::Status s = FromGrpc(stub_->List(&context, {}, &response));
+  if (!s.ok()) return s;
+  return std::vector<npystream::v1::TensorInfo>(response.tensors().begin(),
+                                                response.tensors().end());
+}
+
+absl::Status Client::Release(const std::string& handle) {
+  grpc::ClientContext context;
+  Prepare(&context);
+  npystream::v1::TensorRef ref;
+  ref.set_handle(handle);
+  npystream::v1::ReleaseResponse response;
+  return FromGrpc(stub_->Release(&context, ref, &response));
+}
+
+}  // namespace npystream

@@ -1,0 +1,72 @@
+#include "client/cpp/npystream_client.h"
+
+#include <cstdio>
+
+#include "gtest/gtest.h"
+#include "server/npy/numpy_cases_testing.h"
+#include "server/testing/in_process_server.h"
+
+namespace npystream {
+namespace {
+
+class ClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = *testing::InProcessServer::Start();
+    ClientOptions options;
+    options.target = server_->target();
+    client_ = *Client::Connect(options);
+  }
+  std::unique_ptr<testing::InProcessServer> server_;
+  std::unique_ptr<Client> client_;
+};
+
+TEST_F(ClientTest, PutFileThenFetchBuffersAndFilesAreNumpyBytes) {
+  const std::string dir = npy::testing::NumpyCasesDir();
+  for (const char* name : {"valid_float32_3.npy", "valid_bool_0.npy", "valid_complex128_4.npy",
+                           "valid_uint64_7.npy"}) {
+    SCOPED_TRACE(name);
+    const std::string path = dir + "/" + name;
+    const std::string expected = npy::testing::ReadFile(path);
+    auto info = client_->PutFile(path, {});
+    ASSERT_TRUE(info.ok()) << info.status();
+    EXPECT_EQ(info->npy_bytes(), expected.size());
+    std::vector<char> buffer;
+    auto fetched = client_->FetchToBuffer(info->handle(), &buffer);
+    ASSERT_TRUE(fetched.ok()) << fetched.status();
+    EXPECT_EQ(std::string(buffer.begin(), buffer.end()), expected);
+    const std::string out = dir + "/out.npy";
+    ASSERT_TRUE(client_->FetchToFile(info->handle(), out).ok());
+    EXPECT_EQ(npy::testing::ReadFile(out), expected);
+  }
+}
+
+TEST_F(ClientTest, ErrorsKeepTheServersCode) {
+  std::vector<char> buffer;
+  auto missing = client_->FetchToBuffer("nope", &buffer);
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(client_->Stat("nope").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(client_->Release("nope").code(), absl::StatusCode::kNotFound);
+  auto bad = client_->PutBytes("not an npy file at all", {});
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("bad magic"), std::string::npos);
+}
+
+TEST_F(ClientTest, StatListRelease) {
+  const std::string npy =
+      npy::testing::ReadFile(npy::testing::NumpyCasesDir() + "/valid_int8_3.npy");
+  PutOptions options;
+  options.name = "named";
+  ASSERT_TRUE(client_->PutBytes(npy, options).ok());
+  auto stat = client_->Stat("named");
+  ASSERT_TRUE(stat.ok());
+  EXPECT_EQ(stat->dtype(), "|i1");
+  auto list = client_->List();
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_TRUE(client_->Release("named").ok());
+  EXPECT_TRUE(client_->List()->empty());
+}
+
+}  // namespace
+}  // namespace npystream

@@ -1,0 +1,54 @@
+"""npystream.Error and its subclasses, one per gRPC code callers act on."""
+import grpc
+
+
+class Error(Exception):
+    """Any failure of an npystream call. `code` is the grpc.StatusCode."""
+
+    code = grpc.StatusCode.UNKNOWN
+
+    def __init__(self, message, code=None):
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+    @property
+    def message(self):
+        return self.args[0]
+
+
+class NotFoundError(Error):
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class InvalidArgumentError(Error):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class AlreadyExistsError(Error):
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class ResourceExhaustedError(Error):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class UnavailableError(Error):
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+class UnauthenticatedError(Error):
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
+_BY_CODE = {cls.code: cls for cls in (
+    NotFoundError, InvalidArgumentError, AlreadyExistsError,
+    ResourceExhaustedError, UnavailableError, UnauthenticatedError)}
+
+
+def from_rpc_error(err):
+    """Converts a grpc.RpcError into the matching npystream.Error."""
+    code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
+    details = err.details() if hasattr(err, "details") else str(err)
+    cls = _BY_CODE.get(code, Error)
+    return cls(f"{code.name}: {details}", code)

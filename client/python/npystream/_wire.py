@@ -1,0 +1,59 @@
+"""Hand framing of the two messages that carry bulk bytes, so payloads skip
+protobuf objects: FetchResponse {info = 1; data = 2} and PutRequest
+{header = 1; data = 2}."""
+
+
+def decode_varint(buf, pos):
+    result = 0
+    shift = 0
+    while True:
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, pos
+        shift += 7
+        if shift >= 64:
+            raise ValueError("varint too long")
+
+
+def encode_varint(value):
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def split_fetch_response(raw):
+    """Returns (info bytes or None, data offset, data length) of one
+    serialized FetchResponse, without copying the data."""
+    info = None
+    data_pos, data_len = 0, 0
+    pos, end = 0, len(raw)
+    while pos < end:
+        tag, pos = decode_varint(raw, pos)
+        wire_type = tag & 7
+        if wire_type == 2:
+            length, pos = decode_varint(raw, pos)
+            if pos + length > end:
+                raise ValueError("FetchResponse field runs past the message")
+            if tag >> 3 == 1:
+                info = bytes(raw[pos:pos + length])
+            elif tag >> 3 == 2:
+                data_pos, data_len = pos, length
+            pos += length
+        elif wire_type == 0:
+            _, pos = decode_varint(raw, pos)
+        else:
+            raise ValueError(f"unexpected wire type {wire_type} in FetchResponse")
+    return info, data_pos, data_len
+
+
+_DATA_TAG = bytes([(2 << 3) | 2])
+
+
+def put_data(chunk):
+    """A serialized PutRequest carrying `chunk` (bytes-like) as data."""
+    return b"".join((_DATA_TAG, encode_varint(len(chunk)), chunk))

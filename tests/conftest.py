@@ -1,0 +1,103 @@
+"""Fixtures: a real npystreamd on a free loopback port, and clients for it."""
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.environ.get("NPYSTREAM_BUILD", os.path.join(ROOT, "build"))
+DAEMON = os.path.join(BUILD, "bin", "npystreamd")
+sys.path.insert(0, os.path.join(ROOT, "client", "python"))
+
+import npystream  # noqa: E402
+
+
+class Daemon:
+    """One npystreamd process; its stderr log is kept in `self.log`."""
+
+    def __init__(self, *flags, env=None):
+        self.log = []
+        self._ready = threading.Event()
+        self.target = None
+        self.http = None
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        args = [DAEMON, "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+                "--store-budget", "8GiB", *flags]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     text=True, env=full_env)
+        threading.Thread(target=self._read_log, daemon=True).start()
+        if not self._ready.wait(30) or self.target is None:
+            self.stop()
+            raise RuntimeError("npystreamd did not start:\n" + "".join(self.log))
+
+    def _read_log(self):
+        for line in self.proc.stderr:
+            self.log.append(line)
+            m = re.search(r" listening grpc=(\S+)", line)
+            if m:
+                self.target = m.group(1)
+                h = re.search(r" http=(\S+)", line)
+                self.http = h.group(1) if h else None
+                self._ready.set()
+        self._ready.set()
+
+    def client(self, **kwargs):
+        return npystream.Client(self.target, **kwargs)
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self, sig=None):
+        if self.proc.poll() is None:
+            if sig is None:
+                self.proc.terminate()
+            else:
+                self.proc.send_signal(sig)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+@pytest.fixture(scope="session")
+def daemon():
+    d = Daemon()
+    yield d
+    assert d.alive(), "npystreamd died during the tests:\n" + "".join(d.log[-50:])
+    assert d.stop() == 0
+
+
+@pytest.fixture
+def client(daemon):
+    with daemon.client() as c:
+        yield c
+
+
+@pytest.fixture
+def make_daemon():
+    """Starts extra daemons with their own flags; stops them after the test."""
+    started = []
+
+    def make(*flags, **kwargs):
+        d = Daemon(*flags, **kwargs)
+        started.append(d)
+        return d
+
+    yield make
+    for d in started:
+        d.stop()
+
+
+@pytest.fixture
+def unique():
+    """A fresh tensor name per call."""
+    counter = iter(range(1_000_000))
+    prefix = f"t{int(time.time() * 1000) % 100000}"
+    return lambda: f"{prefix}_{next(counter)}_{os.getpid()}"

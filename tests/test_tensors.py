@@ -1,0 +1,222 @@
+"""Put/Fetch/Stat/List/Release against a real npystreamd, checked with numpy."""
+import concurrent.futures
+import io
+import os
+import subprocess
+import sys
+import time
+
+import grpc
+import numpy as np
+import pytest
+
+import npystream
+from npystream import _wire
+from npystream.v1 import tensors_pb2 as pb
+from npy_ref import DTYPES, SHAPES, random_array, same_bits, save_bytes
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_round_trip_every_dtype_and_shape(client, dtype):
+    for i, shape in enumerate(SHAPES):
+        arr = random_array(dtype, shape, seed=i)
+        info = client.put(arr)
+        assert info.dtype == arr.dtype and info.shape == shape
+        assert info.npy_bytes == len(save_bytes(arr))
+        back = client.fetch(info.handle)
+        reference = np.load(io.BytesIO(save_bytes(arr)))
+        assert same_bits(back, reference), (dtype, shape)
+        raw = io.BytesIO()
+        client.fetch_to(info.handle, raw)
+        assert raw.getvalue() == save_bytes(arr), (dtype, shape)
+
+
+def test_non_contiguous_and_fortran_sources(client):
+    base = np.arange(3 * 4 * 5, dtype=np.float32).reshape(3, 4, 5)
+    for arr in (base.transpose(2, 0, 1), base[:, ::2, 1:], np.asfortranarray(base)):
+        info = client.put(arr)
+        raw = io.BytesIO()
+        client.fetch_to(info.handle, raw)
+        assert raw.getvalue() == save_bytes(arr.copy(order="C"))
+        assert np.array_equal(client.fetch(info.handle), arr)
+
+
+def put_raw(daemon, npy_bytes, name="", part=1000):
+    """Streams arbitrary bytes as a Put, the way any client could."""
+    channel = grpc.insecure_channel(daemon.target)
+    put = channel.stream_unary("/npystream.v1.Tensors/Put", request_serializer=None,
+                               response_deserializer=pb.TensorInfo.FromString)
+
+    def requests():
+        yield pb.PutRequest(header=pb.PutHeader(name=name)).SerializeToString()
+        for i in range(0, len(npy_bytes), part):
+            yield _wire.put_data(npy_bytes[i:i + part])
+
+    try:
+        return put(requests())
+    finally:
+        channel.close()
+
+
+def test_fortran_order_npy_file_is_converted(daemon, client, unique):
+    arr = np.asfortranarray(random_array("int16", (3, 4, 5)))
+    raw = save_bytes(arr)
+    assert b"'fortran_order': True" in raw
+    info = put_raw(daemon, raw, name=unique())
+    assert tuple(info.shape) == (3, 4, 5)
+    assert np.array_equal(client.fetch(info.handle), arr)
+    out = io.BytesIO()
+    client.fetch_to(info.handle, out)
+    assert out.getvalue() == save_bytes(arr.copy(order="C"))
+
+
+def test_version_2_and_3_inputs(daemon, client, unique):
+    arr = random_array("float64", (5, 6))
+    for version in ((2, 0), (3, 0)):
+        buf = io.BytesIO()
+        np.lib.format.write_array(buf, arr, version=version)
+        info = put_raw(daemon, buf.getvalue(), name=unique())
+        out = io.BytesIO()
+        client.fetch_to(info.handle, out)
+        assert out.getvalue() == save_bytes(arr)  # numpy.save writes 1.0
+
+
+@pytest.mark.parametrize("mutate,needle", [
+    (lambda b: b"XNUMPY" + b[6:], "bad magic"),
+    (lambda b: b[:6] + b"\x09\x00" + b[8:], "unsupported format version 9.0"),
+    (lambda b: b[:40], "inside the .npy header"),
+    (lambda b: b[:-5], "truncated"),
+    (lambda b: b + b"extra", "longer than its header"),
+    (lambda b: b.replace(b"'<f4'", b"'>f4'"), "big-endian descr '>f4'"),
+    (lambda b: b.replace(b"'<f4'", b"'<U4'"), "unsupported dtype descr '<U4'"),
+    (lambda b: b.replace(b"(3, 4)", b"(3,-4)"), "dimension 1 is negative"),
+    (lambda b: b.replace(b"(3, 4)", b"(3, x)"), "not an integer"),
+])
+def test_malformed_npy_is_invalid_argument(daemon, client, mutate, needle):
+    before = {t.handle for t in client.list()}
+    good = save_bytes(np.arange(12, dtype="<f4").reshape(3, 4))
+    with pytest.raises(grpc.RpcError) as err:
+        put_raw(daemon, mutate(good))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert needle in err.value.details()
+    assert {t.handle for t in client.list()} == before
+
+
+def test_error_codes(client, unique):
+    with pytest.raises(npystream.NotFoundError) as err:
+        client.fetch("no-such-handle")
+    assert err.value.code == grpc.StatusCode.NOT_FOUND
+    assert "no-such-handle" in str(err.value)
+    with pytest.raises(npystream.NotFoundError):
+        client.stat("no-such-handle")
+    with pytest.raises(npystream.NotFoundError):
+        client.release("no-such-handle")
+    name = unique()
+    client.put(np.zeros(3), name=name)
+    with pytest.raises(npystream.AlreadyExistsError):
+        client.put(np.ones(3), name=name)
+    assert np.array_equal(client.fetch(name), np.zeros(3))  # untouched
+    with pytest.raises(npystream.InvalidArgumentError) as err:
+        client.put(np.zeros(3), device="cuda:7")
+    assert "cuda:7" in str(err.value)
+    with pytest.raises(npystream.InvalidArgumentError):
+        client.put(np.zeros(3), name="has space")
+    with pytest.raises(npystream.InvalidArgumentError):
+        client.put(np.array(["a", "b"], dtype=object))
+    assert all(isinstance(e, type) and issubclass(e, npystream.Error) for e in (
+        npystream.NotFoundError, npystream.InvalidArgumentError))
+
+
+def test_budget_is_resource_exhausted_and_keeps_other_tensors(make_daemon):
+    d = make_daemon("--store-budget", "1MiB")
+    with d.client() as c:
+        keep = np.arange(100_000, dtype=np.float32)  # 400 KB
+        c.put(keep, name="keep")
+        with pytest.raises(npystream.ResourceExhaustedError) as err:
+            c.put(np.zeros(200_000, dtype=np.float32))  # 800 KB more
+        assert "store budget exceeded" in str(err.value)
+        assert np.array_equal(c.fetch("keep"), keep)
+        c.release("keep")
+        c.put(np.zeros(200_000, dtype=np.float32))  # fits now
+
+
+def test_stat_list_release_and_ttl(client, unique):
+    name = unique()
+    arr = random_array("complex64", (7, 3))
+    info = client.put(arr, name=name, ttl=1)
+    stat = client.stat(name)
+    assert stat.handle == name and stat.name == name
+    assert stat.dtype == np.dtype("<c8") and stat.shape == (7, 3)
+    assert stat.nbytes == arr.nbytes and stat.device == "cpu"
+    assert stat.expires_unix_ms == stat.created_unix_ms + 1000
+    assert name in {t.handle for t in client.list()}
+    time.sleep(1.3)
+    with pytest.raises(npystream.NotFoundError):
+        client.fetch(name)
+    other = client.put(arr)
+    assert other.expires_unix_ms == 0
+    assert client.release(other.handle) is True
+    assert other.handle not in {t.handle for t in client.list()}
+
+
+def test_cancel_mid_fetch_then_server_still_serves(daemon, client, unique):
+    name = unique()
+    arr = np.arange(16 << 20, dtype=np.float32)  # 64 MiB
+    client.put(arr, name=name)
+    channel = grpc.insecure_channel(daemon.target)
+    fetch = channel.unary_stream("/npystream.v1.Tensors/Fetch",
+                                 request_serializer=pb.FetchRequest.SerializeToString,
+                                 response_deserializer=None)
+    for _ in range(3):
+        call = fetch(pb.FetchRequest(handle=name))
+        next(call)
+        call.cancel()
+    channel.close()
+    assert np.array_equal(client.fetch(name), arr)
+
+
+def test_client_process_killed_mid_fetch(daemon, client, unique):
+    name = unique()
+    client.put(np.ones(64 << 20, dtype=np.uint8), name=name)
+    code = (
+        "import os, sys; sys.path.insert(0, sys.argv[1]); import npystream\n"
+        "c = npystream.Client(sys.argv[2])\n"
+        "c.fetch(sys.argv[3], progress=lambda d, t: os._exit(0) if d > (8 << 20) else None)\n")
+    for _ in range(3):
+        subprocess.run([sys.executable, "-c", code,
+                        os.path.join(os.path.dirname(npystream.__file__), ".."),
+                        daemon.target, name], check=True, timeout=60)
+    assert daemon.alive()
+    assert client.fetch(name).sum() == 64 << 20
+    client.release(name)
+
+
+def test_sixteen_parallel_fetches_of_64_mib(client, unique):
+    name = unique()
+    arr = random_array("float32", (16 << 20,), seed=7)
+    client.put(arr, name=name)
+    expected = arr.tobytes()
+
+    def one(_):
+        return client.fetch(name).tobytes() == expected
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        assert all(pool.map(one, range(16)))
+    client.release(name)
+
+
+def test_tensor_over_2_gib_round_trips(daemon, unique):
+    name = unique()
+    n = (5 << 30) // 2  # 2.5 GiB of uint8
+    arr = np.empty(n, dtype=np.uint8)
+    arr[::4096] = np.arange(n // 4096 + (n % 4096 > 0), dtype=np.uint64).astype(np.uint8)
+    arr[1::4096] = 0xA5
+    arr[-1] = 0x5A
+    with daemon.client() as c:
+        info = c.put(arr, name=name)
+        assert info.nbytes == n
+        back = c.fetch(name)
+        assert back.shape == (n,)
+        assert np.array_equal(back, arr)
+        del back
+        c.release(name)
