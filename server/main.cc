@@ -11,6 +11,7 @@
 #include "server/common/byte_size.h"
 #include "server/common/log.h"
 #include "server/daemon_config.h"
+#include "server/engine/inference_engine.h"
 #include "server/rpc/rpc_server.h"
 #include "server/store/tensor_store.h"
 #include "server/transfer/cuda_probe.h"
@@ -53,9 +54,22 @@ int Run(const DaemonConfig& config) {
   }
   std::unique_ptr<Transfer> transfer = NewCpuTransfer();
 
+  InferenceEngine::Options engine_options;
+  engine_options.model_repository = config.model_repository;
+  engine_options.store = store->get();
+  engine_options.cuda_device_count = usable_cuda;
+  engine_options.default_device =
+      config.device != "auto" ? config.device : (usable_cuda > 0 ? "cuda:0" : "cpu");
+  auto engine = InferenceEngine::Create(engine_options);
+  if (!engine.ok()) {
+    Log(LogLevel::kError, "engine_failed", engine.status().ToString());
+    return 1;
+  }
+
   rpc::RpcServer::Options rpc_options;
   rpc_options.listen = config.listen;
   rpc_options.store = store->get();
+  rpc_options.engine = engine->get();
   rpc_options.transfer = transfer.get();
   rpc_options.put_limits.parse.max_header_bytes = config.max_header_bytes;
   rpc_options.put_limits.parse.max_ndim = config.max_ndim;
@@ -85,7 +99,9 @@ int Run(const DaemonConfig& config) {
     int sig = 0;
     sigwait(&signals, &sig);
     if (sig == SIGHUP) {
-      Log(LogLevel::kInfo, "reload", "models=none");
+      const ModelListing listing = (*engine)->Reload();
+      Log(LogLevel::kInfo, "reloaded",
+          absl::StrCat("models=", listing.models.size(), " errors=", listing.errors.size()));
       continue;
     }
     break;

@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "server/rpc/inference_service.h"
 #include "server/rpc/tensors_service.h"
 
 namespace npystream::rpc {
@@ -24,6 +25,12 @@ absl::StatusOr<std::unique_ptr<RpcServer>> RpcServer::Start(const Options& optio
       options.credentials ? options.credentials : grpc::InsecureServerCredentials(),
       &server->port_);
   builder.RegisterService(server->tensors_.get());
+  if (options.engine != nullptr) {
+    server->inference_ = std::make_unique<InferenceService>(
+        options.engine, options.store, options.transfer, options.put_limits, options.metrics,
+        /*workers=*/4);
+    builder.RegisterService(server->inference_.get());
+  }
   // Put chunks up to 4 MiB plus framing.
   builder.SetMaxReceiveMessageSize(8 << 20);
   if (options.max_concurrent_streams > 0) {

@@ -11,18 +11,21 @@
 #include "grpcpp/grpcpp.h"
 #include "server/rpc/put_reactor.h"
 #include "server/rpc/rpc_metrics.h"
+#include "server/engine/inference_engine.h"
 #include "server/store/tensor_store.h"
 #include "server/transfer/transfer.h"
 
 namespace npystream::rpc {
 
 class TensorsService;
+class InferenceService;
 
 class RpcServer {
  public:
   struct Options {
     std::string listen = "127.0.0.1:50051";  // port 0 picks a free port
     TensorStore* store = nullptr;            // not owned
+    InferenceEngine* engine = nullptr;       // not owned; null: no Inference service
     Transfer* transfer = nullptr;            // not owned
     RpcMetrics* metrics = nullptr;           // not owned; may be null
     PutLimits put_limits;
@@ -47,6 +50,7 @@ class RpcServer {
  private:
   RpcServer() = default;
   std::unique_ptr<TensorsService> tensors_;
+  std::unique_ptr<InferenceService> inference_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   std::string target_;

@@ -13,6 +13,7 @@
 #include "server/common/status_macros.h"
 #include "server/npy/npy_writer.h"
 #include "server/store/device_name.h"
+#include "server/store/torch_dtype.h"
 
 namespace npystream {
 
@@ -23,27 +24,6 @@ struct StoredTensor::Impl {
 namespace {
 
 constexpr size_t kMaxNameLength = 128;
-
-// The LibTorch type that holds a numpy dtype's bytes.
-c10::ScalarType StorageType(npy::DType dtype) {
-  switch (dtype) {
-    case npy::DType::kBool: return c10::ScalarType::Bool;
-    case npy::DType::kInt8: return c10::ScalarType::Char;
-    case npy::DType::kUInt8: return c10::ScalarType::Byte;
-    case npy::DType::kInt16:
-    case npy::DType::kUInt16: return c10::ScalarType::Short;
-    case npy::DType::kInt32:
-    case npy::DType::kUInt32: return c10::ScalarType::Int;
-    case npy::DType::kInt64:
-    case npy::DType::kUInt64: return c10::ScalarType::Long;
-    case npy::DType::kFloat16: return c10::ScalarType::Half;
-    case npy::DType::kFloat32: return c10::ScalarType::Float;
-    case npy::DType::kFloat64: return c10::ScalarType::Double;
-    case npy::DType::kComplex64: return c10::ScalarType::ComplexFloat;
-    case npy::DType::kComplex128: return c10::ScalarType::ComplexDouble;
-  }
-  return c10::ScalarType::Byte;
-}
 
 std::string DeviceName(const at::Tensor& t) {
   if (t.device().is_cpu()) return "cpu";
@@ -127,7 +107,7 @@ absl::StatusOr<std::shared_ptr<const StoredTensor>> TensorWriter::Commit() {
   }
   reserved_ = false;  // the StoredTensor owns the reservation from here on
   auto impl = std::move(impl_);
-  return store_->Publish(info_, std::move(impl));
+  return store_->Publish(info_, std::move(impl), ephemeral_);
 }
 
 absl::StatusOr<std::unique_ptr<TensorStore>> TensorStore::Create(const Options& options) {
@@ -196,7 +176,9 @@ absl::StatusOr<std::unique_ptr<TensorWriter>> TensorStore::BeginPut(const PutSpe
     absl::MutexLock lock(&mu_);
     const int64_t now = options_.clock->NowUnixMs();
     SweepExpiredLocked(now);
-    if (spec.name.empty()) {
+    if (spec.ephemeral) {
+      info.handle.clear();
+    } else if (spec.name.empty()) {
       info.handle = NewHandleLocked();
     } else {
       if (tensors_.count(spec.name) > 0 || pending_.count(spec.name) > 0) {
@@ -210,21 +192,23 @@ absl::StatusOr<std::unique_ptr<TensorWriter>> TensorStore::BeginPut(const PutSpe
         spec.ttl_seconds == 0 ? 0 : now + int64_t{spec.ttl_seconds} * 1000;
     // Put streams into host memory; a GPU tensor is moved at Commit.
     RETURN_IF_ERROR(accounts_->budget.Reserve(device, info.nbytes));
-    pending_.insert(info.handle);
+    if (!spec.ephemeral) pending_.insert(info.handle);
   }
   auto impl = std::make_unique<StoredTensor::Impl>();
   std::vector<int64_t> dims = spec.meta.shape;
   if (spec.meta.fortran_order) std::reverse(dims.begin(), dims.end());
   try {
-    impl->tensor = at::empty(dims, at::TensorOptions().dtype(StorageType(spec.meta.dtype)));
+    impl->tensor = at::empty(dims, at::TensorOptions().dtype(StorageTypeOf(spec.meta.dtype)));
   } catch (const std::exception& e) {
     AbandonPut(info, /*reserved=*/true);
     return absl::ResourceExhaustedError(absl::StrCat(
         "could not allocate ", info.nbytes, " bytes for the tensor: ", e.what()));
   }
   char* dst = static_cast<char*>(impl->tensor.data_ptr());
-  return std::unique_ptr<TensorWriter>(
+  std::unique_ptr<TensorWriter> writer(
       new TensorWriter(this, std::move(info), std::move(impl), dst));
+  writer->ephemeral_ = spec.ephemeral;
+  return writer;
 }
 
 void TensorStore::AbandonPut(const TensorInfo& info, bool reserved) {
@@ -234,11 +218,12 @@ void TensorStore::AbandonPut(const TensorInfo& info, bool reserved) {
 }
 
 absl::StatusOr<std::shared_ptr<const StoredTensor>> TensorStore::Publish(
-    TensorInfo info, std::unique_ptr<StoredTensor::Impl> impl) {
+    TensorInfo info, std::unique_ptr<StoredTensor::Impl> impl, bool ephemeral) {
   // Constructing outside the lock: it formats the header.
   const std::string handle = info.handle;
   std::shared_ptr<const StoredTensor> stored(
       new StoredTensor(std::move(info), std::move(impl), accounts_));
+  if (ephemeral) return stored;
   absl::MutexLock lock(&mu_);
   pending_.erase(handle);
   tensors_[handle] = stored;
@@ -246,11 +231,12 @@ absl::StatusOr<std::shared_ptr<const StoredTensor>> TensorStore::Publish(
 }
 
 absl::StatusOr<std::shared_ptr<const StoredTensor>> TensorStore::Insert(
-    const at::Tensor& tensor, npy::DType dtype, const std::string& name,
-    uint32_t ttl_seconds) {
+    const at::Tensor& tensor, npy::DType dtype, const InsertOptions& options) {
+  const std::string& name = options.name;
+  const uint32_t ttl_seconds = options.ttl_seconds;
   RETURN_IF_ERROR(ValidateName(name));
   TensorInfo info;
-  info.name = name;
+  info.name = name.empty() ? options.label : name;
   info.meta.dtype = dtype;
   at::Tensor contiguous;
   try {
@@ -272,7 +258,9 @@ absl::StatusOr<std::shared_ptr<const StoredTensor>> TensorStore::Insert(
     absl::MutexLock lock(&mu_);
     const int64_t now = options_.clock->NowUnixMs();
     SweepExpiredLocked(now);
-    if (name.empty()) {
+    if (options.ephemeral) {
+      info.handle.clear();
+    } else if (name.empty()) {
       info.handle = NewHandleLocked();
     } else if (tensors_.count(name) > 0 || pending_.count(name) > 0) {
       return absl::AlreadyExistsError(
@@ -283,11 +271,11 @@ absl::StatusOr<std::shared_ptr<const StoredTensor>> TensorStore::Insert(
     info.created_unix_ms = now;
     info.expires_unix_ms = ttl_seconds == 0 ? 0 : now + int64_t{ttl_seconds} * 1000;
     RETURN_IF_ERROR(accounts_->budget.Reserve(info.device, info.nbytes));
-    pending_.insert(info.handle);
+    if (!options.ephemeral) pending_.insert(info.handle);
   }
   auto impl = std::make_unique<StoredTensor::Impl>();
   impl->tensor = std::move(contiguous);
-  return Publish(std::move(info), std::move(impl));
+  return Publish(std::move(info), std::move(impl), options.ephemeral);
 }
 
 absl::StatusOr<std::shared_ptr<const StoredTensor>> TensorStore::Acquire(

@@ -106,6 +106,7 @@ class TensorWriter {
   char* dst_;
   uint64_t received_ = 0;
   bool reserved_ = true;
+  bool ephemeral_ = false;
 };
 
 class TensorStore {
@@ -123,6 +124,7 @@ class TensorStore {
     std::string device;  // "", "auto", "cpu", "cuda:N"
     uint32_t ttl_seconds = 0;
     npy::ArrayMeta meta;
+    bool ephemeral = false;  // see InsertOptions::ephemeral
   };
 
   static absl::StatusOr<std::unique_ptr<TensorStore>> Create(const Options& options);
@@ -136,11 +138,27 @@ class TensorStore {
   // Thread-safe; the writer must not outlive the store.
   absl::StatusOr<std::unique_ptr<TensorWriter>> BeginPut(const PutSpec& spec);
 
-  // Stores an existing tensor (copied to contiguous memory when it is not).
-  // `dtype` is the numpy dtype its bytes represent. Thread-safe.
+  struct InsertOptions {
+    std::string name;   // becomes the handle; empty: the store picks one
+    std::string label;  // TensorInfo.name when `name` is empty (an output's name)
+    uint32_t ttl_seconds = 0;
+    // Not published under a handle: lives (and counts in the budget) only
+    // while its holders keep it, e.g. a value sent to subscribers.
+    bool ephemeral = false;
+  };
+
+  // Stores an existing tensor (made contiguous on its own device when it is
+  // not). `dtype` is the numpy dtype its bytes represent. Thread-safe.
+  absl::StatusOr<std::shared_ptr<const StoredTensor>> Insert(
+      const at::Tensor& tensor, npy::DType dtype, const InsertOptions& options);
   absl::StatusOr<std::shared_ptr<const StoredTensor>> Insert(
       const at::Tensor& tensor, npy::DType dtype, const std::string& name,
-      uint32_t ttl_seconds);
+      uint32_t ttl_seconds) {
+    InsertOptions options;
+    options.name = name;
+    options.ttl_seconds = ttl_seconds;
+    return Insert(tensor, dtype, options);
+  }
 
   // Pins the tensor under `handle`. NOT_FOUND when unknown or expired.
   absl::StatusOr<std::shared_ptr<const StoredTensor>> Acquire(const std::string& handle);
@@ -167,7 +185,7 @@ class TensorStore {
   std::string NewHandleLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int SweepExpiredLocked(int64_t now_ms) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::shared_ptr<const StoredTensor>> Publish(
-      TensorInfo info, std::unique_ptr<StoredTensor::Impl> impl);
+      TensorInfo info, std::unique_ptr<StoredTensor::Impl> impl, bool ephemeral);
   void AbandonPut(const TensorInfo& info, bool reserved);
 
   const Options options_;

@@ -83,6 +83,14 @@ def main(argv=None):
     sub.add_parser("ls", help="list tensors")
     p = sub.add_parser("rm", help="release tensors")
     p.add_argument("handles", nargs="+")
+    p = sub.add_parser("infer", help="run a model; save outputs and activations as .npy")
+    p.add_argument("model")
+    p.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy|NAME=@HANDLE",
+                   help="an input: a .npy file sent inline, or @HANDLE of a resident tensor")
+    p.add_argument("--output", action="append", default=[], help="output to keep (default all)")
+    p.add_argument("--capture", action="append", default=[], help="layer activation to return")
+    p.add_argument("-o", "--out-dir", default=".", help="where NAME.npy files go")
+    sub.add_parser("models", help="list models")
     args = parser.parse_args(argv)
 
     roots = open(args.tls_ca, "rb").read() if args.tls_ca else None
@@ -110,6 +118,25 @@ def main(argv=None):
             elif args.command == "ls":
                 for info in client.list():
                     _print_info(info)
+            elif args.command == "infer":
+                inputs = {}
+                for spec in args.input:
+                    name, _, value = spec.partition("=")
+                    inputs[name] = value[1:] if value.startswith("@") else np.load(value)
+                results = client.infer(args.model, inputs, outputs=args.output,
+                                       capture=args.capture)
+                os.makedirs(args.out_dir, exist_ok=True)
+                for name, arr in results.items():
+                    path = os.path.join(args.out_dir, f"{name}.npy")
+                    np.save(path, arr)
+                    print(f"{name}\t{arr.dtype.str}\t{'x'.join(map(str, arr.shape))}\t{path}")
+            elif args.command == "models":
+                listing = client.list_models()
+                for m in listing.models:
+                    print(f"{m.name}\t{m.device}\tinputs={','.join(i.name for i in m.inputs)}"
+                          f"\toutputs={','.join(m.outputs)}\tlayers={','.join(m.layers)}")
+                for e in listing.errors:
+                    print(f"{e.name}\tERROR\t{e.message}")
             elif args.command == "rm":
                 for h in args.handles:
                     client.release(h)

@@ -8,11 +8,14 @@ import numpy as np
 from . import _wire
 from ._errors import Error, InvalidArgumentError, from_rpc_error
 from ._info import TensorInfo
+from .v1 import inference_pb2 as ipb
+from .v1 import inference_pb2_grpc as ipb_grpc
 from .v1 import tensors_pb2 as pb
 from .v1 import tensors_pb2_grpc as pb_grpc
 
 _PUT_CHUNK = 1 << 20
 _SERVICE = "/npystream.v1.Tensors/"
+_INFERENCE = "/npystream.v1.Inference/"
 
 
 class Client:
@@ -42,6 +45,10 @@ class Client:
         self._put_raw = self._channel.stream_unary(
             _SERVICE + "Put", request_serializer=None,
             response_deserializer=pb.TensorInfo.FromString)
+        self._inference = ipb_grpc.InferenceStub(self._channel)
+        self._subscribe_raw = self._channel.unary_stream(
+            _INFERENCE + "Subscribe", request_serializer=ipb.SubscribeRequest.SerializeToString,
+            response_deserializer=None)
 
     def close(self):
         self._channel.close()
@@ -96,43 +103,18 @@ class Client:
         The payload is copied once, from each received message into one
         preallocated array. progress: optional callable(done, total).
         """
-        arr, flat, header = None, None, bytearray()
-        info = None
-        pos = 0
-        header_len = 0
         try:
             call = self._fetch_raw(pb.FetchRequest(handle=handle, chunk_bytes=chunk_bytes),
                                    metadata=self._metadata, timeout=self._timeout)
+            assembler = _Assembler()
             for raw in call:
-                info_bytes, start, length = _wire.split_fetch_response(raw)
-                if info_bytes is not None:
-                    info = pb.TensorInfo.FromString(info_bytes)
-                    arr = np.empty(tuple(info.shape), dtype=np.dtype(info.dtype))
-                    flat = arr.reshape(-1).view(np.uint8)
-                    header_len = info.npy_bytes - info.nbytes
-                elif info is None:
-                    raise Error("the server sent data before the tensor's info")
-                data = memoryview(raw)[start:start + length]
-                if pos < header_len:
-                    take = min(header_len - pos, length)
-                    header += data[:take]
-                    data = data[take:]
-                    pos += take
-                n = data.nbytes
-                if n:
-                    off = pos - header_len
-                    if off + n > flat.nbytes:
-                        raise Error("the server sent more bytes than the tensor holds")
-                    flat[off:off + n] = np.frombuffer(data, dtype=np.uint8)
-                    pos += n
-                if progress:
-                    progress(pos, info.npy_bytes)
+                if assembler.feed(raw) and progress:
+                    progress(assembler.pos, assembler.total)
         except grpc.RpcError as err:
             raise from_rpc_error(err) from None
-        if info is None or pos != info.npy_bytes:
-            raise Error(f"fetch of {handle!r} ended after {pos} bytes")
-        _check_header(bytes(header), arr)
-        return arr
+        if not assembler.complete:
+            raise Error(f"fetch of {handle!r} ended after {assembler.pos} bytes")
+        return assembler.finish()[1]
 
     def fetch_to(self, handle, path_or_file, progress=None, chunk_bytes=0):
         """Writes the tensor's .npy bytes to a path or binary file object as
@@ -173,6 +155,74 @@ class Client:
         """Drops `handle`; True once released. NotFoundError when unknown."""
         return self._call(self._stub.Release, pb.TensorRef(handle=handle)).released
 
+    # -- inference -------------------------------------------------------
+
+    def list_models(self):
+        """ListModelsResponse: .models (name, device, inputs, outputs,
+        layers, ...) and .errors (models that failed to load)."""
+        return self._call(self._inference.ListModels, ipb.ListModelsRequest())
+
+    def reload(self):
+        """Re-reads the server's model repository; returns list_models()."""
+        return self._call(self._inference.Reload, ipb.ReloadRequest())
+
+    def infer(self, model, inputs, outputs=None, capture=None, fetch=True, ttl=None):
+        """Runs `model` on the server.
+
+        inputs: {name: ndarray, handle str or TensorInfo} (ndarrays travel
+        inline as .npy; handles are already resident). outputs: names to keep
+        (default all). capture: layer names whose activations to return.
+        Returns {name: ndarray} of outputs then activations; with
+        fetch=False, {name: TensorInfo} whose handles stay on the server
+        (release them, or pass ttl). With fetch=True the server copies are
+        released after fetching.
+        """
+        request = ipb.InferRequest(model=model, outputs=list(outputs or []),
+                                   capture=list(capture or []), ttl_seconds=int(ttl or 0))
+        for name, value in inputs.items():
+            item = request.inputs.add(name=name)
+            if isinstance(value, TensorInfo):
+                item.handle = value.handle
+            elif isinstance(value, str):
+                item.handle = value
+            else:
+                item.npy = _npy_bytes(value)
+        response = self._call(self._inference.Infer, request)
+        infos = [TensorInfo.from_proto(t) for t in list(response.outputs) + list(response.activations)]
+        if not fetch:
+            return {t.name: t for t in infos}
+        result = {}
+        try:
+            for t in infos:
+                result[t.name] = self.fetch(t.handle)
+        finally:
+            for t in infos:
+                try:
+                    self.release(t.handle)
+                except Error:
+                    pass
+        return result
+
+    def subscribe(self, model, layers):
+        """Yields (layer, ndarray) each time an Infer on `model` produces one
+        of `layers`; a slow reader gets only the newest value per layer.
+        Close the generator (or break) to unsubscribe."""
+        call = self._subscribe_raw(ipb.SubscribeRequest(model=model, layers=list(layers)),
+                                   metadata=self._metadata)
+        assembler = _Assembler()
+        try:
+            for raw in call:
+                assembler.feed(raw)
+                if assembler.complete:
+                    info, arr = assembler.finish()
+                    assembler = _Assembler()
+                    yield info.name, arr
+        except grpc.RpcError as err:
+            if err.code() != grpc.StatusCode.CANCELLED:
+                raise from_rpc_error(err) from None
+        finally:
+            call.cancel()
+
     # -- internals -------------------------------------------------------
 
     def _call(self, method, request):
@@ -180,6 +230,59 @@ class Client:
             return method(request, metadata=self._metadata, timeout=self._timeout)
         except grpc.RpcError as err:
             raise from_rpc_error(err) from None
+
+
+class _Assembler:
+    """Builds one ndarray from raw FetchResponse messages: the first carries
+    the info, then data fields are copied once into a preallocated array."""
+
+    def __init__(self):
+        self.info = None
+        self.arr = None
+        self.flat = None
+        self.header = bytearray()
+        self.header_len = 0
+        self.pos = 0
+        self.total = 0
+
+    @property
+    def complete(self):
+        return self.info is not None and self.pos == self.total
+
+    def feed(self, raw):
+        info_bytes, start, length = _wire.split_fetch_response(raw)
+        if info_bytes is not None:
+            self.info = pb.TensorInfo.FromString(info_bytes)
+            self.arr = np.empty(tuple(self.info.shape), dtype=np.dtype(self.info.dtype))
+            self.flat = self.arr.reshape(-1).view(np.uint8)
+            self.header_len = self.info.npy_bytes - self.info.nbytes
+            self.total = self.info.npy_bytes
+        elif self.info is None:
+            raise Error("the server sent data before the tensor's info")
+        data = memoryview(raw)[start:start + length]
+        if self.pos < self.header_len:
+            take = min(self.header_len - self.pos, length)
+            self.header += data[:take]
+            data = data[take:]
+            self.pos += take
+        n = data.nbytes
+        if n:
+            off = self.pos - self.header_len
+            if off + n > self.flat.nbytes:
+                raise Error("the server sent more bytes than the tensor holds")
+            self.flat[off:off + n] = np.frombuffer(data, dtype=np.uint8)
+            self.pos += n
+        return True
+
+    def finish(self):
+        _check_header(bytes(self.header), self.arr)
+        return TensorInfo.from_proto(self.info), self.arr
+
+
+def _npy_bytes(array):
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(array), allow_pickle=False)
+    return buf.getvalue()
 
 
 def _check_header(header, arr):

@@ -1,0 +1,112 @@
+// InferenceEngine: the model repository and the Infer pipeline: resolve
+// inputs, run the model, store outputs and activations on its device, and
+// feed subscribers.
+#ifndef NPYSTREAM_SERVER_ENGINE_INFERENCE_ENGINE_H_
+#define NPYSTREAM_SERVER_ENGINE_INFERENCE_ENGINE_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "server/engine/model_config.h"
+#include "server/engine/subscriptions.h"
+#include "server/store/tensor_store.h"
+
+namespace npystream {
+
+class Model;
+
+// What the engine reports; implemented by the daemon's metrics registry.
+class EngineMetrics {
+ public:
+  virtual ~EngineMetrics() = default;
+  virtual void InferDone(const std::string& model, double seconds) = 0;
+  virtual void SubscribeDropped(const std::string& model, const std::string& layer) = 0;
+};
+
+struct ModelSummary {
+  std::string name;
+  std::string device;
+  std::vector<InputSpec> inputs;  // config specs, else forward() argument names
+  std::vector<std::string> outputs;
+  std::vector<std::string> layers;
+  uint32_t max_batch = 0;
+  uint32_t instances = 1;
+};
+
+struct ModelListing {
+  std::vector<ModelSummary> models;
+  std::vector<std::pair<std::string, std::string>> errors;  // (name, why)
+};
+
+struct InferInputRef {
+  std::string name;
+  std::shared_ptr<const StoredTensor> tensor;
+};
+
+struct InferCall {
+  std::string model;
+  std::vector<InferInputRef> inputs;
+  std::vector<std::string> outputs;  // empty: all
+  std::vector<std::string> capture;
+  uint32_t ttl_seconds = 0;
+};
+
+struct InferResult {
+  std::vector<std::shared_ptr<const StoredTensor>> outputs;
+  std::vector<std::shared_ptr<const StoredTensor>> activations;
+  double compute_ms = 0;
+};
+
+// Thread-safe.
+class InferenceEngine {
+ public:
+  struct Options {
+    std::string model_repository;  // empty: no models
+    TensorStore* store = nullptr;  // not owned
+    int cuda_device_count = 0;
+    std::string default_device = "cpu";
+    EngineMetrics* metrics = nullptr;  // not owned; may be null
+  };
+
+  // Loads every model; a bad one is logged, listed in errors and skipped.
+  // INVALID_ARGUMENT when the repository is not a readable folder.
+  static absl::StatusOr<std::unique_ptr<InferenceEngine>> Create(const Options& options);
+  ~InferenceEngine();
+
+  ModelListing ListModels();
+  // Re-reads the repository. Calls in flight finish on the models they
+  // started with; new calls see the new set.
+  ModelListing Reload();
+
+  // NOT_FOUND for an unknown model; INVALID_ARGUMENT naming the input,
+  // output or capture for bad requests; RESOURCE_EXHAUSTED (budget/memory).
+  absl::StatusOr<InferResult> Infer(const InferCall& call);
+
+  // NOT_FOUND for an unknown model, INVALID_ARGUMENT for unknown layers.
+  absl::StatusOr<std::shared_ptr<Subscription>> Subscribe(const std::string& model,
+                                                          const std::vector<std::string>& layers);
+  SubscriptionHub* hub() { return &hub_; }
+
+ private:
+  explicit InferenceEngine(const Options& options);
+  absl::StatusOr<std::shared_ptr<Model>> Find(const std::string& name);
+  absl::StatusOr<std::shared_ptr<const StoredTensor>> Store(const std::string& name,
+                                                            const at::Tensor& t,
+                                                            uint32_t ttl, bool ephemeral);
+
+  const Options options_;
+  SubscriptionHub hub_;
+  absl::Mutex mu_;
+  std::map<std::string, std::shared_ptr<Model>> models_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::pair<std::string, std::string>> errors_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace npystream
+
+#endif  // NPYSTREAM_SERVER_ENGINE_INFERENCE_ENGINE_H_

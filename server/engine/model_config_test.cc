@@ -1,0 +1,38 @@
+#include "server/engine/model_config.h"
+
+#include "gtest/gtest.h"
+
+namespace npystream {
+namespace {
+
+TEST(ModelConfigTest, ParsesEveryKey) {
+  auto c = ParseModelConfig(R"({"device": "cpu", "inputs": [{"name": "x", "dtype": "float32",
+      "shape": [-1, 1, 28, 28]}, {"name": "m", "dtype": "<i8"}], "outputs": ["logits"],
+      "layers": ["conv1"], "max_batch": 64, "instances": 3})");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->device, "cpu");
+  ASSERT_EQ(c->inputs.size(), 2u);
+  EXPECT_EQ(*c->inputs[0].dtype, npy::DType::kFloat32);
+  EXPECT_EQ(c->inputs[0].shape, (std::vector<int64_t>{-1, 1, 28, 28}));
+  EXPECT_EQ(*c->inputs[1].dtype, npy::DType::kInt64);
+  EXPECT_EQ(c->outputs, std::vector<std::string>{"logits"});
+  EXPECT_EQ(c->max_batch, 64u);
+  EXPECT_EQ(c->instances, 3u);
+}
+
+TEST(ModelConfigTest, DefaultsAndErrors) {
+  auto c = ParseModelConfig("{}");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->instances, 1u);
+  EXPECT_EQ(c->device, "auto");
+  EXPECT_NE(ParseModelConfig("{").status().message().find("not a JSON object"), std::string::npos);
+  EXPECT_NE(ParseModelConfig(R"({"colour": 1})").status().message().find("unknown key 'colour'"),
+            std::string::npos);
+  EXPECT_FALSE(ParseModelConfig(R"({"inputs": [{"dtype": "float32"}]})").ok());
+  EXPECT_FALSE(ParseModelConfig(R"({"inputs": [{"name": "x", "dtype": "str"}]})").ok());
+  EXPECT_FALSE(ParseModelConfig(R"({"instances": 0})").ok());
+  EXPECT_FALSE(ParseModelConfig(R"({"max_batch": "many"})").ok());
+}
+
+}  // namespace
+}  // namespace npystream

@@ -1,0 +1,166 @@
+#include "server/rpc/inference_service.h"
+
+#include "absl/strings/str_cat.h"
+#include "server/common/status_macros.h"
+#include "server/npy/npy_parser.h"
+#include "server/rpc/grpc_status.h"
+#include "server/rpc/subscribe_reactor.h"
+#include "server/rpc/tensor_info_proto.h"
+
+namespace npystream::rpc {
+namespace {
+
+// An inline .npy input as an ephemeral tensor (no handle; freed after use).
+absl::StatusOr<std::shared_ptr<const StoredTensor>> FromInlineNpy(
+    TensorStore* store, const std::string& name, const std::string& npy,
+    const PutLimits& limits) {
+  auto fail = [&](const absl::Status& s) {
+    return absl::Status(s.code(), absl::StrCat("input '", name, "': ", s.message()));
+  };
+  auto header_size = npy::PeekHeaderSize(npy, limits.parse);
+  if (!header_size.ok()) return fail(header_size.status());
+  if (*header_size == 0 || *header_size > npy.size()) {
+    return fail(absl::InvalidArgumentError("npy header truncated"));
+  }
+  auto meta = npy::ParseHeader(absl::string_view(npy).substr(0, *header_size), limits.parse);
+  if (!meta.ok()) return fail(meta.status());
+  TensorStore::PutSpec spec;
+  spec.meta = *meta;
+  spec.ephemeral = true;
+  auto writer = store->BeginPut(spec);
+  if (!writer.ok()) return fail(writer.status());
+  absl::Status s = (*writer)->Append(npy.data() + *header_size, npy.size() - *header_size);
+  if (!s.ok()) return fail(s);
+  auto stored = (*writer)->Commit();
+  if (!stored.ok()) return fail(stored.status());
+  return stored;
+}
+
+class ErrorWriteReactor : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
+ public:
+  explicit ErrorWriteReactor(const absl::Status& status) { Finish(ToGrpcStatus(status)); }
+  void OnDone() override { delete this; }
+};
+
+}  // namespace
+
+void ToProto(const ModelListing& listing, npystream::v1::ListModelsResponse* out) {
+  for (const ModelSummary& m : listing.models) {
+    auto* info = out->add_models();
+    info->set_name(m.name);
+    info->set_device(m.device);
+    for (const InputSpec& in : m.inputs) {
+      auto* spec = info->add_inputs();
+      spec->set_name(in.name);
+      if (in.dtype) spec->set_dtype(npy::Descr(*in.dtype));
+      for (int64_t d : in.shape) spec->add_shape(d);
+    }
+    for (const std::string& o : m.outputs) info->add_outputs(o);
+    for (const std::string& l : m.layers) info->add_layers(l);
+    info->set_max_batch(m.max_batch);
+    info->set_instances(m.instances);
+  }
+  for (const auto& [name, why] : listing.errors) {
+    auto* e = out->add_errors();
+    e->set_name(name);
+    e->set_message(why);
+  }
+}
+
+InferenceService::InferenceService(InferenceEngine* engine, TensorStore* store, Transfer* transfer,
+                                   const PutLimits& limits, RpcMetrics* metrics, int workers)
+    : engine_(engine),
+      store_(store),
+      transfer_(transfer),
+      limits_(limits),
+      metrics_(metrics),
+      workers_(workers) {}
+
+grpc::ServerUnaryReactor* InferenceService::ListModels(
+    grpc::CallbackServerContext* context, const npystream::v1::ListModelsRequest*,
+    npystream::v1::ListModelsResponse* response) {
+  ToProto(engine_->ListModels(), response);
+  auto* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* InferenceService::Reload(grpc::CallbackServerContext* context,
+                                                   const npystream::v1::ReloadRequest*,
+                                                   npystream::v1::ListModelsResponse* response) {
+  auto* reactor = context->DefaultReactor();
+  workers_.Schedule([this, reactor, response] {
+    ToProto(engine_->Reload(), response);
+    reactor->Finish(grpc::Status::OK);
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* InferenceService::Infer(grpc::CallbackServerContext* context,
+                                                  const npystream::v1::InferRequest* request,
+                                                  npystream::v1::InferResponse* response) {
+  auto* reactor = context->DefaultReactor();
+  const absl::Time start = absl::Now();
+  workers_.Schedule([this, reactor, request, response, start] {
+    absl::Status status = RunInfer(*request, response);
+    if (metrics_ != nullptr) {
+      metrics_->CallDone("Infer", static_cast<int>(status.code()),
+                         absl::ToDoubleSeconds(absl::Now() - start));
+    }
+    reactor->Finish(ToGrpcStatus(status));
+  });
+  return reactor;
+}
+
+absl::Status InferenceService::RunInfer(const npystream::v1::InferRequest& request,
+                                        npystream::v1::InferResponse* response) {
+  InferCall call;
+  call.model = request.model();
+  call.outputs.assign(request.outputs().begin(), request.outputs().end());
+  call.capture.assign(request.capture().begin(), request.capture().end());
+  call.ttl_seconds = request.ttl_seconds();
+  for (const auto& in : request.inputs()) {
+    InferInputRef ref;
+    ref.name = in.name();
+    if (in.source_case() == npystream::v1::InferInput::kHandle) {
+      auto t = store_->Acquire(in.handle());
+      if (!t.ok()) {
+        return absl::Status(t.status().code(),
+                            absl::StrCat("input '", in.name(), "': ", t.status().message()));
+      }
+      ref.tensor = std::move(*t);
+    } else if (in.source_case() == npystream::v1::InferInput::kNpy) {
+      ASSIGN_OR_RETURN(ref.tensor, FromInlineNpy(store_, in.name(), in.npy(), limits_));
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("input '", in.name(), "' has neither a handle nor npy bytes"));
+    }
+    if (metrics_ != nullptr && in.source_case() == npystream::v1::InferInput::kNpy) {
+      metrics_->BytesReceived(in.npy().size());
+    }
+    call.inputs.push_back(std::move(ref));
+  }
+  ASSIGN_OR_RETURN(InferResult result, engine_->Infer(call));
+  for (const auto& t : result.outputs) rpc::ToProto(t->info(), response->add_outputs());
+  for (const auto& t : result.activations) rpc::ToProto(t->info(), response->add_activations());
+  response->set_compute_ms(result.compute_ms);
+  return absl::OkStatus();
+}
+
+grpc::ServerWriteReactor<grpc::ByteBuffer>* InferenceService::Subscribe(
+    grpc::CallbackServerContext*, const grpc::ByteBuffer* request) {
+  grpc::Slice flat;
+  npystream::v1::SubscribeRequest req;
+  if (!request->DumpToSingleSlice(&flat).ok() ||
+      !req.ParseFromArray(flat.begin(), static_cast<int>(flat.size()))) {
+    return new ErrorWriteReactor(absl::InvalidArgumentError("SubscribeRequest is malformed"));
+  }
+  auto sub = engine_->Subscribe(req.model(),
+                                std::vector<std::string>(req.layers().begin(), req.layers().end()));
+  if (!sub.ok()) return new ErrorWriteReactor(sub.status());
+  auto* reactor = new SubscribeReactor(engine_->hub(), std::move(*sub), transfer_, metrics_);
+  reactor->Start();
+  return reactor;
+}
+
+}  // namespace npystream::rpc

@@ -1,0 +1,56 @@
+// InferenceService: npystream.v1.Inference on gRPC's callback API. Infer
+// runs on a worker pool so gRPC's callback threads never block on a model.
+#ifndef NPYSTREAM_SERVER_RPC_INFERENCE_SERVICE_H_
+#define NPYSTREAM_SERVER_RPC_INFERENCE_SERVICE_H_
+
+#include "npystream/v1/inference.grpc.pb.h"
+#include "server/common/thread_pool.h"
+#include "server/engine/inference_engine.h"
+#include "server/rpc/put_reactor.h"
+#include "server/rpc/rpc_metrics.h"
+#include "server/transfer/transfer.h"
+
+namespace npystream::rpc {
+
+using InferenceBase = npystream::v1::Inference::WithCallbackMethod_ListModels<
+    npystream::v1::Inference::WithCallbackMethod_Infer<
+        npystream::v1::Inference::WithRawCallbackMethod_Subscribe<
+            npystream::v1::Inference::WithCallbackMethod_Reload<
+                npystream::v1::Inference::Service>>>>;
+
+// Thread-safe. Borrowed pointers must outlive the service.
+class InferenceService final : public InferenceBase {
+ public:
+  InferenceService(InferenceEngine* engine, TensorStore* store, Transfer* transfer,
+                   const PutLimits& limits, RpcMetrics* metrics, int workers);
+
+  grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context,
+                                       const npystream::v1::ListModelsRequest* request,
+                                       npystream::v1::ListModelsResponse* response) override;
+  grpc::ServerUnaryReactor* Infer(grpc::CallbackServerContext* context,
+                                  const npystream::v1::InferRequest* request,
+                                  npystream::v1::InferResponse* response) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Subscribe(grpc::CallbackServerContext* context,
+                                                        const grpc::ByteBuffer* request) override;
+  grpc::ServerUnaryReactor* Reload(grpc::CallbackServerContext* context,
+                                   const npystream::v1::ReloadRequest* request,
+                                   npystream::v1::ListModelsResponse* response) override;
+
+ private:
+  absl::Status RunInfer(const npystream::v1::InferRequest& request,
+                        npystream::v1::InferResponse* response);
+
+  InferenceEngine* const engine_;
+  TensorStore* const store_;
+  Transfer* const transfer_;
+  const PutLimits limits_;
+  RpcMetrics* const metrics_;
+  ThreadPool workers_;
+};
+
+// Fills a ListModelsResponse.
+void ToProto(const ModelListing& listing, npystream::v1::ListModelsResponse* out);
+
+}  // namespace npystream::rpc
+
+#endif  // NPYSTREAM_SERVER_RPC_INFERENCE_SERVICE_H_

@@ -1,0 +1,78 @@
+#include "server/rpc/npy_framer.h"
+
+#include <algorithm>
+#include <string>
+
+#include "proto/wire/wire_format.h"
+#include "server/rpc/tensor_info_proto.h"
+
+namespace npystream::rpc {
+namespace {
+
+// Frees the pin a payload slice holds once gRPC is done with the bytes.
+void ReleaseOwner(void* owner) { delete static_cast<std::shared_ptr<const void>*>(owner); }
+
+// FetchResponse field numbers.
+constexpr uint32_t kInfoField = 1;
+constexpr uint32_t kDataField = 2;
+
+}  // namespace
+
+uint32_t EffectiveChunkBytes(uint32_t requested) {
+  if (requested == 0) return kDefaultChunkBytes;
+  return std::clamp(requested, kMinChunkBytes, kMaxChunkBytes);
+}
+
+NpyFramer::NpyFramer(std::shared_ptr<const StoredTensor> tensor,
+                     std::unique_ptr<PayloadReader> reader, uint32_t chunk_bytes)
+    : tensor_(std::move(tensor)),
+      reader_(std::move(reader)),
+      chunk_bytes_(EffectiveChunkBytes(chunk_bytes)) {}
+
+bool NpyFramer::done() const { return !first_ && sent_ >= tensor_->info().npy_bytes; }
+
+void NpyFramer::Next(grpc::ByteBuffer* out, std::function<void(absl::Status, uint64_t)> ready) {
+  const std::string& header = tensor_->npy_header();
+  const uint64_t hsize = header.size();
+  const uint64_t total = tensor_->info().npy_bytes;
+  const uint64_t begin = sent_;
+  const uint64_t end = std::min<uint64_t>(total, sent_ + chunk_bytes_);
+  std::string prefix;
+  if (first_) {
+    npystream::v1::TensorInfo info;
+    ToProto(tensor_->info(), &info);
+    const std::string info_bytes = info.SerializeAsString();
+    wire::AppendLengthDelimitedPrefix(&prefix, kInfoField, info_bytes.size());
+    prefix += info_bytes;
+  }
+  wire::AppendLengthDelimitedPrefix(&prefix, kDataField, end - begin);
+  if (begin < hsize) prefix.append(header, begin, std::min(end, hsize) - begin);
+  sent_ = end;
+  first_ = false;
+
+  auto emit = [out, prefix = std::move(prefix), ready = std::move(ready), n = end - begin](
+                  absl::StatusOr<HostChunk> chunk) mutable {
+    if (!chunk.ok()) {
+      ready(chunk.status(), 0);
+      return;
+    }
+    grpc::Slice slices[2] = {grpc::Slice(prefix), grpc::Slice()};
+    size_t count = 1;
+    if (chunk->size > 0) {
+      auto* owner = new std::shared_ptr<const void>(std::move(chunk->owner));
+      slices[count++] =
+          grpc::Slice(const_cast<char*>(chunk->data), chunk->size, &ReleaseOwner, owner);
+    }
+    *out = grpc::ByteBuffer(slices, count);
+    ready(absl::OkStatus(), n);
+  };
+  const uint64_t payload_begin = std::max(begin, hsize) - hsize;
+  const uint64_t payload_end = end > hsize ? end - hsize : 0;
+  if (payload_end > payload_begin) {
+    reader_->Read(payload_begin, payload_end - payload_begin, std::move(emit));
+  } else {
+    emit(HostChunk{});
+  }
+}
+
+}  // namespace npystream::rpc

@@ -1,0 +1,95 @@
+#include "server/rpc/subscribe_reactor.h"
+
+#include "server/rpc/grpc_status.h"
+
+namespace npystream::rpc {
+
+SubscribeReactor::SubscribeReactor(SubscriptionHub* hub, std::shared_ptr<Subscription> subscription,
+                                   Transfer* transfer, RpcMetrics* metrics)
+    : hub_(hub),
+      subscription_(std::move(subscription)),
+      transfer_(transfer),
+      metrics_(metrics),
+      liveness_(std::make_shared<Liveness>()) {
+  absl::MutexLock lock(&liveness_->mu);
+  liveness_->reactor = this;
+}
+
+void SubscribeReactor::Pump() {
+  NpyFramer* framer = nullptr;
+  {
+    absl::MutexLock lock(&mu_);
+    if (writing_ || finished_) return;
+    while (framer_ == nullptr || framer_->done()) {
+      framer_.reset();
+      auto value = subscription_->TakeOrNotify([liveness = liveness_] {
+        absl::MutexLock lock(&liveness->mu);
+        if (liveness->reactor != nullptr) liveness->reactor->Pump();
+      });
+      if (value == nullptr) {
+        if (!subscription_->closed()) return;
+        break;  // closed: finish below, outside the lock
+      }
+      auto reader = transfer_->OpenReader(value);
+      if (!reader.ok()) continue;  // this value cannot be read here: skip it
+      framer_ = std::make_unique<NpyFramer>(std::move(value), std::move(*reader), 0);
+    }
+    if (framer_ == nullptr) {
+      if (finished_) return;
+      finished_ = true;
+    } else {
+      writing_ = true;
+      framer = framer_.get();
+    }
+  }
+  if (framer == nullptr) {
+    Finish(grpc::Status(grpc::StatusCode::CANCELLED, "subscription closed"));
+    return;
+  }
+  // Outside the lock: the write may complete (and call OnWriteDone) at once.
+  framer->Next(&buffer_, [this](absl::Status status, uint64_t bytes) {
+    if (!status.ok()) {
+      FinishOnce(ToGrpcStatus(status));
+      return;
+    }
+    if (metrics_ != nullptr) metrics_->BytesSent(bytes);
+    StartWrite(&buffer_);
+  });
+}
+
+void SubscribeReactor::OnWriteDone(bool ok) {
+  buffer_.Clear();
+  {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+  }
+  if (!ok) {
+    FinishOnce(grpc::Status(grpc::StatusCode::CANCELLED, "subscriber went away"));
+    return;
+  }
+  Pump();
+}
+
+void SubscribeReactor::FinishOnce(const grpc::Status& status) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (finished_) return;
+    finished_ = true;
+  }
+  hub_->Unsubscribe(subscription_);
+  Finish(status);
+}
+
+void SubscribeReactor::OnCancel() { hub_->Unsubscribe(subscription_); }
+
+void SubscribeReactor::OnDone() {
+  {
+    absl::MutexLock lock(&liveness_->mu);
+    liveness_->reactor = nullptr;
+  }
+  hub_->Unsubscribe(subscription_);
+  if (metrics_ != nullptr) metrics_->CallDone("Subscribe", 0, 0);
+  delete this;
+}
+
+}  // namespace npystream::rpc
