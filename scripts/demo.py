@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-"""make demo: start npystreamd, move arrays through it, show they come back
-bit-identical, then stop it."""
+"""make demo: start npystreamd with the bundled demo model, run it on a few
+digit images, fetch outputs and a conv activation as ndarrays, check them
+against the same TorchScript model run locally, and draw the activations."""
 import argparse
 import io
 import os
@@ -15,6 +16,21 @@ sys.path.insert(0, os.path.join(ROOT, "client", "python"))
 import numpy as np  # noqa: E402
 
 import npystream  # noqa: E402
+
+# Seven-segment strokes on a 28x28 canvas: (row0, row1, col0, col1).
+SEGMENTS = {"a": (4, 6, 8, 20), "b": (5, 14, 18, 20), "c": (14, 23, 18, 20), "d": (22, 24, 8, 20),
+            "e": (14, 23, 8, 10), "f": (5, 14, 8, 10), "g": (13, 15, 8, 20)}
+DIGITS = {0: "abcdef", 1: "bc", 2: "abged", 3: "abgcd", 4: "fgbc", 5: "afgcd", 6: "afgedc",
+          7: "abc", 8: "abcdefg", 9: "abcdfg"}
+
+
+def digit_images(values):
+    x = np.zeros((len(values), 1, 28, 28), dtype=np.float32)
+    for i, v in enumerate(values):
+        for seg in DIGITS[v]:
+            r0, r1, c0, c1 = SEGMENTS[seg]
+            x[i, 0, r0:r1, c0:c1] = 1.0
+    return x
 
 
 def start_daemon(build, extra):
@@ -37,23 +53,56 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--build", default=os.path.join(ROOT, "build"))
     args = parser.parse_args()
-    proc, target = start_daemon(args.build, [])
+    models = os.path.join(args.build, "models")
+    proc, target = start_daemon(args.build, ["--model-repository", models])
     try:
         with npystream.Client(target) as client:
-            arr = np.random.default_rng(0).standard_normal((256, 1024), dtype=np.float32)
-            info = client.put(arr, name="demo_input")
-            print(f"put   {info.handle}: {info.dtype} {info.shape} on {info.device}, "
-                  f"{info.npy_bytes} .npy bytes")
+            for m in client.list_models().models:
+                print(f"model {m.name} on {m.device}: inputs {[i.name for i in m.inputs]}, "
+                      f"layers {list(m.layers)}")
+            x = digit_images([0, 3, 7, 8])
             t = time.perf_counter()
-            back = client.fetch("demo_input")
-            dt = time.perf_counter() - t
+            got = client.infer("demo", {"x": x}, capture=["conv1"])
+            ms = (time.perf_counter() - t) * 1e3
+            logits, conv1 = got["logits"], got["conv1"]
+            print(f"infer+fetch {ms:.1f} ms -> logits {type(logits).__name__} {logits.dtype} "
+                  f"{logits.shape}, conv1 {conv1.dtype} {conv1.shape}")
+
+            import torch
+            local = torch.jit.load(os.path.join(models, "demo", "model.pt"))
+            with torch.no_grad():
+                ref_logits = local(torch.from_numpy(x)).numpy()
+                ref_conv1 = local.conv1(torch.from_numpy(x)).numpy()
+            print(f"max abs diff vs local TorchScript: logits "
+                  f"{np.abs(logits - ref_logits).max():.3g}, conv1 {np.abs(conv1 - ref_conv1).max():.3g}")
+            print(f"predicted classes (untrained demo weights): {logits.argmax(axis=1).tolist()}")
+
+            # The same tensors a client can keep resident and fetch as .npy.
+            info = client.put(x, name="digits")
             buf = io.BytesIO()
-            np.save(buf, arr)
-            print(f"fetch {type(back).__name__} {back.dtype} {back.shape} in {dt * 1e3:.1f} ms; "
-                  f"bit-identical to np.load(np.save(...)): "
-                  f"{back.tobytes() == np.load(io.BytesIO(buf.getvalue())).tobytes()}")
-            for t in client.list():
-                print(f"list  {t.handle} {t.dtype} {t.shape} {t.device}")
+            client.fetch_to("digits", buf)
+            ref = io.BytesIO()
+            np.save(ref, x)
+            print(f"fetch_to of {info.handle}: {len(buf.getvalue())} bytes, "
+                  f"identical to np.save: {buf.getvalue() == ref.getvalue()}")
+
+            png = os.path.join(args.build, "demo_conv1.png")
+            import matplotlib
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+            fig, axes = plt.subplots(len(x), 1 + conv1.shape[1], figsize=(12, 6))
+            for i in range(len(x)):
+                axes[i, 0].imshow(x[i, 0], cmap="gray")
+                for ch in range(conv1.shape[1]):
+                    axes[i, ch + 1].imshow(conv1[i, ch], cmap="viridis")
+                for ax in axes[i]:
+                    ax.axis("off")
+            axes[0, 0].set_title("input")
+            for ch in range(conv1.shape[1]):
+                axes[0, ch + 1].set_title(f"conv1[{ch}]")
+            fig.tight_layout()
+            fig.savefig(png, dpi=80)
+            print(f"activation maps written to {png}")
     finally:
         proc.terminate()
         proc.wait(30)

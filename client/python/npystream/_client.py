@@ -204,24 +204,13 @@ class Client:
         return result
 
     def subscribe(self, model, layers):
-        """Yields (layer, ndarray) each time an Infer on `model` produces one
-        of `layers`; a slow reader gets only the newest value per layer.
-        Close the generator (or break) to unsubscribe."""
+        """Returns an iterator of (layer, ndarray): one each time an Infer
+        on `model` produces one of `layers`; a slow reader gets only the
+        newest value per layer. `.cancel()` (any thread) or leaving a `with`
+        block ends it."""
         call = self._subscribe_raw(ipb.SubscribeRequest(model=model, layers=list(layers)),
                                    metadata=self._metadata)
-        assembler = _Assembler()
-        try:
-            for raw in call:
-                assembler.feed(raw)
-                if assembler.complete:
-                    info, arr = assembler.finish()
-                    assembler = _Assembler()
-                    yield info.name, arr
-        except grpc.RpcError as err:
-            if err.code() != grpc.StatusCode.CANCELLED:
-                raise from_rpc_error(err) from None
-        finally:
-            call.cancel()
+        return _Subscription(call)
 
     # -- internals -------------------------------------------------------
 
@@ -230,6 +219,37 @@ class Client:
             return method(request, metadata=self._metadata, timeout=self._timeout)
         except grpc.RpcError as err:
             raise from_rpc_error(err) from None
+
+
+class _Subscription:
+    """What Client.subscribe returns."""
+
+    def __init__(self, call):
+        self._call = call
+
+    def __iter__(self):
+        assembler = _Assembler()
+        try:
+            for raw in self._call:
+                assembler.feed(raw)
+                if assembler.complete:
+                    info, arr = assembler.finish()
+                    assembler = _Assembler()
+                    yield info.name, arr
+        except grpc.RpcError as err:
+            if err.code() != grpc.StatusCode.CANCELLED:
+                raise from_rpc_error(err) from None
+
+    def cancel(self):
+        self._call.cancel()
+
+    close = cancel
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.cancel()
 
 
 class _Assembler:
