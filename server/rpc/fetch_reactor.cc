@@ -6,8 +6,12 @@ namespace npystream::rpc {
 
 FetchReactor::FetchReactor(std::shared_ptr<const StoredTensor> tensor,
                            std::unique_ptr<PayloadReader> reader, uint32_t chunk_bytes,
-                           RpcMetrics* metrics)
-    : framer_(std::move(tensor), std::move(reader), chunk_bytes), metrics_(metrics) {}
+                           std::unique_ptr<CallTicket> ticket, RpcMetrics* metrics)
+    : framer_(tensor, std::move(reader), chunk_bytes),
+      ticket_(std::move(ticket)),
+      metrics_(metrics) {
+  ticket_->set_handle(tensor->info().handle);
+}
 
 void FetchReactor::Start() {
   if (metrics_ != nullptr) metrics_->FetchStarted();
@@ -24,7 +28,7 @@ void FetchReactor::SendNext() {
       FinishWith(ToGrpcStatus(status));
       return;
     }
-    if (metrics_ != nullptr) metrics_->BytesSent(bytes);
+    ticket_->AddSent(bytes);
     StartWrite(&buffer_);
   });
 }
@@ -42,14 +46,13 @@ void FetchReactor::OnWriteDone(bool ok) {
 
 void FetchReactor::FinishWith(const grpc::Status& status) {
   code_ = status.error_code();
+  message_ = status.error_message();
   Finish(status);
 }
 
 void FetchReactor::OnDone() {
-  if (metrics_ != nullptr) {
-    metrics_->FetchEnded();
-    metrics_->CallDone("Fetch", code_, absl::ToDoubleSeconds(absl::Now() - start_));
-  }
+  if (metrics_ != nullptr) metrics_->FetchEnded();
+  ticket_->Done(code_, message_);
   delete this;
 }
 

@@ -4,10 +4,11 @@
 
 #include <memory>
 
-#include "absl/time/clock.h"
+#include <string>
+
 #include "grpcpp/grpcpp.h"
+#include "server/rpc/call_gate.h"
 #include "server/rpc/npy_framer.h"
-#include "server/rpc/rpc_metrics.h"
 
 namespace npystream::rpc {
 
@@ -18,7 +19,7 @@ class FetchReactor : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   FetchReactor(std::shared_ptr<const StoredTensor> tensor,
                std::unique_ptr<PayloadReader> reader, uint32_t chunk_bytes,
-               RpcMetrics* metrics);
+               std::unique_ptr<CallTicket> ticket, RpcMetrics* metrics);
   // Begins sending; call once, right after construction.
   void Start();
 
@@ -30,10 +31,11 @@ class FetchReactor : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   void FinishWith(const grpc::Status& status);
 
   NpyFramer framer_;
+  const std::unique_ptr<CallTicket> ticket_;
   RpcMetrics* const metrics_;
   grpc::ByteBuffer buffer_;
   int code_ = 0;
-  const absl::Time start_ = absl::Now();
+  std::string message_;
 };
 
 }  // namespace npystream::rpc

@@ -6,6 +6,7 @@
 #include "server/rpc/grpc_status.h"
 #include "server/rpc/subscribe_reactor.h"
 #include "server/rpc/tensor_info_proto.h"
+#include "server/rpc/unary_done.h"
 
 namespace npystream::rpc {
 namespace {
@@ -36,12 +37,6 @@ absl::StatusOr<std::shared_ptr<const StoredTensor>> FromInlineNpy(
   return stored;
 }
 
-class ErrorWriteReactor : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
- public:
-  explicit ErrorWriteReactor(const absl::Status& status) { Finish(ToGrpcStatus(status)); }
-  void OnDone() override { delete this; }
-};
-
 }  // namespace
 
 void ToProto(const ModelListing& listing, npystream::v1::ListModelsResponse* out) {
@@ -68,30 +63,32 @@ void ToProto(const ModelListing& listing, npystream::v1::ListModelsResponse* out
 }
 
 InferenceService::InferenceService(InferenceEngine* engine, TensorStore* store, Transfer* transfer,
-                                   const PutLimits& limits, RpcMetrics* metrics, int workers)
+                                   const PutLimits& limits, CallGate* gate, int workers)
     : engine_(engine),
       store_(store),
       transfer_(transfer),
       limits_(limits),
-      metrics_(metrics),
+      gate_(gate),
       workers_(workers) {}
 
 grpc::ServerUnaryReactor* InferenceService::ListModels(
     grpc::CallbackServerContext* context, const npystream::v1::ListModelsRequest*,
     npystream::v1::ListModelsResponse* response) {
+  auto ticket = gate_->Admit(context, "ListModels");
+  if (!ticket.ok()) return FinishUnary(context->DefaultReactor(), nullptr, ticket.status());
   ToProto(engine_->ListModels(), response);
-  auto* reactor = context->DefaultReactor();
-  reactor->Finish(grpc::Status::OK);
-  return reactor;
+  return FinishUnary(context->DefaultReactor(), std::move(*ticket), absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* InferenceService::Reload(grpc::CallbackServerContext* context,
                                                    const npystream::v1::ReloadRequest*,
                                                    npystream::v1::ListModelsResponse* response) {
+  auto ticket = gate_->Admit(context, "Reload");
+  if (!ticket.ok()) return FinishUnary(context->DefaultReactor(), nullptr, ticket.status());
   auto* reactor = context->DefaultReactor();
-  workers_.Schedule([this, reactor, response] {
+  workers_.Schedule([this, reactor, response, t = ticket->release()] {
     ToProto(engine_->Reload(), response);
-    reactor->Finish(grpc::Status::OK);
+    FinishUnary(reactor, std::unique_ptr<CallTicket>(t), absl::OkStatus());
   });
   return reactor;
 }
@@ -99,21 +96,24 @@ grpc::ServerUnaryReactor* InferenceService::Reload(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* InferenceService::Infer(grpc::CallbackServerContext* context,
                                                   const npystream::v1::InferRequest* request,
                                                   npystream::v1::InferResponse* response) {
+  auto ticket = gate_->Admit(context, "Infer");
+  if (!ticket.ok()) return FinishUnary(context->DefaultReactor(), nullptr, ticket.status());
+  (*ticket)->set_handle(request->model());
   auto* reactor = context->DefaultReactor();
-  const absl::Time start = absl::Now();
-  workers_.Schedule([this, reactor, request, response, start] {
-    absl::Status status = RunInfer(*request, response);
-    if (metrics_ != nullptr) {
-      metrics_->CallDone("Infer", static_cast<int>(status.code()),
-                         absl::ToDoubleSeconds(absl::Now() - start));
-    }
-    reactor->Finish(ToGrpcStatus(status));
+  workers_.Schedule([this, context, reactor, request, response, t = ticket->release()] {
+    std::unique_ptr<CallTicket> ticket(t);
+    absl::Status status =
+        context->IsCancelled()
+            ? absl::DeadlineExceededError("call cancelled or past its deadline before it ran")
+            : RunInfer(*request, response, ticket.get());
+    FinishUnary(reactor, std::move(ticket), status);
   });
   return reactor;
 }
 
 absl::Status InferenceService::RunInfer(const npystream::v1::InferRequest& request,
-                                        npystream::v1::InferResponse* response) {
+                                        npystream::v1::InferResponse* response,
+                                        CallTicket* ticket) {
   InferCall call;
   call.model = request.model();
   call.outputs.assign(request.outputs().begin(), request.outputs().end());
@@ -135,9 +135,7 @@ absl::Status InferenceService::RunInfer(const npystream::v1::InferRequest& reque
       return absl::InvalidArgumentError(
           absl::StrCat("input '", in.name(), "' has neither a handle nor npy bytes"));
     }
-    if (metrics_ != nullptr && in.source_case() == npystream::v1::InferInput::kNpy) {
-      metrics_->BytesReceived(in.npy().size());
-    }
+    if (in.source_case() == npystream::v1::InferInput::kNpy) ticket->AddReceived(in.npy().size());
     call.inputs.push_back(std::move(ref));
   }
   ASSIGN_OR_RETURN(InferResult result, engine_->Infer(call));
@@ -148,17 +146,21 @@ absl::Status InferenceService::RunInfer(const npystream::v1::InferRequest& reque
 }
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* InferenceService::Subscribe(
-    grpc::CallbackServerContext*, const grpc::ByteBuffer* request) {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) {
+  auto ticket = gate_->Admit(context, "Subscribe");
+  if (!ticket.ok()) return new ErrorWriteReactor(ticket.status(), nullptr);
   grpc::Slice flat;
   npystream::v1::SubscribeRequest req;
   if (!request->DumpToSingleSlice(&flat).ok() ||
       !req.ParseFromArray(flat.begin(), static_cast<int>(flat.size()))) {
-    return new ErrorWriteReactor(absl::InvalidArgumentError("SubscribeRequest is malformed"));
+    return new ErrorWriteReactor(absl::InvalidArgumentError("SubscribeRequest is malformed"),
+                                 std::move(*ticket));
   }
   auto sub = engine_->Subscribe(req.model(),
                                 std::vector<std::string>(req.layers().begin(), req.layers().end()));
-  if (!sub.ok()) return new ErrorWriteReactor(sub.status());
-  auto* reactor = new SubscribeReactor(engine_->hub(), std::move(*sub), transfer_, metrics_);
+  if (!sub.ok()) return new ErrorWriteReactor(sub.status(), std::move(*ticket));
+  auto* reactor =
+      new SubscribeReactor(engine_->hub(), std::move(*sub), transfer_, std::move(*ticket));
   reactor->Start();
   return reactor;
 }

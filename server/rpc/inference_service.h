@@ -6,8 +6,8 @@
 #include "npystream/v1/inference.grpc.pb.h"
 #include "server/common/thread_pool.h"
 #include "server/engine/inference_engine.h"
+#include "server/rpc/call_gate.h"
 #include "server/rpc/put_reactor.h"
-#include "server/rpc/rpc_metrics.h"
 #include "server/transfer/transfer.h"
 
 namespace npystream::rpc {
@@ -22,7 +22,7 @@ using InferenceBase = npystream::v1::Inference::WithCallbackMethod_ListModels<
 class InferenceService final : public InferenceBase {
  public:
   InferenceService(InferenceEngine* engine, TensorStore* store, Transfer* transfer,
-                   const PutLimits& limits, RpcMetrics* metrics, int workers);
+                   const PutLimits& limits, CallGate* gate, int workers);
 
   grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context,
                                        const npystream::v1::ListModelsRequest* request,
@@ -38,13 +38,13 @@ class InferenceService final : public InferenceBase {
 
  private:
   absl::Status RunInfer(const npystream::v1::InferRequest& request,
-                        npystream::v1::InferResponse* response);
+                        npystream::v1::InferResponse* response, CallTicket* ticket);
 
   InferenceEngine* const engine_;
   TensorStore* const store_;
   Transfer* const transfer_;
   const PutLimits limits_;
-  RpcMetrics* const metrics_;
+  CallGate* const gate_;
   ThreadPool workers_;
 };
 

@@ -16,9 +16,9 @@ constexpr uint32_t kDataField = 2;
 
 }  // namespace
 
-PutReactor::PutReactor(TensorStore* store, const PutLimits& limits,
-                       grpc::ByteBuffer* response, RpcMetrics* metrics)
-    : store_(store), limits_(limits), response_(response), metrics_(metrics) {}
+PutReactor::PutReactor(TensorStore* store, const PutLimits& limits, grpc::ByteBuffer* response,
+                       std::unique_ptr<CallTicket> ticket)
+    : store_(store), limits_(limits), response_(response), ticket_(std::move(ticket)) {}
 
 void PutReactor::Start() { StartRead(&request_); }
 
@@ -40,7 +40,7 @@ void PutReactor::OnReadDone(bool ok) {
 
 absl::Status PutReactor::Consume() {
   wire::MessageReader reader(request_);
-  if (metrics_ != nullptr) metrics_->BytesReceived(reader.remaining());
+  ticket_->Touch();
   wire::MessageReader::Field field;
   while (reader.Next(&field)) {
     if (field.number == kHeaderField && field.type == wire::kLengthDelimited) {
@@ -62,6 +62,7 @@ absl::Status PutReactor::Consume() {
             "the first PutRequest must carry the header (PutHeader), not data");
       }
       absl::Status status;
+      ticket_->AddReceived(field.value);
       reader.ReadBytes(field.value, [&](const char* p, size_t n) {
         if (status.ok()) status = ConsumeData(p, n);
       });
@@ -109,6 +110,7 @@ absl::Status PutReactor::StartTensor(const std::string& header_bytes) {
         limits_.max_tensor_bytes, ")"));
   }
   ASSIGN_OR_RETURN(writer_, store_->BeginPut(spec_));
+  ticket_->set_handle(spec_.name);
   return absl::OkStatus();
 }
 
@@ -123,6 +125,7 @@ absl::Status PutReactor::Complete() {
   }
   ASSIGN_OR_RETURN(std::shared_ptr<const StoredTensor> stored, writer_->Commit());
   writer_.reset();
+  ticket_->set_handle(stored->info().handle);
   npystream::v1::TensorInfo info;
   ToProto(stored->info(), &info);
   grpc::Slice slice(info.SerializeAsString());
@@ -133,13 +136,12 @@ absl::Status PutReactor::Complete() {
 void PutReactor::FinishWith(const absl::Status& status) {
   writer_.reset();  // an unfinished Put frees its memory and name now
   code_ = static_cast<int>(status.code());
+  message_ = std::string(status.message());
   Finish(ToGrpcStatus(status));
 }
 
 void PutReactor::OnDone() {
-  if (metrics_ != nullptr) {
-    metrics_->CallDone("Put", code_, absl::ToDoubleSeconds(absl::Now() - start_));
-  }
+  ticket_->Done(code_, message_);
   delete this;
 }
 

@@ -6,10 +6,9 @@
 #include <memory>
 #include <string>
 
-#include "absl/time/clock.h"
 #include "grpcpp/grpcpp.h"
 #include "server/npy/npy_parser.h"
-#include "server/rpc/rpc_metrics.h"
+#include "server/rpc/call_gate.h"
 #include "server/store/tensor_store.h"
 
 namespace npystream::rpc {
@@ -22,8 +21,8 @@ struct PutLimits {
 // Owns itself: deletes itself in OnDone.
 class PutReactor : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
-  PutReactor(TensorStore* store, const PutLimits& limits,
-             grpc::ByteBuffer* response, RpcMetrics* metrics);
+  PutReactor(TensorStore* store, const PutLimits& limits, grpc::ByteBuffer* response,
+             std::unique_ptr<CallTicket> ticket);
   void Start();
 
   void OnReadDone(bool ok) override;
@@ -41,14 +40,14 @@ class PutReactor : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   TensorStore* const store_;
   const PutLimits limits_;
   grpc::ByteBuffer* const response_;
-  RpcMetrics* const metrics_;
+  const std::unique_ptr<CallTicket> ticket_;
   grpc::ByteBuffer request_;
   bool have_header_message_ = false;
   TensorStore::PutSpec spec_;
   std::string npy_prefix_;  // header bytes until the whole .npy header arrived
   std::unique_ptr<TensorWriter> writer_;
   int code_ = 0;
-  const absl::Time start_ = absl::Now();
+  std::string message_;
 };
 
 }  // namespace npystream::rpc

@@ -16,8 +16,13 @@ absl::StatusOr<std::unique_ptr<RpcServer>> RpcServer::Start(const Options& optio
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
   std::unique_ptr<RpcServer> server(new RpcServer());
-  server->tensors_ = std::make_unique<TensorsService>(
-      options.store, options.transfer, options.put_limits, options.metrics);
+  CallGate::Options gate_options;
+  gate_options.token = options.token;
+  gate_options.idle_timeout = options.idle_timeout;
+  gate_options.metrics = options.metrics;
+  server->gate_ = std::make_unique<CallGate>(gate_options);
+  server->tensors_ = std::make_unique<TensorsService>(options.store, options.transfer,
+                                                      options.put_limits, server->gate_.get());
 
   grpc::ServerBuilder builder;
   builder.AddListeningPort(
@@ -27,37 +32,47 @@ absl::StatusOr<std::unique_ptr<RpcServer>> RpcServer::Start(const Options& optio
   builder.RegisterService(server->tensors_.get());
   if (options.engine != nullptr) {
     server->inference_ = std::make_unique<InferenceService>(
-        options.engine, options.store, options.transfer, options.put_limits, options.metrics,
-        /*workers=*/4);
+        options.engine, options.store, options.transfer, options.put_limits,
+        server->gate_.get(), /*workers=*/4);
     builder.RegisterService(server->inference_.get());
   }
-  // Put chunks up to 4 MiB plus framing.
-  builder.SetMaxReceiveMessageSize(8 << 20);
+  // Put chunks up to 4 MiB plus framing; inline Infer inputs up to 64 MiB.
+  builder.SetMaxReceiveMessageSize(64 << 20);
   if (options.max_concurrent_streams > 0) {
-    builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
-                               options.max_concurrent_streams);
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
   }
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
-    return absl::UnavailableError(
-        absl::StrCat("could not listen for gRPC on ", options.listen));
+    return absl::UnavailableError(absl::StrCat("could not listen for gRPC on ", options.listen));
   }
   std::string host = options.listen.substr(0, options.listen.rfind(':'));
   if (host.empty() || host == "0.0.0.0" || host == "[::]") host = "127.0.0.1";
   server->target_ = absl::StrCat(host, ":", server->port_);
+  if (options.idle_timeout > absl::ZeroDuration()) {
+    RpcServer* s = server.get();
+    server->watchdog_ = std::thread([s] {
+      while (!s->stop_watchdog_.load()) {
+        s->gate_->CancelIdle();
+        absl::SleepFor(absl::Milliseconds(200));
+      }
+    });
+  }
   return server;
 }
 
-void RpcServer::SetServing(bool serving) {
-  if (auto* health = server_->GetHealthCheckService()) health->SetServingStatus(serving);
+void RpcServer::StartDrain() {
+  gate_->StartDrain();
+  if (auto* health = server_->GetHealthCheckService()) health->SetServingStatus(false);
 }
 
 void RpcServer::Shutdown(absl::Duration deadline) {
   if (shut_down_) return;
   shut_down_ = true;
-  SetServing(false);
+  StartDrain();
   server_->Shutdown(absl::ToChronoTime(absl::Now() + deadline));
   server_->Wait();
+  stop_watchdog_ = true;
+  if (watchdog_.joinable()) watchdog_.join();
 }
 
 RpcServer::~RpcServer() { Shutdown(absl::ZeroDuration()); }

@@ -3,15 +3,18 @@
 #ifndef NPYSTREAM_SERVER_RPC_RPC_SERVER_H_
 #define NPYSTREAM_SERVER_RPC_RPC_SERVER_H_
 
+#include <atomic>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
+#include "server/engine/inference_engine.h"
+#include "server/rpc/call_gate.h"
 #include "server/rpc/put_reactor.h"
 #include "server/rpc/rpc_metrics.h"
-#include "server/engine/inference_engine.h"
 #include "server/store/tensor_store.h"
 #include "server/transfer/transfer.h"
 
@@ -30,6 +33,8 @@ class RpcServer {
     RpcMetrics* metrics = nullptr;           // not owned; may be null
     PutLimits put_limits;
     std::shared_ptr<grpc::ServerCredentials> credentials;  // null: insecure
+    std::string token;                       // bearer token required when set
+    absl::Duration idle_timeout = absl::ZeroDuration();  // Put/Fetch stalls
     int max_concurrent_streams = 0;  // per connection; 0: gRPC's default
   };
 
@@ -41,17 +46,23 @@ class RpcServer {
   int port() const { return port_; }
   // "host:port" a client on this machine can dial.
   const std::string& target() const { return target_; }
-  // Flips grpc.health.v1 to NOT_SERVING (for a drain).
-  void SetServing(bool serving);
+  // Health goes NOT_SERVING and new calls get UNAVAILABLE; calls in flight
+  // continue. Then WaitIdle, then Shutdown.
+  void StartDrain();
+  bool WaitIdle(absl::Duration timeout) { return gate_->WaitIdle(timeout); }
+  int64_t in_flight() { return gate_->in_flight(); }
   // Stops accepting calls; waits up to `deadline` for in-flight ones, then
   // cancels them. Idempotent.
   void Shutdown(absl::Duration deadline);
 
  private:
   RpcServer() = default;
+  std::unique_ptr<CallGate> gate_;
   std::unique_ptr<TensorsService> tensors_;
   std::unique_ptr<InferenceService> inference_;
   std::unique_ptr<grpc::Server> server_;
+  std::atomic<bool> stop_watchdog_{false};
+  std::thread watchdog_;
   int port_ = 0;
   std::string target_;
   bool shut_down_ = false;

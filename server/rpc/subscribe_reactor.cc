@@ -5,11 +5,11 @@
 namespace npystream::rpc {
 
 SubscribeReactor::SubscribeReactor(SubscriptionHub* hub, std::shared_ptr<Subscription> subscription,
-                                   Transfer* transfer, RpcMetrics* metrics)
+                                   Transfer* transfer, std::unique_ptr<CallTicket> ticket)
     : hub_(hub),
       subscription_(std::move(subscription)),
       transfer_(transfer),
-      metrics_(metrics),
+      ticket_(std::move(ticket)),
       liveness_(std::make_shared<Liveness>()) {
   absl::MutexLock lock(&liveness_->mu);
   liveness_->reactor = this;
@@ -52,7 +52,7 @@ void SubscribeReactor::Pump() {
       FinishOnce(ToGrpcStatus(status));
       return;
     }
-    if (metrics_ != nullptr) metrics_->BytesSent(bytes);
+    ticket_->AddSent(bytes);
     StartWrite(&buffer_);
   });
 }
@@ -88,7 +88,7 @@ void SubscribeReactor::OnDone() {
     liveness_->reactor = nullptr;
   }
   hub_->Unsubscribe(subscription_);
-  if (metrics_ != nullptr) metrics_->CallDone("Subscribe", 0, 0);
+  ticket_->Done(0);
   delete this;
 }
 

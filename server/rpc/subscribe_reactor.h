@@ -9,7 +9,7 @@
 #include "grpcpp/grpcpp.h"
 #include "server/engine/subscriptions.h"
 #include "server/rpc/npy_framer.h"
-#include "server/rpc/rpc_metrics.h"
+#include "server/rpc/call_gate.h"
 #include "server/transfer/transfer.h"
 
 namespace npystream::rpc {
@@ -18,7 +18,7 @@ namespace npystream::rpc {
 class SubscribeReactor : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   SubscribeReactor(SubscriptionHub* hub, std::shared_ptr<Subscription> subscription,
-                   Transfer* transfer, RpcMetrics* metrics);
+                   Transfer* transfer, std::unique_ptr<CallTicket> ticket);
   void Start() { Pump(); }
 
   void OnWriteDone(bool ok) override;
@@ -39,7 +39,7 @@ class SubscribeReactor : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   SubscriptionHub* const hub_;
   const std::shared_ptr<Subscription> subscription_;
   Transfer* const transfer_;
-  RpcMetrics* const metrics_;
+  const std::unique_ptr<CallTicket> ticket_;
   const std::shared_ptr<Liveness> liveness_;
   absl::Mutex mu_;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;

@@ -4,8 +4,8 @@
 #define NPYSTREAM_SERVER_RPC_TENSORS_SERVICE_H_
 
 #include "npystream/v1/tensors.grpc.pb.h"
+#include "server/rpc/call_gate.h"
 #include "server/rpc/put_reactor.h"
-#include "server/rpc/rpc_metrics.h"
 #include "server/store/tensor_store.h"
 #include "server/transfer/transfer.h"
 
@@ -18,12 +18,10 @@ using TensorsBase = npystream::v1::Tensors::WithRawCallbackMethod_Put<
                 npystream::v1::Tensors::WithCallbackMethod_Release<
                     npystream::v1::Tensors::Service>>>>>;
 
-// Thread-safe. `store`, `transfer` and `metrics` (may be null) are not owned
-// and must outlive the service.
+// Thread-safe. Borrowed pointers must outlive the service.
 class TensorsService final : public TensorsBase {
  public:
-  TensorsService(TensorStore* store, Transfer* transfer, const PutLimits& limits,
-                 RpcMetrics* metrics);
+  TensorsService(TensorStore* store, Transfer* transfer, const PutLimits& limits, CallGate* gate);
 
   grpc::ServerReadReactor<grpc::ByteBuffer>* Put(grpc::CallbackServerContext* context,
                                                  grpc::ByteBuffer* response) override;
@@ -40,14 +38,10 @@ class TensorsService final : public TensorsBase {
                                     npystream::v1::ReleaseResponse* response) override;
 
  private:
-  grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context,
-                                 absl::string_view method, absl::Time start,
-                                 const absl::Status& status);
-
   TensorStore* const store_;
   Transfer* const transfer_;
   const PutLimits limits_;
-  RpcMetrics* const metrics_;
+  CallGate* const gate_;
 };
 
 }  // namespace npystream::rpc
