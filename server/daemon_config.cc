@@ -1,6 +1,10 @@
 #include "server/daemon_config.h"
 
+#include <fstream>
+#include <sstream>
+
 #include "absl/strings/ascii.h"
+#include "nlohmann/json.hpp"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -80,6 +84,20 @@ const std::vector<Flag>& Flags() {
          c->log_level = v;
          return absl::OkStatus();
        }},
+      {"tls-cert", "PEM certificate chain: TLS on gRPC and admin ports",
+       [](DaemonConfig* c, const std::string& v) { c->tls_cert = v; return absl::OkStatus(); }},
+      {"tls-key", "PEM private key for --tls-cert",
+       [](DaemonConfig* c, const std::string& v) { c->tls_key = v; return absl::OkStatus(); }},
+      {"tls-client-ca", "PEM CA: clients must present a certificate it signed (mTLS)",
+       [](DaemonConfig* c, const std::string& v) { c->tls_client_ca = v; return absl::OkStatus(); }},
+      {"auth-token-file", "file whose first line is the bearer token clients must send",
+       [](DaemonConfig* c, const std::string& v) { c->auth_token_file = v; return absl::OkStatus(); }},
+      {"idle-timeout", "seconds a Put/Fetch stream may make no progress (0: never)",
+       [](DaemonConfig* c, const std::string& v) {
+         return SetInt(&c->idle_timeout_seconds, "idle-timeout", v, 0);
+       }},
+      {"config", "JSON file of flag values ({\"store-budget\": \"8GiB\", ...})",
+       [](DaemonConfig* c, const std::string& v) { c->config_file = v; return absl::OkStatus(); }},
       {"log-format", "text or json",
        [](DaemonConfig* c, const std::string& v) {
          if (v != "text" && v != "json") {
@@ -102,6 +120,39 @@ absl::StatusOr<DaemonConfig> ParseDaemonConfig(
     const std::vector<std::string>& args,
     const std::function<const char*(const char*)>& getenv) {
   DaemonConfig config;
+  // The config file comes first so the environment and flags override it.
+  std::string config_file;
+  if (const char* v = getenv("NPYSTREAM_CONFIG")) config_file = v;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (absl::StartsWith(args[i], "--config=")) config_file = args[i].substr(9);
+    if (args[i] == "--config" && i + 1 < args.size()) config_file = args[i + 1];
+  }
+  if (!config_file.empty()) {
+    std::ifstream in(config_file);
+    if (!in) return absl::InvalidArgumentError(absl::StrCat("--config ", config_file, ": cannot read"));
+    std::stringstream ss;
+    ss << in.rdbuf();
+    nlohmann::json j = nlohmann::json::parse(ss.str(), nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded() || !j.is_object()) {
+      return absl::InvalidArgumentError(absl::StrCat("--config ", config_file, ": not a JSON object"));
+    }
+    for (const auto& [key, value] : j.items()) {
+      const Flag* flag = nullptr;
+      for (const Flag& f : Flags()) {
+        if (key == f.name && key != "config") flag = &f;
+      }
+      if (flag == nullptr) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--config ", config_file, ": unknown key '", key, "'"));
+      }
+      const std::string text = value.is_string() ? value.get<std::string>() : value.dump();
+      absl::Status s = flag->set(&config, text);
+      if (!s.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("--config ", config_file, ": ", s.message()));
+      }
+    }
+    config.config_file = config_file;
+  }
   for (const Flag& flag : Flags()) {
     if (const char* v = getenv(EnvName(flag.name).c_str())) {
       absl::Status s = flag.set(&config, v);

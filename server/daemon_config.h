@@ -25,11 +25,19 @@ struct DaemonConfig {
   int drain_timeout_seconds = 30;
   std::string log_level = "info";
   std::string log_format = "text";
+  std::string tls_cert;       // PEM files: TLS on the gRPC and admin ports
+  std::string tls_key;
+  std::string tls_client_ca;  // PEM: require client certificates it signed
+  std::string auth_token_file;  // first line is the bearer token
+  int idle_timeout_seconds = 300;  // Put/Fetch streams without progress
+  std::string config_file;
 };
 
 // Parses `args` (argv without the program name): --name=value or --name value.
-// `getenv` looks up NPYSTREAM_<NAME> (dashes become underscores).
-// INVALID_ARGUMENT naming the flag for unknown flags and bad values.
+// `getenv` looks up NPYSTREAM_<NAME> (dashes become underscores). A JSON
+// file named by --config (or NPYSTREAM_CONFIG) holds {"flag-name": value};
+// precedence: flags, then environment, then the file, then defaults.
+// INVALID_ARGUMENT naming the flag (or file key) for unknown names and bad values.
 absl::StatusOr<DaemonConfig> ParseDaemonConfig(
     const std::vector<std::string>& args,
     const std::function<const char*(const char*)>& getenv);

@@ -4,14 +4,18 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 #include <thread>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "server/common/byte_size.h"
 #include "server/common/log.h"
 #include "server/daemon_config.h"
 #include "server/engine/inference_engine.h"
+#include "server/http/admin_server.h"
+#include "server/http/metrics.h"
 #include "server/rpc/rpc_server.h"
 #include "server/store/tensor_store.h"
 #include "server/transfer/cuda_probe.h"
@@ -19,6 +23,20 @@
 
 namespace npystream {
 namespace {
+
+bool ReadFile(const std::string& path, std::string* out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  *out = ss.str();
+  return true;
+}
+
+int Fail(absl::string_view event, const absl::Status& status) {
+  Log(LogLevel::kError, event, absl::StrCat("error=\"", status.message(), "\""));
+  return 1;
+}
 
 int Run(const DaemonConfig& config) {
   LogLevel level = LogLevel::kInfo;
@@ -35,6 +53,35 @@ int Run(const DaemonConfig& config) {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  std::string token;
+  if (!config.auth_token_file.empty()) {
+    if (!ReadFile(config.auth_token_file, &token)) {
+      return Fail("config_failed", absl::InvalidArgumentError(
+                                       absl::StrCat("cannot read --auth-token-file ", config.auth_token_file)));
+    }
+    token = std::string(absl::StripAsciiWhitespace(token.substr(0, token.find('\n'))));
+    if (token.empty()) {
+      return Fail("config_failed", absl::InvalidArgumentError("--auth-token-file is empty"));
+    }
+  }
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+  if (!config.tls_cert.empty() || !config.tls_key.empty()) {
+    grpc::SslServerCredentialsOptions ssl;
+    grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+    if (!ReadFile(config.tls_cert, &pair.cert_chain) || !ReadFile(config.tls_key, &pair.private_key)) {
+      return Fail("config_failed", absl::InvalidArgumentError(
+                                       "--tls-cert and --tls-key must both name readable PEM files"));
+    }
+    ssl.pem_key_cert_pairs.push_back(pair);
+    if (!config.tls_client_ca.empty()) {
+      if (!ReadFile(config.tls_client_ca, &ssl.pem_root_certs)) {
+        return Fail("config_failed", absl::InvalidArgumentError("cannot read --tls-client-ca"));
+      }
+      ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+    }
+    credentials = grpc::SslServerCredentials(ssl);
+  }
+
   const CudaProbe cuda = ProbeCuda();
   const int torch_cuda = TensorStore::TorchCudaDeviceCount();
   const int usable_cuda = config.device == "cpu" ? 0 : std::min(cuda.device_count, torch_cuda);
@@ -48,10 +95,8 @@ int Run(const DaemonConfig& config) {
   store_options.cuda_device_count = usable_cuda;
   if (config.device != "auto") store_options.default_device = config.device;
   auto store = TensorStore::Create(store_options);
-  if (!store.ok()) {
-    Log(LogLevel::kError, "store_failed", store.status().ToString());
-    return 1;
-  }
+  if (!store.ok()) return Fail("store_failed", store.status());
+  Metrics metrics(store->get());
   std::unique_ptr<Transfer> transfer = NewCpuTransfer();
 
   InferenceEngine::Options engine_options;
@@ -60,29 +105,55 @@ int Run(const DaemonConfig& config) {
   engine_options.cuda_device_count = usable_cuda;
   engine_options.default_device =
       config.device != "auto" ? config.device : (usable_cuda > 0 ? "cuda:0" : "cpu");
+  engine_options.metrics = &metrics;
   auto engine = InferenceEngine::Create(engine_options);
-  if (!engine.ok()) {
-    Log(LogLevel::kError, "engine_failed", engine.status().ToString());
-    return 1;
-  }
+  if (!engine.ok()) return Fail("engine_failed", engine.status());
 
   rpc::RpcServer::Options rpc_options;
   rpc_options.listen = config.listen;
   rpc_options.store = store->get();
   rpc_options.engine = engine->get();
   rpc_options.transfer = transfer.get();
+  rpc_options.metrics = &metrics;
+  rpc_options.credentials = credentials;
+  rpc_options.token = token;
+  rpc_options.idle_timeout = absl::Seconds(config.idle_timeout_seconds);
   rpc_options.put_limits.parse.max_header_bytes = config.max_header_bytes;
   rpc_options.put_limits.parse.max_ndim = config.max_ndim;
   if (config.max_put_bytes > 0) rpc_options.put_limits.max_tensor_bytes = config.max_put_bytes;
   rpc_options.max_concurrent_streams = config.max_concurrent_streams;
   auto server = rpc::RpcServer::Start(rpc_options);
-  if (!server.ok()) {
-    Log(LogLevel::kError, "listen_failed", server.status().ToString());
-    return 1;
+  if (!server.ok()) return Fail("listen_failed", server.status());
+
+  std::atomic<bool> draining{false};
+  std::unique_ptr<AdminServer> admin;
+  std::string http_address = "off";
+  if (!config.http_listen.empty()) {
+    AdminServer::Options admin_options;
+    admin_options.listen = config.http_listen;
+    admin_options.metrics = &metrics;
+    admin_options.store = store->get();
+    admin_options.transfer = transfer.get();
+    admin_options.token = token;
+    admin_options.tls_cert_file = config.tls_cert;
+    admin_options.tls_key_file = config.tls_key;
+    admin_options.tls_client_ca_file = config.tls_client_ca;
+    admin_options.not_ready_reason = [&draining]() -> std::string {
+      return draining.load() ? "draining" : "";
+    };
+    auto started = AdminServer::Start(admin_options);
+    if (!started.ok()) return Fail("http_listen_failed", started.status());
+    admin = std::move(*started);
+    http_address = absl::StrCat(config.http_listen.substr(0, config.http_listen.rfind(':')), ":",
+                                admin->port());
   }
+  const ModelListing models = (*engine)->ListModels();
   Log(LogLevel::kInfo, "listening",
-      absl::StrCat("grpc=", (*server)->target(), " budget=", config.store_budget,
-                   " device=", config.device));
+      absl::StrCat("grpc=", (*server)->target(), " http=", http_address,
+                   " tls=", credentials ? (config.tls_client_ca.empty() ? "on" : "mutual") : "off",
+                   " auth=", token.empty() ? "off" : "token", " budget=", config.store_budget,
+                   " device=", config.device, " models=", models.models.size(),
+                   " model_errors=", models.errors.size()));
 
   std::atomic<bool> stop{false};
   std::thread sweeper([&] {
@@ -95,31 +166,38 @@ int Run(const DaemonConfig& config) {
     }
   });
 
+  int sig = 0;
   for (;;) {
-    int sig = 0;
     sigwait(&signals, &sig);
-    if (sig == SIGHUP) {
-      const ModelListing listing = (*engine)->Reload();
-      Log(LogLevel::kInfo, "reloaded",
-          absl::StrCat("models=", listing.models.size(), " errors=", listing.errors.size()));
-      continue;
-    }
-    break;
+    if (sig != SIGHUP) break;
+    const ModelListing listing = (*engine)->Reload();
+    Log(LogLevel::kInfo, "reloaded",
+        absl::StrCat("models=", listing.models.size(), " errors=", listing.errors.size()));
   }
+  // Drain: not ready at once, new calls refused, calls in flight finish.
+  draining = true;
+  (*server)->StartDrain();
   Log(LogLevel::kInfo, "draining",
-      absl::StrCat("timeout_s=", config.drain_timeout_seconds));
+      absl::StrCat("signal=", sig, " in_flight=", (*server)->in_flight(),
+                   " timeout_s=", config.drain_timeout_seconds));
   // A second signal while draining exits at once.
   std::thread second([&signals] {
-    int sig = 0;
-    sigwait(&signals, &sig);
-    Log(LogLevel::kWarning, "exit_now", absl::StrCat("signal=", sig));
+    int again = 0;
+    sigwait(&signals, &again);
+    Log(LogLevel::kWarning, "exit_now", absl::StrCat("signal=", again));
     std::_Exit(1);
   });
   second.detach();
-  (*server)->Shutdown(absl::Seconds(config.drain_timeout_seconds));
+  const bool idle = (*server)->WaitIdle(absl::Seconds(config.drain_timeout_seconds));
+  if (!idle) {
+    Log(LogLevel::kWarning, "drain_timeout",
+        absl::StrCat("cancelling=", (*server)->in_flight()));
+  }
+  (*server)->Shutdown(absl::Seconds(1));
+  if (admin) admin->Stop();
   stop = true;
   sweeper.join();
-  Log(LogLevel::kInfo, "stopped");
+  Log(LogLevel::kInfo, "stopped", absl::StrCat("clean=", idle ? "true" : "false"));
   return 0;
 }
 

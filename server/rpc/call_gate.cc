@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/common/log.h"
+#include "server/common/token.h"
 
 namespace npystream::rpc {
 
@@ -47,17 +48,6 @@ void CallTicket::Done(int code, absl::string_view message) {
   Log(failed ? LogLevel::kWarning : LogLevel::kDebug, "rpc", fields);
 }
 
-bool CallGate::TokenMatches(absl::string_view header, absl::string_view token) {
-  const std::string expected = absl::StrCat("Bearer ", token);
-  // Compare every byte whatever the lengths, so timing says nothing.
-  unsigned diff = header.size() == expected.size() ? 0u : 1u;
-  for (size_t i = 0; i < expected.size(); ++i) {
-    const char h = i < header.size() ? header[i] : 0;
-    diff |= static_cast<unsigned char>(h ^ expected[i]);
-  }
-  return diff == 0;
-}
-
 absl::StatusOr<std::unique_ptr<CallTicket>> CallGate::Admit(grpc::CallbackServerContext* context,
                                                             absl::string_view method,
                                                             bool idle_checked) {
@@ -66,7 +56,7 @@ absl::StatusOr<std::unique_ptr<CallTicket>> CallGate::Admit(grpc::CallbackServer
     auto it = md.find("authorization");
     const absl::string_view value =
         it == md.end() ? absl::string_view() : absl::string_view(it->second.data(), it->second.size());
-    if (!TokenMatches(value, options_.token)) {
+    if (!BearerTokenMatches(value, options_.token)) {
       const absl::Status s = absl::UnauthenticatedError(
           it == md.end() ? "missing authorization: Bearer token" : "wrong bearer token");
       if (options_.metrics != nullptr) {

@@ -81,9 +81,6 @@ class CallGate {
   int CancelIdle();
   RpcMetrics* metrics() const { return options_.metrics; }
 
-  // Constant-time check of an "authorization" header value.
-  static bool TokenMatches(absl::string_view header, absl::string_view token);
-
  private:
   friend class CallTicket;
   void Remove(CallTicket* ticket);

@@ -1,0 +1,60 @@
+// AdminServer: the admin HTTP port (Boost.Beast on Boost.Asio):
+//   GET /metrics                 Prometheus text (no auth)
+//   GET /healthz, /readyz        liveness, readiness (no auth)
+//   GET /v1/tensors              JSON list (token when configured)
+//   GET /v1/tensors/{h}.npy      the .npy, with Range support (token)
+#ifndef NPYSTREAM_SERVER_HTTP_ADMIN_SERVER_H_
+#define NPYSTREAM_SERVER_HTTP_ADMIN_SERVER_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "server/http/metrics.h"
+#include "server/store/tensor_store.h"
+#include "server/transfer/transfer.h"
+
+namespace npystream {
+
+class AdminServer {
+ public:
+  struct Options {
+    std::string listen = "127.0.0.1:8080";  // port 0 picks one
+    Metrics* metrics = nullptr;              // not owned
+    TensorStore* store = nullptr;            // not owned
+    Transfer* transfer = nullptr;            // not owned
+    // Why the daemon is not ready ("" when ready), asked on each /readyz.
+    std::function<std::string()> not_ready_reason;
+    std::string token;            // bearer token for /v1/tensors*, when set
+    std::string tls_cert_file;    // PEM; TLS when set
+    std::string tls_key_file;
+    std::string tls_client_ca_file;  // PEM; clients must present a cert it signed
+    int threads = 2;
+  };
+
+  // UNAVAILABLE naming the address when it cannot bind; INVALID_ARGUMENT for
+  // unreadable TLS files.
+  static absl::StatusOr<std::unique_ptr<AdminServer>> Start(const Options& options);
+  ~AdminServer();
+
+  int port() const;
+  // Stops accepting, closes connections and joins the threads. Idempotent.
+  void Stop();
+
+  struct Impl;
+
+ private:
+  explicit AdminServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Parses a single "bytes=" range against `total` bytes into [first, last].
+// Returns false when unsatisfiable or malformed (HTTP 416); sets *whole for
+// multi-range or absent ranges (serve everything, 200).
+bool ParseByteRange(const std::string& header, uint64_t total, uint64_t* first, uint64_t* last,
+                    bool* whole);
+
+}  // namespace npystream
+
+#endif  // NPYSTREAM_SERVER_HTTP_ADMIN_SERVER_H_

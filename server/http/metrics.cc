@@ -1,0 +1,86 @@
+#include "server/http/metrics.h"
+
+#include "prometheus/text_serializer.h"
+
+namespace npystream {
+namespace {
+
+const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
+  static const auto* b = new prometheus::Histogram::BucketBoundaries{
+      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+  return *b;
+}
+
+}  // namespace
+
+const char* CodeName(int code) {
+  static const char* kNames[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT",
+                                 "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
+                                 "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+                                 "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL",
+                                 "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
+  return code >= 0 && code <= 16 ? kNames[code] : "UNKNOWN";
+}
+
+Metrics::Metrics(TensorStore* store)
+    : store_(store), registry_(std::make_shared<prometheus::Registry>()) {
+  using prometheus::BuildCounter;
+  using prometheus::BuildGauge;
+  using prometheus::BuildHistogram;
+  auto& r = *registry_;
+  requests_ = &BuildCounter().Name("npystream_rpc_requests_total")
+                   .Help("gRPC calls finished, by method and status code").Register(r);
+  durations_ = &BuildHistogram().Name("npystream_rpc_duration_seconds")
+                    .Help("gRPC call duration, by method").Register(r);
+  infer_durations_ = &BuildHistogram().Name("npystream_infer_duration_seconds")
+                          .Help("Infer duration (inputs to stored outputs), by model").Register(r);
+  dropped_ = &BuildCounter().Name("npystream_subscribe_dropped_total")
+                  .Help("Subscription values replaced before the subscriber took them")
+                  .Register(r);
+  store_bytes_ = &BuildGauge().Name("npystream_store_bytes")
+                      .Help("Bytes of resident tensors, by device").Register(r);
+  store_budget_ = &BuildGauge().Name("npystream_store_budget_bytes")
+                       .Help("Store budget, by device").Register(r);
+  bytes_sent_ = &BuildCounter().Name("npystream_bytes_sent_total")
+                     .Help(".npy bytes sent by Fetch and Subscribe").Register(r).Add({});
+  bytes_received_ = &BuildCounter().Name("npystream_bytes_received_total")
+                         .Help(".npy bytes received by Put and inline Infer inputs")
+                         .Register(r).Add({});
+  d2h_bytes_ = &BuildCounter().Name("npystream_d2h_bytes_total")
+                    .Help("Bytes copied device-to-host by the transfer engine")
+                    .Register(r).Add({});
+  fetch_active_ = &BuildGauge().Name("npystream_fetch_active")
+                       .Help("Fetch streams in progress").Register(r).Add({});
+  store_tensors_ = &BuildGauge().Name("npystream_store_tensors")
+                        .Help("Tensors with a live handle").Register(r).Add({});
+  staging_free_ = &BuildGauge().Name("npystream_staging_ring_free_bytes")
+                       .Help("Free bytes in the pinned staging ring (0: CPU backend, no ring)")
+                       .Register(r).Add({});
+  store_budget_->Add({{"device", "cpu"}}).Set(static_cast<double>(store_->budget().limit()));
+  store_bytes_->Add({{"device", "cpu"}}).Set(0);
+}
+
+void Metrics::CallDone(absl::string_view method, int code, double seconds) {
+  const std::string m(method);
+  requests_->Add({{"method", m}, {"code", CodeName(code)}}).Increment();
+  durations_->Add({{"method", m}}, LatencyBuckets()).Observe(seconds);
+}
+
+void Metrics::InferDone(const std::string& model, double seconds) {
+  infer_durations_->Add({{"model", model}}, LatencyBuckets()).Observe(seconds);
+}
+
+void Metrics::SubscribeDropped(const std::string& model, const std::string& layer) {
+  dropped_->Add({{"model", model}, {"layer", layer}}).Increment();
+}
+
+std::string Metrics::Scrape() {
+  store_tensors_->Set(static_cast<double>(store_->size()));
+  for (const auto& [device, used] : store_->budget().UsedByDevice()) {
+    store_bytes_->Add({{"device", device}}).Set(static_cast<double>(used));
+    store_budget_->Add({{"device", device}}).Set(static_cast<double>(store_->budget().limit()));
+  }
+  return prometheus::TextSerializer().Serialize(registry_->Collect());
+}
+
+}  // namespace npystream

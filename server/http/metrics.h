@@ -1,0 +1,66 @@
+// Metrics: the daemon's Prometheus registry (prometheus-cpp). Implements the
+// RPC and engine metric interfaces; store gauges are read at scrape time.
+#ifndef NPYSTREAM_SERVER_HTTP_METRICS_H_
+#define NPYSTREAM_SERVER_HTTP_METRICS_H_
+
+#include <memory>
+#include <string>
+
+#include "prometheus/counter.h"
+#include "prometheus/family.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
+#include "server/engine/inference_engine.h"
+#include "server/rpc/rpc_metrics.h"
+#include "server/store/tensor_store.h"
+
+namespace npystream {
+
+// Thread-safe.
+class Metrics : public rpc::RpcMetrics, public EngineMetrics {
+ public:
+  // `store` (not owned) must outlive the metrics.
+  explicit Metrics(TensorStore* store);
+
+  // The Prometheus text exposition of every metric.
+  std::string Scrape();
+
+  // rpc::RpcMetrics
+  void BytesSent(uint64_t n) override { bytes_sent_->Increment(static_cast<double>(n)); }
+  void BytesReceived(uint64_t n) override { bytes_received_->Increment(static_cast<double>(n)); }
+  void FetchStarted() override { fetch_active_->Increment(); }
+  void FetchEnded() override { fetch_active_->Decrement(); }
+  void CallDone(absl::string_view method, int code, double seconds) override;
+
+  // EngineMetrics
+  void InferDone(const std::string& model, double seconds) override;
+  void SubscribeDropped(const std::string& model, const std::string& layer) override;
+
+  // Transfer engine: device-to-host bytes and free staging bytes.
+  void AddD2HBytes(uint64_t n) { d2h_bytes_->Increment(static_cast<double>(n)); }
+  void SetStagingFreeBytes(uint64_t n) { staging_free_->Set(static_cast<double>(n)); }
+
+ private:
+  TensorStore* const store_;
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>* requests_;
+  prometheus::Family<prometheus::Histogram>* durations_;
+  prometheus::Family<prometheus::Histogram>* infer_durations_;
+  prometheus::Family<prometheus::Counter>* dropped_;
+  prometheus::Family<prometheus::Gauge>* store_bytes_;
+  prometheus::Family<prometheus::Gauge>* store_budget_;
+  prometheus::Counter* bytes_sent_;
+  prometheus::Counter* bytes_received_;
+  prometheus::Counter* d2h_bytes_;
+  prometheus::Gauge* fetch_active_;
+  prometheus::Gauge* store_tensors_;
+  prometheus::Gauge* staging_free_;
+};
+
+// "OK", "NOT_FOUND", ... for a canonical code.
+const char* CodeName(int code);
+
+}  // namespace npystream
+
+#endif  // NPYSTREAM_SERVER_HTTP_METRICS_H_
