@@ -67,7 +67,10 @@ def main(argv=None):
     parser.add_argument("--target", default=os.environ.get("NPYSTREAM_TARGET", "127.0.0.1:50051"),
                         help="server host:port (default $NPYSTREAM_TARGET or 127.0.0.1:50051)")
     parser.add_argument("--token", default=None, help="bearer token (default $NPYSTREAM_TOKEN)")
-    parser.add_argument("--tls-ca", default=None, help="PEM file of the server's CA: use TLS")
+    parser.add_argument("--tls-ca", default=os.environ.get("NPYSTREAM_TLS_CA"),
+                        help="PEM file of the server's CA: use TLS (default $NPYSTREAM_TLS_CA)")
+    parser.add_argument("--tls-cert", default=None, help="PEM client certificate (mutual TLS)")
+    parser.add_argument("--tls-key", default=None, help="PEM client key (mutual TLS)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("put", help="store a .npy file")
@@ -93,9 +96,16 @@ def main(argv=None):
     sub.add_parser("models", help="list models")
     args = parser.parse_args(argv)
 
-    roots = open(args.tls_ca, "rb").read() if args.tls_ca else None
+    def pem(path):
+        with open(path, "rb") as f:
+            return f.read()
+
+    roots = pem(args.tls_ca) if args.tls_ca else None
+    key = pem(args.tls_key) if args.tls_key else None
+    chain = pem(args.tls_cert) if args.tls_cert else None
     try:
-        with Client(args.target, token=args.token, root_certificates=roots) as client:
+        with Client(args.target, token=args.token, root_certificates=roots, private_key=key,
+                    certificate_chain=chain) as client:
             if args.command == "put":
                 arr = np.load(args.file, mmap_mode="r", allow_pickle=False)
                 bar = Progress(f"put {os.path.basename(args.file)}", args.quiet)

@@ -22,15 +22,19 @@ class Client:
     """A connection to one npystreamd. Thread-safe; reuse it.
 
     target: "host:port". token: sent as `authorization: Bearer <token>`
-    (default: $NPYSTREAM_TOKEN). root_certificates: PEM bytes to use TLS.
+    (default: $NPYSTREAM_TOKEN). root_certificates: PEM bytes of the CA to
+    trust (enables TLS); private_key/certificate_chain: PEM bytes of a client
+    certificate for mutual TLS. timeout: seconds per call (default none).
     """
 
-    def __init__(self, target="127.0.0.1:50051", *, token=None,
-                 root_certificates=None, timeout=None):
+    def __init__(self, target="127.0.0.1:50051", *, token=None, root_certificates=None,
+                 private_key=None, certificate_chain=None, timeout=None):
         options = [("grpc.max_receive_message_length", 64 << 20),
                    ("grpc.max_send_message_length", 64 << 20)]
         if root_certificates is not None:
-            creds = grpc.ssl_channel_credentials(root_certificates=root_certificates)
+            creds = grpc.ssl_channel_credentials(root_certificates=root_certificates,
+                                                 private_key=private_key,
+                                                 certificate_chain=certificate_chain)
             self._channel = grpc.secure_channel(target, creds, options=options)
         else:
             self._channel = grpc.insecure_channel(target, options=options)

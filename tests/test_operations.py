@@ -1,0 +1,339 @@
+"""Operating npystreamd: metrics, health, drain, HTTP downloads, TLS, auth,
+limits. Every test runs against real daemons started with its own flags."""
+import io
+import os
+import re
+import signal
+import ssl
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import grpc
+import numpy as np
+import pytest
+
+import npystream
+from conftest import BUILD
+from npy_ref import save_bytes
+from npystream import _wire
+from npystream.v1 import tensors_pb2 as pb
+
+MODELS = os.path.join(BUILD, "models")
+
+
+def http(daemon, path, headers=None, context=None, scheme="http"):
+    req = urllib.request.Request(f"{scheme}://{daemon.http}{path}", headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=30, context=context) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+def metrics(daemon):
+    status, _, body = http(daemon, "/metrics")
+    assert status == 200
+    out = {}
+    for line in body.decode().splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        key, value = line.rsplit(" ", 1)
+        out[key] = float(value)
+    return out
+
+
+def health(target, credentials=None):
+    """grpc.health.v1.Health/Check with an empty service name, called raw."""
+    channel = (grpc.secure_channel(target, credentials) if credentials
+               else grpc.insecure_channel(target))
+    check = channel.unary_unary("/grpc.health.v1.Health/Check", request_serializer=None,
+                                response_deserializer=None)
+    try:
+        raw = check(b"", timeout=10)
+        return {b"\x08\x01": "SERVING", b"\x08\x02": "NOT_SERVING"}.get(raw, raw)
+    finally:
+        channel.close()
+
+
+def test_metrics_count_exact_bytes_and_calls(make_daemon):
+    d = make_daemon("--model-repository", MODELS)
+    before = metrics(d)
+    arr = np.arange(10_000, dtype=np.float64)
+    npy = len(save_bytes(arr))
+    with d.client() as c:
+        c.put(arr, name="m1")
+        c.fetch("m1")
+        c.fetch("m1")
+        with pytest.raises(npystream.NotFoundError):
+            c.stat("missing")
+        c.infer("demo", {"x": np.zeros((2, 1, 28, 28), np.float32)}, fetch=False)
+    after = metrics(d)
+
+    def delta(key):
+        return after.get(key, 0) - before.get(key, 0)
+
+    assert delta("npystream_bytes_received_total") >= npy  # Put + the inline infer input
+    assert delta("npystream_bytes_sent_total") == 2 * npy
+    assert delta('npystream_rpc_requests_total{code="OK",method="Put"}') == 1
+    assert delta('npystream_rpc_requests_total{code="OK",method="Fetch"}') == 2
+    assert delta('npystream_rpc_requests_total{code="NOT_FOUND",method="Stat"}') == 1
+    assert delta('npystream_rpc_duration_seconds_count{method="Fetch"}') == 2
+    assert delta('npystream_infer_duration_seconds_count{model="demo"}') == 1
+    assert after["npystream_store_tensors"] == 2  # m1 + the demo output
+    assert after['npystream_store_bytes{device="cpu"}'] == arr.nbytes + 2 * 10 * 4
+    assert after['npystream_store_budget_bytes{device="cpu"}'] == 8 << 30
+    assert after["npystream_fetch_active"] == 0
+    for name in ("npystream_d2h_bytes_total", "npystream_staging_ring_free_bytes"):
+        assert name in after
+
+
+def test_subscribe_drops_are_counted(make_daemon):
+    d = make_daemon("--model-repository", MODELS)
+    with d.client() as c:
+        sub = c.subscribe("demo", ["conv1"])  # never read: the slowest subscriber
+        it = iter(sub)
+        threading.Thread(target=lambda: next(it, None), daemon=True).start()
+        time.sleep(0.3)
+        x = np.random.default_rng(0).standard_normal((64, 1, 28, 28), dtype=np.float32)
+        for _ in range(30):
+            c.infer("demo", {"x": x})
+        dropped = metrics(d).get('npystream_subscribe_dropped_total{layer="conv1",model="demo"}', 0)
+        sub.cancel()
+    assert dropped > 0
+
+
+def test_health_endpoints_and_grpc_health_reflection(daemon):
+    assert http(daemon, "/healthz")[0] == 200
+    status, _, body = http(daemon, "/readyz")
+    assert status == 200 and b'"ready":true' in body
+    assert health(daemon.target) == "SERVING"
+    channel = grpc.insecure_channel(daemon.target)
+    reflect = channel.stream_stream(
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        request_serializer=None, response_deserializer=None)
+    reply = next(reflect(iter([b"\x3a\x00"])))  # list_services: ""
+    channel.close()
+    assert b"npystream.v1.Tensors" in reply and b"npystream.v1.Inference" in reply
+    assert b"grpc.health.v1.Health" in reply
+
+
+def test_http_npy_download_and_ranges(daemon, client, unique):
+    name = unique()
+    arr = np.random.default_rng(3).standard_normal((300, 7)).astype(np.float32)
+    client.put(arr, name=name)
+    expected = save_bytes(arr)
+    status, headers, body = http(daemon, f"/v1/tensors/{name}.npy")
+    assert status == 200 and body == expected
+    assert headers["Content-Length"] == str(len(expected))
+    assert headers["Content-Type"] == "application/octet-stream"
+    with urllib.request.urlopen(f"http://{daemon.http}/v1/tensors/{name}.npy") as r:
+        assert np.array_equal(np.load(io.BytesIO(r.read())), arr)
+    for rng, lo, hi in (("bytes=0-99", 0, 99), ("bytes=100-", 100, len(expected) - 1),
+                        ("bytes=-50", len(expected) - 50, len(expected) - 1),
+                        ("bytes=120-5000", 120, 5000),
+                        ("bytes=8000-99999", 8000, len(expected) - 1)):
+        status, headers, body = http(daemon, f"/v1/tensors/{name}.npy", {"Range": rng})
+        assert status == 206, rng
+        assert body == expected[lo:hi + 1], rng
+        assert headers["Content-Range"] == f"bytes {lo}-{hi}/{len(expected)}"
+    status, headers, _ = http(daemon, f"/v1/tensors/{name}.npy",
+                              {"Range": f"bytes={len(expected)}-"})
+    assert status == 416 and headers["Content-Range"] == f"bytes */{len(expected)}"
+    assert http(daemon, "/v1/tensors/nope.npy")[0] == 404
+    status, _, body = http(daemon, "/v1/tensors")
+    assert status == 200 and name.encode() in body
+    r = subprocess.run(["curl", "-sf", "-o", "-", f"http://{daemon.http}/v1/tensors/{name}.npy"],
+                       capture_output=True, timeout=30)
+    assert r.returncode == 0 and r.stdout == expected
+
+
+def test_sigterm_during_1_gib_fetch_completes_it_and_exits_0(make_daemon):
+    d = make_daemon("--drain-timeout", "60")
+    arr = np.arange(1 << 28, dtype=np.uint32)  # 1 GiB
+    with d.client() as c:
+        c.put(arr, name="big")
+    del arr
+    started = threading.Event()
+    result = {}
+
+    def fetch():
+        with d.client() as c:
+            def progress(done, total):
+                if done > total // 8:
+                    started.set()
+                time.sleep(0.002)  # keep the fetch in flight for a few seconds
+            got = c.fetch("big", progress=progress)
+            result["ok"] = got.shape == (1 << 28,) and bool(
+                (got[:: 1 << 16] == np.arange(0, 1 << 28, 1 << 16, dtype=np.uint32)).all()
+                and got[-1] == (1 << 28) - 1)
+
+    t = threading.Thread(target=fetch)
+    t.start()
+    assert started.wait(60)
+    d.proc.send_signal(signal.SIGTERM)
+    deadline = time.time() + 5
+    while time.time() < deadline and http(d, "/readyz")[0] != 503:
+        time.sleep(0.02)
+    status, _, body = http(d, "/readyz")
+    assert status == 503 and b"draining" in body
+    assert http(d, "/healthz")[0] == 200
+    assert health(d.target) == "NOT_SERVING"
+    with d.client() as c:
+        with pytest.raises(npystream.UnavailableError) as err:
+            c.stat("big")
+        assert "draining" in str(err.value)
+    t.join(120)
+    assert result.get("ok") is True
+    assert d.proc.wait(60) == 0
+    assert any("stopped clean=true" in line for line in d.log)
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    """A CA, a server certificate for 127.0.0.1/localhost and a client one."""
+    d = tmp_path_factory.mktemp("certs")
+
+    def run(*args):
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+        "-days", "2", "-subj", "/CN=npystream test CA")
+    (d / "san.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for who in ("server", "client"):
+        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{who}.key", "-out", f"{who}.csr",
+            "-subj", f"/CN={who}")
+        run("x509", "-req", "-in", f"{who}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", f"{who}.pem", "-days", "2", "-extfile", "san.cnf")
+    return {k: str(d / k) for k in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key")}
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def test_tls(make_daemon, certs):
+    d = make_daemon("--tls-cert", certs["server.pem"], "--tls-key", certs["server.key"])
+    arr = np.arange(50, dtype=np.int32)
+    with npystream.Client(d.target, root_certificates=read(certs["ca.pem"])) as c:
+        c.put(arr, name="secure")
+        assert np.array_equal(c.fetch("secure"), arr)
+    with npystream.Client(d.target, timeout=5) as plain:
+        with pytest.raises(npystream.UnavailableError):
+            plain.list()
+    ctx = ssl.create_default_context(cafile=certs["ca.pem"])
+    status, _, body = http(d, "/v1/tensors/secure.npy", context=ctx, scheme="https")
+    assert status == 200 and body == save_bytes(arr)
+
+
+def test_mutual_tls(make_daemon, certs):
+    d = make_daemon("--tls-cert", certs["server.pem"], "--tls-key", certs["server.key"],
+                    "--tls-client-ca", certs["ca.pem"])
+    roots = read(certs["ca.pem"])
+    with npystream.Client(d.target, root_certificates=roots, timeout=5) as anonymous:
+        with pytest.raises(npystream.UnavailableError):
+            anonymous.list()
+    with npystream.Client(d.target, root_certificates=roots, private_key=read(certs["client.key"]),
+                          certificate_chain=read(certs["client.pem"])) as c:
+        c.put(np.ones(3), name="m")
+        assert np.array_equal(c.fetch("m"), np.ones(3))
+    ctx = ssl.create_default_context(cafile=certs["ca.pem"])
+    with pytest.raises((urllib.error.URLError, ssl.SSLError, ConnectionError)):
+        urllib.request.urlopen(f"https://{d.http}/healthz", context=ctx, timeout=10).read()
+    ctx.load_cert_chain(certs["client.pem"], certs["client.key"])
+    assert http(d, "/healthz", context=ctx, scheme="https")[0] == 200
+
+
+def test_token_is_required_on_every_protected_call(make_daemon, tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text("s3cret-token\n")
+    d = make_daemon("--auth-token-file", str(token_file), "--model-repository", MODELS)
+    x = np.zeros((1, 1, 28, 28), np.float32)
+    with d.client(token="s3cret-token") as good:
+        info = good.put(np.arange(4), name="t1")
+        calls = {
+            "put": lambda c: c.put(np.arange(4)),
+            "fetch": lambda c: c.fetch("t1"),
+            "fetch_to": lambda c: c.fetch_to("t1", io.BytesIO()),
+            "stat": lambda c: c.stat("t1"),
+            "list": lambda c: c.list(),
+            "release": lambda c: c.release("nope"),
+            "list_models": lambda c: c.list_models(),
+            "reload": lambda c: c.reload(),
+            "infer": lambda c: c.infer("demo", {"x": x}),
+            "subscribe": lambda c: next(iter(c.subscribe("demo", ["conv1"]))),
+        }
+        for token in (None, "wrong-token", "s3cret-token "):
+            env_token = os.environ.pop("NPYSTREAM_TOKEN", None)
+            with d.client(token=token) as bad:
+                for name, call in calls.items():
+                    with pytest.raises(npystream.UnauthenticatedError):
+                        call(bad)
+            if env_token is not None:
+                os.environ["NPYSTREAM_TOKEN"] = env_token
+        for name, call in calls.items():
+            if name not in ("subscribe", "release"):
+                call(good)
+        assert np.array_equal(good.fetch(info.handle), np.arange(4))
+    assert http(d, "/v1/tensors")[0] == 401
+    assert http(d, "/v1/tensors/t1.npy")[0] == 401
+    assert http(d, "/v1/tensors", {"Authorization": "Bearer wrong"})[0] == 401
+    assert http(d, "/v1/tensors/t1.npy", {"Authorization": "Bearer s3cret-token"})[0] == 200
+    for path in ("/metrics", "/healthz", "/readyz"):
+        assert http(d, path)[0] == 200
+    assert health(d.target) == "SERVING"
+    assert metrics(d)['npystream_rpc_requests_total{code="UNAUTHENTICATED",method="Fetch"}'] >= 3
+
+
+def test_limits_each_return_their_status_and_the_daemon_keeps_serving(make_daemon):
+    d = make_daemon("--max-put-bytes", "1MiB", "--max-ndim", "4", "--max-header-bytes", "256",
+                    "--idle-timeout", "1", "--max-concurrent-streams", "8")
+    with d.client() as c:
+        c.put(np.zeros(1000), name="keep")
+        with pytest.raises(npystream.ResourceExhaustedError) as err:
+            c.put(np.zeros(2 << 20, np.uint8))
+        assert "--max-put-bytes" in str(err.value)
+        with pytest.raises(npystream.InvalidArgumentError) as err:
+            c.put(np.zeros((1, 1, 1, 1, 1)))
+        assert "ndim" in str(err.value)
+        buf = io.BytesIO()
+        np.lib.format.write_array(buf, np.zeros(3), version=(2, 0))
+        raw = bytearray(buf.getvalue())
+        big_header = np.lib.format._wrap_header(
+            "{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }" + " " * 400, (1, 0))
+        channel = grpc.insecure_channel(d.target)
+        put = channel.stream_unary("/npystream.v1.Tensors/Put", request_serializer=None,
+                                   response_deserializer=pb.TensorInfo.FromString)
+        with pytest.raises(grpc.RpcError) as rpc_err:
+            put(iter([pb.PutRequest(header=pb.PutHeader()).SerializeToString(),
+                      _wire.put_data(big_header + bytes(24))]))
+        assert rpc_err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "exceeds the limit of 256" in rpc_err.value.details()
+
+        # A Put that stalls after its header is cancelled by the idle timeout.
+        def stalled():
+            yield pb.PutRequest(header=pb.PutHeader(name="stall")).SerializeToString()
+            yield _wire.put_data(bytes(raw[:60]))
+            time.sleep(4)
+
+        start = time.monotonic()
+        with pytest.raises(grpc.RpcError) as rpc_err:
+            put(stalled(), timeout=30)
+        assert rpc_err.value.code() == grpc.StatusCode.CANCELLED
+        assert time.monotonic() - start < 3.9
+        channel.close()
+
+        # Per-call deadlines are honoured.
+        big = np.zeros(1 << 17)  # 1 MiB of float64 is over the Put limit: make it via infer-free path
+        c.put(np.zeros(100_000), name="deadline")
+        with npystream.Client(d.target, timeout=1e-4) as hasty:
+            with pytest.raises(npystream.Error) as err:
+                hasty.fetch("deadline")
+            assert err.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+        del big
+        assert np.array_equal(c.fetch("keep"), np.zeros(1000))
+        assert {t.handle for t in c.list()} == {"keep", "deadline"}
+    assert d.alive()
