@@ -9,7 +9,7 @@ FUZZ_SECONDS ?= 20
 export PYTHONPATH := $(CURDIR)/client/python$(if $(PYTHONPATH),:$(PYTHONPATH))
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: all deps build test test-cpp test-python fuzz demo bench clean format
+.PHONY: all deps build test test-cpp test-asan test-python fuzz demo bench clean format
 
 all: build
 
@@ -23,10 +23,18 @@ build: deps $(BUILD)/build.ninja
 	cmake --build $(BUILD) -j $(JOBS)
 
 test: build
-	$(MAKE) --no-print-directory test-cpp fuzz test-python
+	$(MAKE) --no-print-directory test-cpp test-asan fuzz test-python
 
 test-cpp:
 	cd $(BUILD) && ctest -j $(JOBS) --output-on-failure --timeout 600
+
+# The staging ring and codec under AddressSanitizer + UBSan (a small build).
+ASAN_TESTS := device_transfer_test npy_parser_test npy_writer_test
+test-asan:
+	@test -f $(BUILD)-asan/build.ninja || cmake -S . -B $(BUILD)-asan -G Ninja \
+	  -DCMAKE_BUILD_TYPE=Debug -DNPYSTREAM_SANITIZE=ON -DNPYSTREAM_CUDA=OFF $(CMAKE_ARGS) > /dev/null
+	cmake --build $(BUILD)-asan -j $(JOBS) --target $(ASAN_TESTS)
+	for t in $(ASAN_TESTS); do ASAN_OPTIONS=detect_leaks=1 $(BUILD)-asan/bin/$$t --gtest_brief=1 || exit 1; done
 
 test-python:
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/
@@ -57,4 +65,4 @@ format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')
 
 clean:
-	rm -rf $(BUILD) client/python/npystream/v1
+	rm -rf $(BUILD) $(BUILD)-asan client/python/npystream/v1

@@ -96,6 +96,12 @@ const std::vector<Flag>& Flags() {
        [](DaemonConfig* c, const std::string& v) {
          return SetInt(&c->idle_timeout_seconds, "idle-timeout", v, 0);
        }},
+      {"staging-bytes", "pinned staging ring per GPU, e.g. 256MiB",
+       [](DaemonConfig* c, const std::string& v) { return SetBytes(&c->staging_bytes, "staging-bytes", v); }},
+      {"staging-chunk", "staging ring slot (copy chunk) size, e.g. 4MiB",
+       [](DaemonConfig* c, const std::string& v) { return SetBytes(&c->staging_chunk, "staging-chunk", v); }},
+      {"copy-streams", "CUDA streams for device-to-host copies",
+       [](DaemonConfig* c, const std::string& v) { return SetInt(&c->copy_streams, "copy-streams", v, 1); }},
       {"config", "JSON file of flag values ({\"store-budget\": \"8GiB\", ...})",
        [](DaemonConfig* c, const std::string& v) { c->config_file = v; return absl::OkStatus(); }},
       {"log-format", "text or json",

@@ -31,6 +31,9 @@ struct DaemonConfig {
   std::string auth_token_file;  // first line is the bearer token
   int idle_timeout_seconds = 300;  // Put/Fetch streams without progress
   std::string config_file;
+  uint64_t staging_bytes = uint64_t{256} << 20;  // pinned ring per GPU
+  uint64_t staging_chunk = uint64_t{4} << 20;    // ring slot size
+  int copy_streams = 4;
 };
 
 // Parses `args` (argv without the program name): --name=value or --name value.

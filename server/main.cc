@@ -18,7 +18,9 @@
 #include "server/http/metrics.h"
 #include "server/rpc/rpc_server.h"
 #include "server/store/tensor_store.h"
+#include "server/transfer/copy_device.h"
 #include "server/transfer/cuda_probe.h"
+#include "server/transfer/device_transfer.h"
 #include "server/transfer/transfer.h"
 
 namespace npystream {
@@ -97,7 +99,29 @@ int Run(const DaemonConfig& config) {
   auto store = TensorStore::Create(store_options);
   if (!store.ok()) return Fail("store_failed", store.status());
   Metrics metrics(store->get());
-  std::unique_ptr<Transfer> transfer = NewCpuTransfer();
+  // GPU tensors stage through a pinned ring per device; host tensors are
+  // sent straight from their memory.
+  std::vector<std::unique_ptr<CopyDevice>> copy_devices;
+  std::unique_ptr<Transfer> transfer;
+  if (usable_cuda > 0) {
+    DeviceTransfer::Options to;
+    to.ring_bytes = config.staging_bytes;
+    to.slot_bytes = config.staging_chunk;
+    to.metrics = &metrics;
+    for (int i = 0; i < usable_cuda; ++i) {
+      auto device = NewCudaCopyDevice(i, config.copy_streams);
+      if (!device.ok()) return Fail("cuda_failed", device.status());
+      to.devices[absl::StrCat("cuda:", i)] = device->get();
+      copy_devices.push_back(std::move(*device));
+    }
+    auto device_transfer = DeviceTransfer::Create(to);
+    if (!device_transfer.ok()) return Fail("staging_failed", device_transfer.status());
+    DeviceTransfer* dt = device_transfer->get();
+    metrics.SetStagingFreeSource([dt] { return dt->free_staging_bytes(); });
+    transfer = std::move(*device_transfer);
+  } else {
+    transfer = NewCpuTransfer();
+  }
 
   InferenceEngine::Options engine_options;
   engine_options.model_repository = config.model_repository;

@@ -76,6 +76,7 @@ void Metrics::SubscribeDropped(const std::string& model, const std::string& laye
 
 std::string Metrics::Scrape() {
   store_tensors_->Set(static_cast<double>(store_->size()));
+  if (staging_source_) staging_free_->Set(static_cast<double>(staging_source_()));
   for (const auto& [device, used] : store_->budget().UsedByDevice()) {
     store_bytes_->Add({{"device", device}}).Set(static_cast<double>(used));
     store_budget_->Add({{"device", device}}).Set(static_cast<double>(store_->budget().limit()));

@@ -14,11 +14,12 @@
 #include "server/engine/inference_engine.h"
 #include "server/rpc/rpc_metrics.h"
 #include "server/store/tensor_store.h"
+#include "server/transfer/device_transfer.h"
 
 namespace npystream {
 
 // Thread-safe.
-class Metrics : public rpc::RpcMetrics, public EngineMetrics {
+class Metrics : public rpc::RpcMetrics, public EngineMetrics, public TransferMetrics {
  public:
   // `store` (not owned) must outlive the metrics.
   explicit Metrics(TensorStore* store);
@@ -37,12 +38,14 @@ class Metrics : public rpc::RpcMetrics, public EngineMetrics {
   void InferDone(const std::string& model, double seconds) override;
   void SubscribeDropped(const std::string& model, const std::string& layer) override;
 
-  // Transfer engine: device-to-host bytes and free staging bytes.
-  void AddD2HBytes(uint64_t n) { d2h_bytes_->Increment(static_cast<double>(n)); }
-  void SetStagingFreeBytes(uint64_t n) { staging_free_->Set(static_cast<double>(n)); }
+  // TransferMetrics
+  void D2HBytes(uint64_t n) override { d2h_bytes_->Increment(static_cast<double>(n)); }
+  // Read at each scrape: free staging bytes (unset: 0, the CPU backend).
+  void SetStagingFreeSource(std::function<uint64_t()> source) { staging_source_ = std::move(source); }
 
  private:
   TensorStore* const store_;
+  std::function<uint64_t()> staging_source_;
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>* requests_;
   prometheus::Family<prometheus::Histogram>* durations_;

@@ -37,25 +37,28 @@ void NpyFramer::Next(grpc::ByteBuffer* out, std::function<void(absl::Status, uin
   const uint64_t total = tensor_->info().npy_bytes;
   const uint64_t begin = sent_;
   const uint64_t end = std::min<uint64_t>(total, sent_ + chunk_bytes_);
-  std::string prefix;
-  if (first_) {
-    npystream::v1::TensorInfo info;
-    ToProto(tensor_->info(), &info);
-    const std::string info_bytes = info.SerializeAsString();
-    wire::AppendLengthDelimitedPrefix(&prefix, kInfoField, info_bytes.size());
-    prefix += info_bytes;
-  }
-  wire::AppendLengthDelimitedPrefix(&prefix, kDataField, end - begin);
-  if (begin < hsize) prefix.append(header, begin, std::min(end, hsize) - begin);
-  sent_ = end;
+  const bool first = first_;
   first_ = false;
-
-  auto emit = [out, prefix = std::move(prefix), ready = std::move(ready), n = end - begin](
+  // Everything but the payload goes in one small copied slice: the info
+  // (first message only), the data field's tag and length, header bytes.
+  auto emit = [this, out, ready = std::move(ready), begin, end, first, hsize, total](
                   absl::StatusOr<HostChunk> chunk) mutable {
     if (!chunk.ok()) {
       ready(chunk.status(), 0);
       return;
     }
+    const uint64_t header_part = begin < hsize ? std::min(end, hsize) - begin : 0;
+    const uint64_t n = header_part + chunk->size;
+    std::string prefix;
+    if (first) {
+      npystream::v1::TensorInfo info;
+      ToProto(tensor_->info(), &info);
+      const std::string info_bytes = info.SerializeAsString();
+      wire::AppendLengthDelimitedPrefix(&prefix, kInfoField, info_bytes.size());
+      prefix += info_bytes;
+    }
+    wire::AppendLengthDelimitedPrefix(&prefix, kDataField, n);
+    if (header_part > 0) prefix.append(tensor_->npy_header(), begin, header_part);
     grpc::Slice slices[2] = {grpc::Slice(prefix), grpc::Slice()};
     size_t count = 1;
     if (chunk->size > 0) {
@@ -64,6 +67,8 @@ void NpyFramer::Next(grpc::ByteBuffer* out, std::function<void(absl::Status, uin
           grpc::Slice(const_cast<char*>(chunk->data), chunk->size, &ReleaseOwner, owner);
     }
     *out = grpc::ByteBuffer(slices, count);
+    sent_ = begin + n;
+    (void)total;
     ready(absl::OkStatus(), n);
   };
   const uint64_t payload_begin = std::max(begin, hsize) - hsize;

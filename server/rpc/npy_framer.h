@@ -30,6 +30,7 @@ class NpyFramer {
             uint32_t chunk_bytes);
 
   // True once every message has been produced (there is always at least one).
+  // Call only when no Next is outstanding.
   bool done() const;
   // Builds the next message into `*out`, then calls `ready` with the .npy
   // bytes it carries (possibly on another thread, possibly before Next

@@ -50,9 +50,8 @@ StoredTensor::StoredTensor(TensorInfo info, std::unique_ptr<Impl> impl,
     : info_(std::move(info)), impl_(std::move(impl)), accounts_(std::move(accounts)) {
   npy_header_ = npy::WriteHeader(info_.meta);
   info_.npy_bytes = npy_header_.size() + info_.nbytes;
-  if (impl_->tensor.device().is_cpu()) {
-    host_data_ = static_cast<const char*>(impl_->tensor.data_ptr());
-  }
+  data_ = impl_->tensor.data_ptr();
+  if (impl_->tensor.device().is_cpu()) host_data_ = static_cast<const char*>(data_);
   accounts_->resident.fetch_add(1);
 }
 

@@ -58,6 +58,8 @@ class StoredTensor {
   const std::string& npy_header() const { return npy_header_; }
   // Payload in C order on the host, or nullptr when the tensor lives on a GPU.
   const char* host_data() const { return host_data_; }
+  // Payload in C order on its device (a device pointer for GPU tensors).
+  const void* data() const { return data_; }
   // The tensor itself, contiguous. Unsigned 16/32/64-bit payloads are held in
   // a signed tensor of the same width (LibTorch lacks those types).
   const at::Tensor& tensor() const;
@@ -72,6 +74,7 @@ class StoredTensor {
   TensorInfo info_;
   std::string npy_header_;
   const char* host_data_ = nullptr;
+  const void* data_ = nullptr;
   std::unique_ptr<Impl> impl_;
   std::shared_ptr<StoreAccounts> accounts_;
 };

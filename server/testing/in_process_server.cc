@@ -4,14 +4,13 @@
 
 namespace npystream::testing {
 
-absl::StatusOr<std::unique_ptr<InProcessServer>> InProcessServer::Start(
-    const Options& options) {
+absl::StatusOr<std::unique_ptr<InProcessServer>> InProcessServer::Start(Options options) {
   std::unique_ptr<InProcessServer> s(new InProcessServer());
   TensorStore::Options store_options;
   store_options.clock = options.clock;
   store_options.budget_bytes = options.budget_bytes;
   ASSIGN_OR_RETURN(s->store_, TensorStore::Create(store_options));
-  s->transfer_ = NewCpuTransfer();
+  s->transfer_ = options.transfer ? std::move(options.transfer) : NewCpuTransfer();
   rpc::RpcServer::Options rpc_options;
   rpc_options.listen = "127.0.0.1:0";
   rpc_options.store = s->store_.get();

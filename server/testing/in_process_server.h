@@ -23,9 +23,11 @@ class InProcessServer {
     Clock* clock = Clock::Real();  // not owned
     rpc::PutLimits put_limits;
     rpc::RpcMetrics* metrics = nullptr;  // not owned
+    // Replaces the CPU transfer engine (e.g. a DeviceTransfer over a fake).
+    std::unique_ptr<Transfer> transfer;
   };
 
-  static absl::StatusOr<std::unique_ptr<InProcessServer>> Start(const Options& options);
+  static absl::StatusOr<std::unique_ptr<InProcessServer>> Start(Options options);
   static absl::StatusOr<std::unique_ptr<InProcessServer>> Start() { return Start(Options()); }
 
   // "127.0.0.1:PORT".

@@ -30,9 +30,11 @@ using ChunkCallback = std::function<void(absl::StatusOr<HostChunk>)>;
 class PayloadReader {
  public:
   virtual ~PayloadReader() = default;
-  // Produces payload bytes [offset, offset + size) and calls `done` once,
-  // possibly on another thread and possibly before Read returns.
-  virtual void Read(uint64_t offset, size_t size, ChunkCallback done) = 0;
+  // Produces payload bytes starting at `offset`: at least one and at most
+  // `max_size` of them (a device backend stops at a staging-slot boundary),
+  // and calls `done` once, possibly on another thread and possibly before
+  // Read returns. Reads are sequential: each starts where the last ended.
+  virtual void Read(uint64_t offset, size_t max_size, ChunkCallback done) = 0;
 };
 
 // Thread-safe. Outlives every reader it opens.
