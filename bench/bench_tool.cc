@@ -1,0 +1,256 @@
+// npystream_bench: the C++ side of `make bench`.
+//   memcpy BYTES                          single-thread memcpy GB/s
+//   raw-server MAX_BYTES                  gRPC generic server: /bench.Raw/Stream sends the
+//                                         byte count asked for (decimal request) as
+//                                         pre-built 1 MiB slices; /bench.Raw/Echo echoes
+//   raw-stream TARGET BYTES REPEAT        client of Stream, copies into one buffer
+//   raw-echo TARGET SIZE REPEAT           unary-style echo latency
+//   fetch TARGET HANDLE REPEAT THREADS    npystream C++ client FetchToBuffer
+// Each client prints one JSON line.
+#include <grpcpp/generic/async_generic_service.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <iostream>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "client/cpp/npystream_client.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+std::string Stats(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  auto pct = [&](double p) { return v[std::min(v.size() - 1, static_cast<size_t>(p * v.size()))]; };
+  char buf[256];
+  snprintf(buf, sizeof(buf), "\"min\": %.6g, \"median\": %.6g, \"p50\": %.6g, \"p99\": %.6g, \"n\": %zu",
+           v.front(), pct(0.5), pct(0.5), pct(0.99), v.size());
+  return buf;
+}
+
+int Memcpy(size_t bytes) {
+  std::vector<char> a(bytes, 1), b(bytes, 0);
+  std::vector<double> rates;
+  for (int i = 0; i < 5; ++i) {
+    auto t0 = Clock::now();
+    std::memcpy(b.data(), a.data(), bytes);
+    rates.push_back(bytes / Seconds(t0, Clock::now()));
+    a[i] = b[bytes - 1 - i];  // keep the copies observable
+  }
+  std::cout << "{\"case\": \"memcpy\", \"bytes\": " << bytes << ", \"Bps_max\": "
+            << *std::max_element(rates.begin(), rates.end()) << "}" << std::endl;
+  return 0;
+}
+
+class RawService : public grpc::CallbackGenericService {
+ public:
+  explicit RawService(size_t bytes) : data_(bytes, 'x') {
+    for (size_t off = 0; off < bytes; off += kPiece) {
+      slices_.emplace_back(data_.data() + off, std::min(kPiece, bytes - off), grpc::Slice::STATIC_SLICE);
+    }
+  }
+  grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext* ctx) override {
+    return new Reactor(this, ctx->method() == "/bench.Raw/Echo");
+  }
+
+ private:
+  static constexpr size_t kPiece = 1 << 20;
+  class Reactor : public grpc::ServerGenericBidiReactor {
+   public:
+    Reactor(RawService* s, bool echo) : s_(s), echo_(echo) { StartRead(&req_); }
+    void OnReadDone(bool ok) override {
+      if (!ok) return Finish(grpc::Status::OK);
+      if (echo_) {
+        StartWriteAndFinish(&req_, grpc::WriteOptions(), grpc::Status::OK);
+      } else {
+        grpc::Slice flat;
+        req_.DumpToSingleSlice(&flat);
+        left_ = std::stoull(std::string(reinterpret_cast<const char*>(flat.begin()), flat.size()));
+        Next();
+      }
+    }
+    void OnWriteDone(bool ok) override {
+      if (echo_) return;  // StartWriteAndFinish finishes the call
+      if (!ok) return Finish(grpc::Status::OK);
+      Next();
+    }
+    void OnDone() override { delete this; }
+
+   private:
+    void Next() {
+      if (left_ == 0 || i_ >= s_->slices_.size()) return Finish(grpc::Status::OK);
+      grpc::Slice piece = s_->slices_[i_++];
+      if (piece.size() > left_) piece = piece.sub(0, left_);
+      left_ -= piece.size();
+      out_ = grpc::ByteBuffer(&piece, 1);
+      StartWrite(&out_);
+    }
+    RawService* s_;
+    bool echo_;
+    size_t i_ = 0;
+    size_t left_ = 0;
+    grpc::ByteBuffer req_, out_;
+  };
+  std::string data_;
+  std::vector<grpc::Slice> slices_;
+};
+
+int RawServer(size_t bytes) {
+  RawService service(bytes);
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterCallbackGenericService(&service);
+  auto server = builder.BuildAndStart();
+  std::cout << "port " << port << std::endl;
+  server->Wait();
+  return 0;
+}
+
+bool Await(grpc::CompletionQueue* cq, void* tag) {
+  void* got;
+  bool ok;
+  return cq->Next(&got, &ok) && got == tag && ok;
+}
+
+// One generic call: sends `request`, hands every response to `sink`.
+template <typename Sink>
+bool GenericCall(grpc::GenericStub* stub, const std::string& method, const std::string& request,
+                 Sink&& sink) {
+  grpc::ClientContext ctx;
+  grpc::CompletionQueue cq;
+  auto call = stub->PrepareCall(&ctx, method, &cq);
+  int tag;
+  call->StartCall(&tag);
+  bool ok = Await(&cq, &tag);
+  grpc::Slice s(request);
+  grpc::ByteBuffer out(&s, 1);
+  if (ok) {
+    call->WriteLast(out, grpc::WriteOptions(), &tag);
+    ok = Await(&cq, &tag);
+  }
+  grpc::ByteBuffer in;
+  while (ok) {
+    call->Read(&in, &tag);
+    if (!Await(&cq, &tag)) break;
+    sink(in);
+  }
+  grpc::Status status;
+  call->Finish(&status, &tag);
+  Await(&cq, &tag);
+  cq.Shutdown();
+  void* t;
+  bool o;
+  while (cq.Next(&t, &o)) {
+  }
+  return status.ok();
+}
+
+std::shared_ptr<grpc::Channel> Channel(const std::string& target) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 << 20);
+  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+}
+
+int RawStream(const std::string& target, size_t bytes, int repeat) {
+  auto channel = Channel(target);
+  grpc::GenericStub stub(channel);
+  std::vector<char> buffer(bytes);
+  std::vector<double> secs;
+  for (int r = 0; r < repeat; ++r) {
+    size_t pos = 0;
+    auto t0 = Clock::now();
+    GenericCall(&stub, "/bench.Raw/Stream", std::to_string(bytes), [&](const grpc::ByteBuffer& bb) {
+      std::vector<grpc::Slice> slices;
+      bb.Dump(&slices);
+      for (auto& s : slices) {
+        std::memcpy(buffer.data() + pos, s.begin(), std::min(s.size(), bytes - pos));
+        pos += s.size();
+      }
+    });
+    secs.push_back(Seconds(t0, Clock::now()));
+    if (pos != bytes) return 1;
+  }
+  std::cout << "{\"case\": \"raw-stream\", \"bytes\": " << bytes << ", " << Stats(secs) << "}"
+            << std::endl;
+  return 0;
+}
+
+int RawEcho(const std::string& target, size_t size, int repeat) {
+  auto channel = Channel(target);
+  grpc::GenericStub stub(channel);
+  const std::string payload(size, 'e');
+  std::vector<double> secs;
+  for (int r = 0; r < repeat + 50; ++r) {
+    size_t got = 0;
+    auto t0 = Clock::now();
+    GenericCall(&stub, "/bench.Raw/Echo", payload, [&](const grpc::ByteBuffer& bb) { got += bb.Length(); });
+    if (r >= 50) secs.push_back(Seconds(t0, Clock::now()));  // after warm-up
+    if (got != size) return 1;
+  }
+  std::cout << "{\"case\": \"raw-echo\", \"bytes\": " << size << ", " << Stats(secs) << "}" << std::endl;
+  return 0;
+}
+
+int Fetch(const std::string& target, const std::string& handle, int repeat, int threads) {
+  npystream::ClientOptions options;
+  options.target = target;
+  std::mutex mu;
+  std::vector<double> secs;
+  uint64_t bytes = 0;
+  const int warm = threads == 1 && repeat > 20 ? 50 : 0;
+  auto t_all = Clock::now();
+  std::vector<std::thread> pool;
+  bool failed = false;
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&] {
+      auto client = *npystream::Client::Connect(options);
+      std::vector<char> buffer;
+      for (int r = 0; r < repeat + warm; ++r) {
+        auto t0 = Clock::now();
+        auto info = client->FetchToBuffer(handle, &buffer);
+        const double s = Seconds(t0, Clock::now());
+        std::lock_guard<std::mutex> lock(mu);
+        if (!info.ok()) {
+          std::cerr << info.status() << "\n";
+          failed = true;
+          return;
+        }
+        if (r >= warm) {
+          secs.push_back(s);
+          bytes += info->npy_bytes();
+        }
+      }
+    });
+  }
+  for (auto& t : pool) t.join();
+  if (failed) return 1;
+  const double wall = Seconds(t_all, Clock::now());
+  std::cout << "{\"case\": \"cpp-fetch\", \"threads\": " << threads << ", \"bytes\": "
+            << bytes / secs.size() << ", \"aggregate_Bps\": " << bytes / wall << ", " << Stats(secs)
+            << "}" << std::endl;
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> a(argv + 1, argv + argc);
+  if (a.size() == 2 && a[0] == "memcpy") return Memcpy(std::stoull(a[1]));
+  if (a.size() == 2 && a[0] == "raw-server") return RawServer(std::stoull(a[1]));
+  if (a.size() == 4 && a[0] == "raw-stream") return RawStream(a[1], std::stoull(a[2]), std::stoi(a[3]));
+  if (a.size() == 4 && a[0] == "raw-echo") return RawEcho(a[1], std::stoull(a[2]), std::stoi(a[3]));
+  if (a.size() == 5 && a[0] == "fetch") return Fetch(a[1], a[2], std::stoi(a[3]), std::stoi(a[4]));
+  std::cerr << "usage: see the comment at the top of bench/bench_tool.cc\n";
+  return 2;
+}

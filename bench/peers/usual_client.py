@@ -1,0 +1,27 @@
+"""The usual client: join the chunks, then np.frombuffer(...).reshape(...)
+(or np.load for the np.save variant)."""
+import io
+import json
+
+import grpc
+import numpy as np
+
+OPTIONS = [("grpc.max_receive_message_length", 64 << 20)]
+
+
+class UsualClient:
+    def __init__(self, target):
+        self.channel = grpc.insecure_channel(target, options=OPTIONS)
+        self._tobytes = self.channel.unary_stream("/peer.Usual/ToBytes")
+        self._npsave = self.channel.unary_stream("/peer.Usual/NpSave")
+        self.make = self.channel.unary_unary("/peer.Usual/Make")
+
+    def fetch_tobytes(self, name):
+        parts = list(self._tobytes(name.encode()))
+        header = json.loads(parts[0])
+        data = b"".join(parts[1:])
+        return np.frombuffer(data, dtype=header["dtype"]).reshape(header["shape"])
+
+    def fetch_npsave(self, name):
+        parts = list(self._npsave(name.encode()))
+        return np.load(io.BytesIO(b"".join(parts[1:])))

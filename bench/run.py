@@ -1,0 +1,242 @@
+#!/usr/bin/python3
+"""make bench: npystream against the usual way and the machine's limits,
+side by side in one run. Results: a table on stdout and
+bench/results/<date>-<host>.json (then bench/plot.py draws them)."""
+import argparse
+import datetime
+import io
+import json
+import os
+import platform
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "client", "python"))
+sys.path.insert(0, os.path.join(HERE, "peers"))
+
+import numpy as np  # noqa: E402
+
+import npystream  # noqa: E402
+from usual_client import UsualClient  # noqa: E402
+
+KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
+
+
+def start(args, pattern, env=None):
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    for line in proc.stdout:
+        m = re.search(pattern, line)
+        if m:
+            threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
+            return proc, m
+    raise SystemExit(f"{args[0]} did not start")
+
+
+def run_json(args):
+    out = subprocess.run(args, capture_output=True, text=True, check=True, timeout=600).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def timed(fn, repeat):
+    secs = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        secs.append(time.perf_counter() - t)
+    return secs
+
+
+def summary(secs, nbytes):
+    secs = sorted(secs)
+    return {"bytes": nbytes, "min": secs[0], "median": statistics.median(secs),
+            "p50": statistics.median(secs), "p99": secs[min(len(secs) - 1, int(0.99 * len(secs)))],
+            "n": len(secs), "Bps": nbytes / statistics.median(secs), "Bps_best": nbytes / secs[0]}
+
+
+def rss(pid, field="VmRSS"):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def iperf3(seconds):
+    server = subprocess.Popen(["iperf3", "-s", "-1", "-p", "5299"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    try:
+        out = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", "5299", "-t", str(seconds), "-J"],
+                             capture_output=True, text=True, check=True, timeout=120).stdout
+        return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 8
+    finally:
+        server.wait(30)
+
+
+def fmt_rate(bps):
+    return f"{bps / 1e9:.2f} GB/s" if bps >= 1e8 else f"{bps / 1e6:.1f} MB/s"
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--build", default=os.path.join(ROOT, "build"))
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    quick = args.quick
+    bin_dir = os.path.join(args.build, "bin")
+    tool = os.path.join(bin_dir, "npystream_bench")
+    sizes = [4 * KIB, MIB, 64 * MIB] + ([] if quick else [GIB])
+    repeat = {4 * KIB: 30, MIB: 20, 64 * MIB: 5 if not quick else 3, GIB: 3}
+    results = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
+               "host": socket.gethostname(), "machine": f"{os.cpu_count()} cores, "
+               f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / GIB:.0f} GiB, "
+               f"{platform.platform()}", "quick": quick, "rows": []}
+    rows = results["rows"]
+
+    def add(case, size, stats, ref_name=None, ref_value=None, **extra):
+        row = {"case": case, "size": size, **stats, **extra}
+        if ref_name:
+            row["ref"] = ref_name
+            row["ratio"] = stats["Bps"] / ref_value if ref_value else None
+        rows.append(row)
+        ratio = f"{row['ratio']:.2f}x {ref_name}" if ref_name else ""
+        print(f"{case:<34} {size_label(size):>8} {fmt_rate(stats['Bps']):>12} "
+              f"p50 {stats['p50'] * 1e3:9.3f} ms  p99 {stats['p99'] * 1e3:9.3f} ms  {ratio}",
+              flush=True)
+        return row
+
+    daemon, m = start([os.path.join(bin_dir, "npystreamd"), "--listen", "127.0.0.1:0",
+                       "--http-listen", "127.0.0.1:0", "--store-budget", "16GiB"],
+                      r" listening grpc=(\S+) http=(\S+)")
+    target, http = m.group(1), m.group(2)
+    raw, m = start([tool, "raw-server", str(max(sizes))], r"port (\d+)")
+    raw_target = f"127.0.0.1:{m.group(1)}"
+    peer, m = start([sys.executable, os.path.join(HERE, "peers", "usual_server.py")], r"port (\d+)")
+    peer_target = f"127.0.0.1:{m.group(1)}"
+    client = npystream.Client(target)
+    usual = UsualClient(peer_target)
+    tmp = tempfile.mkdtemp()
+    try:
+        print(f"# npystream bench on {results['machine']}", flush=True)
+        wire = iperf3(2 if quick else 4)
+        results["iperf3_Bps"] = wire
+        print(f"{'limit: iperf3 loopback TCP (1 conn)':<34} {'':>8} {fmt_rate(wire):>12}")
+        for size in sizes:
+            n = repeat[size]
+            mc = run_json([tool, "memcpy", str(max(size, 64 * MIB) if size < MIB else size)])
+            add("limit: memcpy (1 thread)", size,
+                {"bytes": size, "min": 0, "median": 0, "p50": 0, "p99": 0, "n": 5, "Bps": mc["Bps_max"],
+                 "Bps_best": mc["Bps_max"]})
+            r = run_json([tool, "raw-stream", raw_target, str(size), str(n)])
+            raw_stats = summary([r["min"]] + [r["median"]] * (n - 1), size)
+            raw_stats.update(p50=r["p50"], p99=r["p99"])
+            add("limit: raw gRPC stream (C++)", size, raw_stats, "iperf3", wire)
+
+            name = f"f32_{size}"
+            arr = np.arange(size // 4, dtype=np.float32)
+            info = client.put(arr, name=name)
+            usual.make(f"{name}:{size}".encode())
+            np.save(os.path.join(tmp, f"{name}.npy"), arr)
+
+            u = add("usual: py tobytes->frombuffer", size,
+                    summary(timed(lambda: usual.fetch_tobytes(name), n), size))
+            add("usual: py np.save->np.load", size,
+                summary(timed(lambda: usual.fetch_npsave(name), n), size), "usual tobytes", u["Bps"])
+            r = run_json([tool, "fetch", target, name, str(n), "1"])
+            cpp = summary([r["min"]] + [r["median"]] * (n - 1), info.npy_bytes)
+            cpp.update(p50=r["p50"], p99=r["p99"])
+            add("npystream: C++ Fetch to buffer", size, cpp, "iperf3", wire)
+            py = summary(timed(lambda: client.fetch(name), n), info.npy_bytes)
+            add("npystream: Python fetch -> ndarray", size, py, "iperf3", wire,
+                vs_usual=py["Bps"] / u["Bps"])
+            print(f"{'':<34} {'':>8} {'':>12} Python fetch vs usual peer: {py['Bps'] / u['Bps']:.2f}x")
+            url = f"http://{http}/v1/tensors/{name}.npy"
+            add("npystream: HTTP GET .npy (curl)", size, summary(timed(lambda: subprocess.run(
+                ["curl", "-sf", "-o", "/dev/null", url], check=True), n), info.npy_bytes), "iperf3", wire)
+
+            def put_py():
+                client.release(f"p_{name}") if any(t.handle == f"p_{name}" for t in client.list()) else None
+                client.put(arr, name=f"p_{name}")
+            add("npystream: Python put", size, summary(timed(put_py, n), info.npy_bytes), "iperf3", wire)
+            path = os.path.join(tmp, f"{name}.npy")
+
+            def put_cpp():
+                subprocess.run([os.path.join(bin_dir, "npystream"), "--target", target, "put", path],
+                               check=True, capture_output=True)
+            add("npystream: C++ tool put (process)", size, summary(timed(put_cpp, n), info.npy_bytes),
+                "iperf3", wire)
+            for t in client.list():
+                if t.handle.startswith("t") or t.handle.startswith("p_"):
+                    client.release(t.handle)
+            if size == GIB:
+                client.release(name)  # the memory case starts its own daemon
+
+        # Concurrency on 64 MiB.
+        conc_name = f"f32_{64 * MIB}"
+        for threads in ([1, 4, 16] if quick else [1, 4, 16, 64]):
+            r = run_json([tool, "fetch", target, conc_name, "2" if threads < 16 else "1", str(threads)])
+            stats = {"bytes": r["bytes"], "min": r["min"], "median": r["median"], "p50": r["p50"],
+                     "p99": r["p99"], "n": r["n"], "Bps": r["aggregate_Bps"], "Bps_best": r["aggregate_Bps"]}
+            add(f"concurrency: {threads} C++ clients, aggregate", 64 * MIB, stats, "iperf3", wire,
+                threads=threads)
+
+        # Small calls: 4 KiB fetch vs a unary-style gRPC echo of 4 KiB.
+        echo = run_json([tool, "raw-echo", raw_target, str(4 * KIB), "300" if quick else "2000"])
+        small = run_json([tool, "fetch", target, f"f32_{4 * KIB}", "300" if quick else "2000", "1"])
+        results["small"] = {"echo": echo, "fetch": small, "p50_ratio": small["p50"] / echo["p50"]}
+        print(f"{'small: 4 KiB fetch vs gRPC echo':<34} p50 {small['p50'] * 1e6:.0f} us vs "
+              f"{echo['p50'] * 1e6:.0f} us = {small['p50'] / echo['p50']:.2f}x; p99 "
+              f"{small['p99'] * 1e6:.0f} vs {echo['p99'] * 1e6:.0f} us", flush=True)
+    finally:
+        client.close()
+        for p in (daemon, raw, peer):
+            p.terminate()
+            p.wait(30)
+
+    # Memory: a fresh daemon serving one 1 GiB tensor to 4 clients at once.
+    mem_size = 256 * MIB if quick else GIB
+    d, m = start([os.path.join(bin_dir, "npystreamd"), "--listen", "127.0.0.1:0",
+                  "--http-listen", "", "--store-budget", "16GiB"], r" listening grpc=(\S+)")
+    try:
+        base = rss(d.pid)
+        with npystream.Client(m.group(1)) as c:
+            c.put(np.ones(mem_size // 4, dtype=np.float32), name="mem")
+        after_put = rss(d.pid, "VmHWM")
+        run_json([tool, "fetch", m.group(1), "mem", "1", "4"])
+        peak = rss(d.pid, "VmHWM")
+    finally:
+        d.terminate()
+        d.wait(30)
+    results["memory"] = {"tensor_bytes": mem_size, "rss_before_put": base, "peak_after_put": after_put,
+                         "peak_during_4_fetches": peak, "peak_minus_base": peak - base,
+                         "goal": mem_size + 128 * MIB}
+    print(f"{'memory: 4 clients x ' + size_label(mem_size) + ' fetch':<34} daemon peak RSS "
+          f"{peak / MIB:.0f} MiB = base {base / MIB:.0f} + {(peak - base) / MIB:.0f} MiB "
+          f"(goal: tensor + 128 = {(mem_size + 128 * MIB) / MIB:.0f} MiB over base)", flush=True)
+
+    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+    out = os.path.join(HERE, "results",
+                       f"{datetime.date.today().isoformat()}-{socket.gethostname()}{'-quick' if quick else ''}.json")
+    with open(out, "w") as f:
+        json.dump(results, f, indent=1)
+    print(f"results: {out}")
+    subprocess.run([sys.executable, os.path.join(HERE, "plot.py"), out], check=False)
+
+
+def size_label(n):
+    for unit, v in (("GiB", GIB), ("MiB", MIB), ("KiB", KIB)):
+        if n >= v:
+            return f"{n // v} {unit}"
+    return f"{n} B"
+
+
+if __name__ == "__main__":
+    main()
