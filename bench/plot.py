@@ -11,10 +11,46 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+def size_label(n):
+    for unit, v in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= v:
+            return f"{n // v} {unit}"
+    return f"{n} B"
+
+
+def markdown(results):
+    """The README table: one line per row with its ratio to its reference."""
+    lines = [f"Machine: {results['machine']}; iperf3 loopback (1 connection): "
+             f"{results['iperf3_Bps'] / 1e9:.2f} GB/s. Median of repeats.", "",
+             "| case | size | throughput | p50 ms | p99 ms | ratio |", "|---|---|---|---|---|---|"]
+    for r in results["rows"]:
+        ratio = f"{r['ratio']:.2f}x {r['ref']}" if r.get("ratio") is not None else ""
+        if "vs_usual" in r:
+            ratio += f"; {r['vs_usual']:.2f}x usual peer"
+        lines.append(f"| {r['case']} | {size_label(r['size'])} | {r['Bps'] / 1e9:.3f} GB/s | "
+                     f"{r['p50'] * 1e3:.3f} | {r['p99'] * 1e3:.3f} | {ratio} |")
+    s = results.get("small")
+    if s:
+        lines.append("")
+        lines.append(f"4 KiB fetch p50 {s['fetch']['p50'] * 1e6:.0f} us / p99 {s['fetch']['p99'] * 1e6:.0f} us vs "
+                     f"unary gRPC echo of 4 KiB p50 {s['echo']['p50'] * 1e6:.0f} us / p99 "
+                     f"{s['echo']['p99'] * 1e6:.0f} us: p50 ratio {s['p50_ratio']:.2f}x.")
+    m = results.get("memory")
+    if m:
+        lines.append(f"Daemon peak RSS serving a {size_label(m['tensor_bytes'])} tensor to 4 clients at once: "
+                     f"{m['peak_during_4_fetches'] / 2**20:.0f} MiB, i.e. {m['peak_minus_base'] / 2**20:.0f} MiB "
+                     f"over its {m['rss_before_put'] / 2**20:.0f} MiB start (goal: tensor + 128 MiB = "
+                     f"{m['goal'] / 2**20:.0f} MiB).")
+    return "\n".join(lines)
+
+
 def main():
-    path = sys.argv[1]
+    path = sys.argv[-1]
     with open(path) as f:
         results = json.load(f)
+    if "--markdown" in sys.argv:
+        print(markdown(results))
+        return
     series = {}
     for row in results["rows"]:
         if row["case"].startswith("concurrency"):

@@ -307,6 +307,8 @@ void AdminServer::Impl::Accept() {
   acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
     if (stopped) return;
     if (!ec) {
+      beast::error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);  // header and body go in separate writes
       if (tls) {
         std::make_shared<Session<TlsStream>>(this, std::move(socket), *tls)->Run();
       } else {

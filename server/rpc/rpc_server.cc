@@ -38,6 +38,9 @@ absl::StatusOr<std::unique_ptr<RpcServer>> RpcServer::Start(const Options& optio
   }
   // Put chunks up to 4 MiB plus framing; inline Infer inputs up to 64 MiB.
   builder.SetMaxReceiveMessageSize(64 << 20);
+  // Put: a fixed 16 MiB receive window, as the clients use for Fetch.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 16 << 20);
   if (options.max_concurrent_streams > 0) {
     builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
   }

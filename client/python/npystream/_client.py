@@ -29,8 +29,12 @@ class Client:
 
     def __init__(self, target="127.0.0.1:50051", *, token=None, root_certificates=None,
                  private_key=None, certificate_chain=None, timeout=None):
+        # A fixed 16 MiB stream window from the first byte (gRPC's BDP probing
+        # starts a fresh channel at 64 KiB and ramps up slowly).
         options = [("grpc.max_receive_message_length", 64 << 20),
-                   ("grpc.max_send_message_length", 64 << 20)]
+                   ("grpc.max_send_message_length", 64 << 20),
+                   ("grpc.http2.bdp_probe", 0),
+                   ("grpc.http2.lookahead_bytes", 16 << 20)]
         if root_certificates is not None:
             creds = grpc.ssl_channel_credentials(root_certificates=root_certificates,
                                                  private_key=private_key,
