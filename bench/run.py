@@ -89,6 +89,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--build", default=os.path.join(ROOT, "build"))
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only-infer", action="store_true", help="run only the inference case")
     args = parser.parse_args()
     quick = args.quick
     bin_dir = os.path.join(args.build, "bin")
@@ -114,7 +115,8 @@ def main():
         return row
 
     daemon, m = start([os.path.join(bin_dir, "npystreamd"), "--listen", "127.0.0.1:0",
-                       "--http-listen", "127.0.0.1:0", "--store-budget", "16GiB"],
+                       "--http-listen", "127.0.0.1:0", "--store-budget", "16GiB",
+                       "--model-repository", os.path.join(args.build, "models")],
                       r" listening grpc=(\S+) http=(\S+)")
     target, http = m.group(1), m.group(2)
     raw, m = start([tool, "raw-server", str(max(sizes))], r"port (\d+)")
@@ -126,6 +128,23 @@ def main():
     tmp = tempfile.mkdtemp()
     try:
         print(f"# npystream bench on {results['machine']}", flush=True)
+        # Inference: Infer + fetch of the demo model's outputs, batch 8, vs the
+        # same TorchScript model in the usual Python gRPC server.
+        x = np.random.default_rng(0).standard_normal((8, 1, 28, 28), dtype=np.float32)
+        model_path = os.path.join(args.build, "models", "demo", "model.pt")
+        reps = 100 if quick else 300
+        ref = usual.infer(model_path, x)
+        assert np.array_equal(client.infer("demo", {"x": x})["logits"], ref)
+        timed(lambda: client.infer("demo", {"x": x}), 20)
+        ours = summary(timed(lambda: client.infer("demo", {"x": x}), reps), x.nbytes)
+        theirs = summary(timed(lambda: usual.infer(model_path, x), reps), x.nbytes)
+        results["infer"] = {"npystream": ours, "usual": theirs,
+                            "p50_ratio": ours["p50"] / theirs["p50"]}
+        print(f"{'infer+fetch demo (batch 8)':<34} npystream p50 {ours['p50'] * 1e3:.2f} ms p99 "
+              f"{ours['p99'] * 1e3:.2f} ms vs usual Python server p50 {theirs['p50'] * 1e3:.2f} ms "
+              f"p99 {theirs['p99'] * 1e3:.2f} ms ({ours['p50'] / theirs['p50']:.2f}x)", flush=True)
+        if args.only_infer:
+            return
         wire = iperf3(2 if quick else 4)
         results["iperf3_Bps"] = wire
         print(f"{'limit: iperf3 loopback TCP (1 conn)':<34} {'':>8} {fmt_rate(wire):>12}")

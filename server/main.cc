@@ -118,6 +118,7 @@ int Run(const DaemonConfig& config) {
     if (!device_transfer.ok()) return Fail("staging_failed", device_transfer.status());
     DeviceTransfer* dt = device_transfer->get();
     metrics.SetStagingFreeSource([dt] { return dt->free_staging_bytes(); });
+    metrics.SetGpuMemorySource(usable_cuda, &CudaMemoryUsed);
     transfer = std::move(*device_transfer);
   } else {
     transfer = NewCpuTransfer();

@@ -15,6 +15,7 @@ class UsualClient:
         self._tobytes = self.channel.unary_stream("/peer.Usual/ToBytes")
         self._npsave = self.channel.unary_stream("/peer.Usual/NpSave")
         self.make = self.channel.unary_unary("/peer.Usual/Make")
+        self._infer = self.channel.unary_stream("/peer.Usual/Infer")
 
     def fetch_tobytes(self, name):
         parts = list(self._tobytes(name.encode()))
@@ -25,3 +26,10 @@ class UsualClient:
     def fetch_npsave(self, name):
         parts = list(self._npsave(name.encode()))
         return np.load(io.BytesIO(b"".join(parts[1:])))
+
+    def infer(self, model_path, x):
+        buf = io.BytesIO()
+        np.save(buf, x)
+        parts = list(self._infer(model_path.encode() + b"\n" + buf.getvalue()))
+        header = json.loads(parts[0])
+        return np.frombuffer(b"".join(parts[1:]), dtype=header["dtype"]).reshape(header["shape"])

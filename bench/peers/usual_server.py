@@ -47,6 +47,24 @@ def make(request, context):
     return b"ok"
 
 
+MODELS = {}
+
+
+def infer(request, context):
+    """The usual inference server: np.load the input, run the TorchScript
+    model, answer with output.cpu().numpy().tobytes() after a JSON header."""
+    path, _, npy = request.partition(b"\n")
+    model = MODELS.get(path)
+    if model is None:
+        model = MODELS[path] = torch.jit.load(path.decode()).eval()
+    x = torch.from_numpy(np.load(io.BytesIO(npy)))
+    with torch.no_grad():
+        out = model(x)
+    arr = out.cpu().numpy()
+    yield json.dumps({"dtype": arr.dtype.str, "shape": list(arr.shape)}).encode()
+    yield from chunks(arr.tobytes())
+
+
 def echo(request, context):
     return request
 
@@ -60,6 +78,7 @@ def main():
         "NpSave": grpc.unary_stream_rpc_method_handler(np_save),
         "Make": grpc.unary_unary_rpc_method_handler(make),
         "Echo": grpc.unary_unary_rpc_method_handler(echo),
+        "Infer": grpc.unary_stream_rpc_method_handler(infer),
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("peer.Usual", handlers),))
     port = server.add_insecure_port("127.0.0.1:0")

@@ -60,6 +60,15 @@ Metrics::Metrics(TensorStore* store)
   store_bytes_->Add({{"device", "cpu"}}).Set(0);
 }
 
+void Metrics::SetGpuMemorySource(int count, std::function<bool(int, uint64_t*)> used) {
+  gpu_count_ = count;
+  gpu_used_ = std::move(used);
+  gpu_memory_ = &prometheus::BuildGauge()
+                     .Name("npystream_gpu_memory_used_bytes")
+                     .Help("GPU memory in use (all processes), by device")
+                     .Register(*registry_);
+}
+
 void Metrics::CallDone(absl::string_view method, int code, double seconds) {
   const std::string m(method);
   requests_->Add({{"method", m}, {"code", CodeName(code)}}).Increment();
@@ -77,6 +86,12 @@ void Metrics::SubscribeDropped(const std::string& model, const std::string& laye
 std::string Metrics::Scrape() {
   store_tensors_->Set(static_cast<double>(store_->size()));
   if (staging_source_) staging_free_->Set(static_cast<double>(staging_source_()));
+  for (int i = 0; i < gpu_count_; ++i) {
+    uint64_t used = 0;
+    if (gpu_used_(i, &used)) {
+      gpu_memory_->Add({{"device", "cuda:" + std::to_string(i)}}).Set(static_cast<double>(used));
+    }
+  }
   for (const auto& [device, used] : store_->budget().UsedByDevice()) {
     store_bytes_->Add({{"device", device}}).Set(static_cast<double>(used));
     store_budget_->Add({{"device", device}}).Set(static_cast<double>(store_->budget().limit()));

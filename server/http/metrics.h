@@ -42,10 +42,16 @@ class Metrics : public rpc::RpcMetrics, public EngineMetrics, public TransferMet
   void D2HBytes(uint64_t n) override { d2h_bytes_->Increment(static_cast<double>(n)); }
   // Read at each scrape: free staging bytes (unset: 0, the CPU backend).
   void SetStagingFreeSource(std::function<uint64_t()> source) { staging_source_ = std::move(source); }
+  // Exports npystream_gpu_memory_used_bytes{device="cuda:N"} for N < count,
+  // read at each scrape with `used(N, &bytes)`. Not called without GPUs.
+  void SetGpuMemorySource(int count, std::function<bool(int, uint64_t*)> used);
 
  private:
   TensorStore* const store_;
   std::function<uint64_t()> staging_source_;
+  int gpu_count_ = 0;
+  std::function<bool(int, uint64_t*)> gpu_used_;
+  prometheus::Family<prometheus::Gauge>* gpu_memory_ = nullptr;
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>* requests_;
   prometheus::Family<prometheus::Histogram>* durations_;

@@ -31,4 +31,18 @@ CudaProbe ProbeCuda() {
   return probe;
 }
 
+bool CudaMemoryUsed(int index, uint64_t* used) {
+#ifdef NPYSTREAM_WITH_CUDA
+  if (cudaSetDevice(index) != cudaSuccess) return false;
+  size_t free_bytes = 0, total = 0;
+  if (cudaMemGetInfo(&free_bytes, &total) != cudaSuccess) return false;
+  *used = total - free_bytes;
+  return true;
+#else
+  (void)index;
+  (void)used;
+  return false;
+#endif
+}
+
 }  // namespace npystream

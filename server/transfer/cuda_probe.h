@@ -2,6 +2,7 @@
 #ifndef NPYSTREAM_SERVER_TRANSFER_CUDA_PROBE_H_
 #define NPYSTREAM_SERVER_TRANSFER_CUDA_PROBE_H_
 
+#include <cstdint>
 #include <string>
 
 namespace npystream {
@@ -15,6 +16,10 @@ struct CudaProbe {
 
 // Asks the CUDA runtime (when compiled in); never fails. Thread-safe.
 CudaProbe ProbeCuda();
+
+// Bytes in use on CUDA device `index` (total minus free, cudaMemGetInfo);
+// false when unknown (no device, or built without CUDA).
+bool CudaMemoryUsed(int index, uint64_t* used);
 
 }  // namespace npystream
 

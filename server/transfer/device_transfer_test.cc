@@ -109,8 +109,11 @@ TEST(DeviceTransferTest, SlotsAreReusedAndTheRingNeverGrows) {
 TEST(DeviceTransferTest, BackpressureStopsCopiesWhileGrpcHoldsTheChunks) {
   FakeCopyDevice device;
   auto ring = MakeRing(&device, 8, /*cap=*/3);
-  const std::string src = Pattern(20 * kSlot, 5);
-  auto reader = NewDeviceReader(ring, &device, src.data(), src.size(), nullptr, 8, nullptr);
+  // The source stays alive while copies are in flight (as the tensor's pin
+  // does in DeviceTransfer): this test ends with prefetched copies queued.
+  auto keep = std::make_shared<std::string>(Pattern(20 * kSlot, 5));
+  const std::string& src = *keep;
+  auto reader = NewDeviceReader(ring, &device, src.data(), src.size(), keep, 8, nullptr);
   std::vector<HostChunk> held;
   // A consumer that holds the last 3 chunks (a slow client's unsent slices).
   std::string got = ReadAll(reader.get(), 3 * kSlot, kSlot, 3, &held);
@@ -126,6 +129,10 @@ TEST(DeviceTransferTest, BackpressureStopsCopiesWhileGrpcHoldsTheChunks) {
   auto next = p.get_future().get();
   ASSERT_TRUE(next.ok());
   EXPECT_EQ(std::string(next->data, next->size), src.substr(3 * kSlot, kSlot));
+  next = absl::StatusOr<HostChunk>();
+  reader.reset();
+  device.Drain();
+  EXPECT_EQ(ring->free_slots(), 8);
 }
 
 TEST(DeviceTransferTest, DisconnectMidFetchReturnsEverySlot) {

@@ -45,6 +45,7 @@ class Client:
         token = token if token is not None else os.environ.get("NPYSTREAM_TOKEN")
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self._timeout = timeout
+        self._pending = []  # Release futures from infer(fetch=True)
         self._stub = pb_grpc.TensorsStub(self._channel)
         # Raw methods: bytes in and out, framed by _wire.
         self._fetch_raw = self._channel.unary_stream(
@@ -59,6 +60,13 @@ class Client:
             response_deserializer=None)
 
     def close(self):
+        """Waits for outstanding releases, then closes the channel."""
+        for f in self._pending:
+            try:
+                f.result(timeout=10)
+            except Exception:  # the server may be gone; nothing to undo
+                pass
+        self._pending = []
         self._channel.close()
 
     def __enter__(self):
@@ -204,11 +212,11 @@ class Client:
             for t in infos:
                 result[t.name] = self.fetch(t.handle)
         finally:
+            # The caller does not wait a round trip for these; close() does.
+            self._pending = [f for f in self._pending if not f.done()]
             for t in infos:
-                try:
-                    self.release(t.handle)
-                except Error:
-                    pass
+                self._pending.append(self._stub.Release.future(
+                    pb.TensorRef(handle=t.handle), metadata=self._metadata))
         return result
 
     def subscribe(self, model, layers):
