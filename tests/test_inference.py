@@ -244,3 +244,35 @@ def test_eight_concurrent_infer_clients(served, repo):
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         assert all(pool.map(worker, range(8)))
+
+
+def test_small_results_come_back_inline_large_ones_by_handle(c, repo):
+    x = digits(64, seed=9)  # conv1: 64x8x28x28 float32 = 1.6 MB, over the 1 MiB default
+    m = local(repo, "demo")
+    with torch.no_grad():
+        ref = m(torch.from_numpy(x)).numpy()
+        conv1 = m.conv1(torch.from_numpy(x)).numpy()
+    before = {t.handle for t in c.list()}
+    got = c.infer("demo", {"x": x}, capture=["conv1"])
+    assert np.array_equal(got["logits"], ref) and np.array_equal(got["conv1"], conv1)
+    # The raw reply: logits inline with no handle, conv1 stored with a handle.
+    from npystream.v1 import inference_pb2 as ipb
+    import io as _io
+    req = ipb.InferRequest(model="demo", capture=["conv1"], inline_max_bytes=1 << 20)
+    req.inputs.add(name="x", npy=_npy(x))
+    reply = c._inference.Infer(req)
+    assert reply.outputs[0].handle == "" and len(reply.output_npy[0]) == reply.outputs[0].npy_bytes
+    assert np.array_equal(np.load(_io.BytesIO(reply.output_npy[0])), ref)
+    assert reply.activations[0].handle != "" and reply.activation_npy[0] == b""
+    c.release(reply.activations[0].handle)
+    deadline = time.monotonic() + 5
+    while {t.handle for t in c.list()} != before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert {t.handle for t in c.list()} == before  # nothing left behind
+
+
+def _npy(arr):
+    import io as _io
+    buf = _io.BytesIO()
+    np.save(buf, arr)
+    return buf.getvalue()

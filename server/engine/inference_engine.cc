@@ -127,11 +127,18 @@ absl::StatusOr<std::shared_ptr<Model>> InferenceEngine::Find(const std::string& 
 }
 
 absl::StatusOr<std::shared_ptr<const StoredTensor>> InferenceEngine::Store(
-    const std::string& name, const at::Tensor& tensor, uint32_t ttl, bool ephemeral) {
+    const std::string& name, const at::Tensor& tensor, uint32_t ttl, bool ephemeral,
+    uint64_t inline_max) {
   at::Tensor t = tensor;
   try {
     // NumPy has no bfloat16: convert on the tensor's own device.
     if (t.scalar_type() == c10::ScalarType::BFloat16) t = t.to(c10::ScalarType::Float);
+    // Small results the caller wants inline: ephemeral, on the host.
+    if (!ephemeral && inline_max > 0 &&
+        static_cast<uint64_t>(t.numel()) * t.element_size() <= inline_max) {
+      ephemeral = true;
+      if (!t.device().is_cpu()) t = t.cpu();
+    }
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat("converting '", name, "' to float32: ", e.what()));
   }
@@ -183,7 +190,7 @@ absl::StatusOr<InferResult> InferenceEngine::Infer(const InferCall& call) {
         std::find(call.outputs.begin(), call.outputs.end(), name) == call.outputs.end()) {
       continue;
     }
-    ASSIGN_OR_RETURN(auto stored, Store(name, t, call.ttl_seconds, false));
+    ASSIGN_OR_RETURN(auto stored, Store(name, t, call.ttl_seconds, false, call.inline_max_bytes));
     result.outputs.push_back(std::move(stored));
   }
   for (const auto& [name, t] : run.activations) {
@@ -194,7 +201,7 @@ absl::StatusOr<InferResult> InferenceEngine::Infer(const InferCall& call) {
                                call.capture.end();
     std::shared_ptr<const StoredTensor> stored;
     if (requested) {
-      ASSIGN_OR_RETURN(stored, Store(name, t, call.ttl_seconds, false));
+      ASSIGN_OR_RETURN(stored, Store(name, t, call.ttl_seconds, false, call.inline_max_bytes));
       result.activations.push_back(stored);
     }
     if (wanted.count(name) || wanted.count(base)) {

@@ -55,8 +55,11 @@ struct InferCall {
   std::vector<std::string> outputs;  // empty: all
   std::vector<std::string> capture;
   uint32_t ttl_seconds = 0;
+  uint64_t inline_max_bytes = 0;  // results this small are ephemeral host tensors
 };
 
+// Results of at most InferCall::inline_max_bytes are ephemeral (no handle)
+// and on the host, for the caller to send inline.
 struct InferResult {
   std::vector<std::shared_ptr<const StoredTensor>> outputs;
   std::vector<std::shared_ptr<const StoredTensor>> activations;
@@ -98,7 +101,8 @@ class InferenceEngine {
   absl::StatusOr<std::shared_ptr<Model>> Find(const std::string& name);
   absl::StatusOr<std::shared_ptr<const StoredTensor>> Store(const std::string& name,
                                                             const at::Tensor& t,
-                                                            uint32_t ttl, bool ephemeral);
+                                                            uint32_t ttl, bool ephemeral,
+                                                            uint64_t inline_max = 0);
 
   const Options options_;
   SubscriptionHub hub_;

@@ -119,6 +119,7 @@ absl::Status InferenceService::RunInfer(const npystream::v1::InferRequest& reque
   call.outputs.assign(request.outputs().begin(), request.outputs().end());
   call.capture.assign(request.capture().begin(), request.capture().end());
   call.ttl_seconds = request.ttl_seconds();
+  call.inline_max_bytes = request.inline_max_bytes();
   for (const auto& in : request.inputs()) {
     InferInputRef ref;
     ref.name = in.name();
@@ -139,8 +140,22 @@ absl::Status InferenceService::RunInfer(const npystream::v1::InferRequest& reque
     call.inputs.push_back(std::move(ref));
   }
   ASSIGN_OR_RETURN(InferResult result, engine_->Infer(call));
-  for (const auto& t : result.outputs) rpc::ToProto(t->info(), response->add_outputs());
-  for (const auto& t : result.activations) rpc::ToProto(t->info(), response->add_activations());
+  // Inline results (no handle) travel as whole .npy files in the response.
+  auto npy_of = [ticket](const std::shared_ptr<const StoredTensor>& t) {
+    if (!t->info().handle.empty() || t->host_data() == nullptr) return std::string();
+    std::string npy = t->npy_header();
+    npy.append(t->host_data(), t->info().nbytes);
+    ticket->AddSent(npy.size());
+    return npy;
+  };
+  for (const auto& t : result.outputs) {
+    rpc::ToProto(t->info(), response->add_outputs());
+    response->add_output_npy(npy_of(t));
+  }
+  for (const auto& t : result.activations) {
+    rpc::ToProto(t->info(), response->add_activations());
+    response->add_activation_npy(npy_of(t));
+  }
   response->set_compute_ms(result.compute_ms);
   return absl::OkStatus();
 }

@@ -182,7 +182,8 @@ class Client:
         """Re-reads the server's model repository; returns list_models()."""
         return self._call(self._inference.Reload, ipb.ReloadRequest())
 
-    def infer(self, model, inputs, outputs=None, capture=None, fetch=True, ttl=None):
+    def infer(self, model, inputs, outputs=None, capture=None, fetch=True, ttl=None,
+              inline_max_bytes=1 << 20):
         """Runs `model` on the server.
 
         inputs: {name: ndarray, handle str or TensorInfo} (ndarrays travel
@@ -190,11 +191,13 @@ class Client:
         (default all). capture: layer names whose activations to return.
         Returns {name: ndarray} of outputs then activations; with
         fetch=False, {name: TensorInfo} whose handles stay on the server
-        (release them, or pass ttl). With fetch=True the server copies are
-        released after fetching.
+        (release them, or pass ttl). With fetch=True, results of at most
+        inline_max_bytes come back in the Infer reply itself (one round trip)
+        and larger ones are fetched, then released on the server.
         """
         request = ipb.InferRequest(model=model, outputs=list(outputs or []),
-                                   capture=list(capture or []), ttl_seconds=int(ttl or 0))
+                                   capture=list(capture or []), ttl_seconds=int(ttl or 0),
+                                   inline_max_bytes=int(inline_max_bytes) if fetch else 0)
         for name, value in inputs.items():
             item = request.inputs.add(name=name)
             if isinstance(value, TensorInfo):
@@ -207,14 +210,17 @@ class Client:
         infos = [TensorInfo.from_proto(t) for t in list(response.outputs) + list(response.activations)]
         if not fetch:
             return {t.name: t for t in infos}
+        inline = list(response.output_npy) + list(response.activation_npy)
         result = {}
+        stored = [t for t, npy in zip(infos, inline) if not npy]
         try:
-            for t in infos:
-                result[t.name] = self.fetch(t.handle)
+            for t, npy in zip(infos, inline):
+                result[t.name] = (np.load(io.BytesIO(npy), allow_pickle=False) if npy
+                                  else self.fetch(t.handle))
         finally:
             # The caller does not wait a round trip for these; close() does.
             self._pending = [f for f in self._pending if not f.done()]
-            for t in infos:
+            for t in stored:
                 self._pending.append(self._stub.Release.future(
                     pb.TensorRef(handle=t.handle), metadata=self._metadata))
         return result
