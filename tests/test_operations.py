@@ -337,3 +337,40 @@ def test_limits_each_return_their_status_and_the_daemon_keeps_serving(make_daemo
         assert np.array_equal(c.fetch("keep"), np.zeros(1000))
         assert {t.handle for t in c.list()} == {"keep", "deadline"}
     assert d.alive()
+
+
+def test_max_concurrent_streams_queues_calls_on_one_connection(make_daemon):
+    d = make_daemon("--max-concurrent-streams", "1")
+    with d.client() as c:
+        c.put(np.zeros(16 << 20, np.float32), name="slow")  # 64 MiB
+        started = threading.Event()
+        done = {}
+
+        def slow_fetch():
+            def progress(n, total):
+                started.set()
+                time.sleep(0.02)  # ~64 chunks: keeps the stream open ~1.3 s
+            c.fetch("slow", progress=progress)
+            done["fetch"] = time.monotonic()
+
+        t = threading.Thread(target=slow_fetch)
+        t.start()
+        assert started.wait(30)
+        # Another connection (its own subchannel pool) is not limited by this one.
+        other = grpc.insecure_channel(d.target, options=[("grpc.use_local_subchannel_pool", 1)])
+        stat = other.unary_unary("/npystream.v1.Tensors/Stat",
+                                 request_serializer=pb.TensorRef.SerializeToString,
+                                 response_deserializer=pb.TensorInfo.FromString)
+        s = time.monotonic()
+        assert stat(pb.TensorRef(handle="slow"), timeout=10).handle == "slow"
+        assert time.monotonic() - s < 0.5
+        other.close()
+        # Same connection: the call queues until the server has finished the
+        # fetch's stream (once the slow reader has drained all but the 16 MiB
+        # window, ~0.9 s from here).
+        s = time.monotonic()
+        c.stat("slow")
+        queued = time.monotonic() - s
+        t.join(60)
+    assert "fetch" in done
+    assert queued > 0.4, queued
