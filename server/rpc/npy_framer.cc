@@ -34,14 +34,13 @@ bool NpyFramer::done() const { return !first_ && sent_ >= tensor_->info().npy_by
 void NpyFramer::Next(grpc::ByteBuffer* out, std::function<void(absl::Status, uint64_t)> ready) {
   const std::string& header = tensor_->npy_header();
   const uint64_t hsize = header.size();
-  const uint64_t total = tensor_->info().npy_bytes;
   const uint64_t begin = sent_;
-  const uint64_t end = std::min<uint64_t>(total, sent_ + chunk_bytes_);
+  const uint64_t end = std::min<uint64_t>(tensor_->info().npy_bytes, sent_ + chunk_bytes_);
   const bool first = first_;
   first_ = false;
   // Everything but the payload goes in one small copied slice: the info
   // (first message only), the data field's tag and length, header bytes.
-  auto emit = [this, out, ready = std::move(ready), begin, end, first, hsize, total](
+  auto emit = [this, out, ready = std::move(ready), begin, end, first, hsize](
                   absl::StatusOr<HostChunk> chunk) mutable {
     if (!chunk.ok()) {
       ready(chunk.status(), 0);
@@ -68,7 +67,6 @@ void NpyFramer::Next(grpc::ByteBuffer* out, std::function<void(absl::Status, uin
     }
     *out = grpc::ByteBuffer(slices, count);
     sent_ = begin + n;
-    (void)total;
     ready(absl::OkStatus(), n);
   };
   const uint64_t payload_begin = std::max(begin, hsize) - hsize;
