@@ -29,12 +29,6 @@ std::string Describe(const at::Tensor& t) {
   return absl::StrCat(d.ok() ? npy::Name(*d) : c10::toString(t.scalar_type()), "[", shape, "]");
 }
 
-c10::Device TorchDevice(const std::string& name) {
-  if (name == "cpu") return c10::Device(c10::DeviceType::CPU);
-  return c10::Device(c10::DeviceType::CUDA,
-                     static_cast<c10::DeviceIndex>(std::stoi(name.substr(5))));
-}
-
 // Appends the Tensors inside `value` as (prefix[.key], tensor).
 absl::Status Flatten(const std::string& prefix, const c10::IValue& value,
                      const std::vector<std::string>& names, NamedTensors* out) {
@@ -99,7 +93,7 @@ absl::StatusOr<std::shared_ptr<Model>> Model::Load(const Options& options) {
   if (!std::ifstream(path)) return absl::NotFoundError(absl::StrCat(path, " does not exist"));
   try {
     model->module_ = std::make_unique<torch::jit::Module>(
-        torch::jit::load(path, TorchDevice(model->device_)));
+        torch::jit::load(path, TorchDeviceOf(model->device_)));
     model->module_->eval();
     torch::jit::Method forward = model->module_->get_method("forward");
     const auto& args = forward.function().getSchema().arguments();
@@ -241,7 +235,7 @@ absl::StatusOr<ModelRun> Model::Run(const NamedTensors& inputs,
   ModelRun run;
   try {
     torch::NoGradGuard no_grad;
-    const c10::Device device = TorchDevice(device_);
+    const c10::Device device = TorchDeviceOf(device_);
     std::vector<c10::IValue> stack;
     const auto& schema = module_->get_method("forward").function().getSchema();
     for (size_t i = 0; i < input_names_.size(); ++i) {

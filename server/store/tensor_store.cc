@@ -33,12 +33,6 @@ std::string DeviceName(const at::Tensor& t) {
                       ":", static_cast<int>(t.device().index()));
 }
 
-c10::Device TorchDevice(const std::string& name) {
-  if (name == "cpu") return c10::Device(c10::DeviceType::CPU);
-  return c10::Device(c10::DeviceType::CUDA,
-                     static_cast<c10::DeviceIndex>(std::stoi(name.substr(5))));
-}
-
 // Put writes every byte of a fresh allocation; on VMs a 4 KiB page fault
 // costs more than copying the page (measured: faults were ~40% of Put's CPU).
 // Transparent huge pages cut the faults 512-fold where the kernel allows.
@@ -113,7 +107,7 @@ absl::StatusOr<std::shared_ptr<const StoredTensor>> TensorWriter::Commit() {
       t = t.permute(dims).contiguous();
     }
     info_.meta.fortran_order = false;
-    if (info_.device != "cpu") t = t.to(TorchDevice(info_.device));
+    if (info_.device != "cpu") t = t.to(TorchDeviceOf(info_.device));
   } catch (const std::exception& e) {
     return TorchError("finishing Put", e);
   }
@@ -184,28 +178,8 @@ absl::StatusOr<std::unique_ptr<TensorWriter>> TensorStore::BeginPut(const PutSpe
   info.meta = spec.meta;
   info.nbytes = spec.meta.NumBytes();
   info.device = device;
-  {
-    absl::MutexLock lock(&mu_);
-    const int64_t now = options_.clock->NowUnixMs();
-    SweepExpiredLocked(now);
-    if (spec.ephemeral) {
-      info.handle.clear();
-    } else if (spec.name.empty()) {
-      info.handle = NewHandleLocked();
-    } else {
-      if (tensors_.count(spec.name) > 0 || pending_.count(spec.name) > 0) {
-        return absl::AlreadyExistsError(
-            absl::StrCat("a tensor named '", spec.name, "' already exists"));
-      }
-      info.handle = spec.name;
-    }
-    info.created_unix_ms = now;
-    info.expires_unix_ms =
-        spec.ttl_seconds == 0 ? 0 : now + int64_t{spec.ttl_seconds} * 1000;
-    // Put streams into host memory; a GPU tensor is moved at Commit.
-    RETURN_IF_ERROR(accounts_->budget.Reserve(device, info.nbytes));
-    if (!spec.ephemeral) pending_.insert(info.handle);
-  }
+  // Put streams into host memory; a GPU tensor is moved at Commit.
+  RETURN_IF_ERROR(Reserve(spec.name, spec.ttl_seconds, spec.ephemeral, &info));
   auto impl = std::make_unique<StoredTensor::Impl>();
   std::vector<int64_t> dims = spec.meta.shape;
   if (spec.meta.fortran_order) std::reverse(dims.begin(), dims.end());
@@ -222,6 +196,27 @@ absl::StatusOr<std::unique_ptr<TensorWriter>> TensorStore::BeginPut(const PutSpe
       new TensorWriter(this, std::move(info), std::move(impl), dst));
   writer->ephemeral_ = spec.ephemeral;
   return writer;
+}
+
+absl::Status TensorStore::Reserve(const std::string& name, uint32_t ttl_seconds, bool ephemeral,
+                                  TensorInfo* info) {
+  absl::MutexLock lock(&mu_);
+  const int64_t now = options_.clock->NowUnixMs();
+  SweepExpiredLocked(now);
+  if (ephemeral) {
+    info->handle.clear();
+  } else if (name.empty()) {
+    info->handle = NewHandleLocked();
+  } else if (tensors_.count(name) > 0 || pending_.count(name) > 0) {
+    return absl::AlreadyExistsError(absl::StrCat("a tensor named '", name, "' already exists"));
+  } else {
+    info->handle = name;
+  }
+  info->created_unix_ms = now;
+  info->expires_unix_ms = ttl_seconds == 0 ? 0 : now + int64_t{ttl_seconds} * 1000;
+  RETURN_IF_ERROR(accounts_->budget.Reserve(info->device, info->nbytes));
+  if (!ephemeral) pending_.insert(info->handle);
+  return absl::OkStatus();
 }
 
 void TensorStore::AbandonPut(const TensorInfo& info, bool reserved) {
@@ -267,25 +262,7 @@ absl::StatusOr<std::shared_ptr<const StoredTensor>> TensorStore::Insert(
   }
   RETURN_IF_ERROR(npy::ValidateMeta(info.meta));
   info.nbytes = info.meta.NumBytes();
-  {
-    absl::MutexLock lock(&mu_);
-    const int64_t now = options_.clock->NowUnixMs();
-    SweepExpiredLocked(now);
-    if (options.ephemeral) {
-      info.handle.clear();
-    } else if (name.empty()) {
-      info.handle = NewHandleLocked();
-    } else if (tensors_.count(name) > 0 || pending_.count(name) > 0) {
-      return absl::AlreadyExistsError(
-          absl::StrCat("a tensor named '", name, "' already exists"));
-    } else {
-      info.handle = name;
-    }
-    info.created_unix_ms = now;
-    info.expires_unix_ms = ttl_seconds == 0 ? 0 : now + int64_t{ttl_seconds} * 1000;
-    RETURN_IF_ERROR(accounts_->budget.Reserve(info.device, info.nbytes));
-    if (!options.ephemeral) pending_.insert(info.handle);
-  }
+  RETURN_IF_ERROR(Reserve(name, ttl_seconds, options.ephemeral, &info));
   auto impl = std::make_unique<StoredTensor::Impl>();
   impl->tensor = std::move(contiguous);
   return Publish(std::move(info), std::move(impl), options.ephemeral);

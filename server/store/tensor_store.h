@@ -186,6 +186,10 @@ class TensorStore {
 
   absl::Status ValidateName(const std::string& name) const;
   std::string NewHandleLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Picks the handle (`name`, a new one, or none when ephemeral), stamps the
+  // times, reserves info->nbytes on info->device and marks the handle pending.
+  absl::Status Reserve(const std::string& name, uint32_t ttl_seconds, bool ephemeral,
+                       TensorInfo* info) ABSL_LOCKS_EXCLUDED(mu_);
   int SweepExpiredLocked(int64_t now_ms) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::shared_ptr<const StoredTensor>> Publish(
       TensorInfo info, std::unique_ptr<StoredTensor::Impl> impl, bool ephemeral);

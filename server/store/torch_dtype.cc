@@ -43,4 +43,10 @@ absl::StatusOr<npy::DType> NpyDTypeOf(c10::ScalarType type) {
   }
 }
 
+c10::Device TorchDeviceOf(const std::string& name) {
+  if (name == "cpu") return c10::Device(c10::DeviceType::CPU);
+  return c10::Device(c10::DeviceType::CUDA,
+                     static_cast<c10::DeviceIndex>(std::stoi(name.substr(5))));
+}
+
 }  // namespace npystream

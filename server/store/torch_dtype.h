@@ -2,7 +2,10 @@
 #ifndef NPYSTREAM_SERVER_STORE_TORCH_DTYPE_H_
 #define NPYSTREAM_SERVER_STORE_TORCH_DTYPE_H_
 
+#include <c10/core/Device.h>
 #include <c10/core/ScalarType.h>
+
+#include <string>
 
 #include "absl/status/statusor.h"
 #include "server/npy/dtype.h"
@@ -17,6 +20,10 @@ c10::ScalarType StorageTypeOf(npy::DType dtype);
 // float32 first); INVALID_ARGUMENT naming the type for it and for quantized
 // or other types numpy lacks.
 absl::StatusOr<npy::DType> NpyDTypeOf(c10::ScalarType type);
+
+// The LibTorch device for a canonical name from ResolveDevice: "cpu" or
+// "cuda:N".
+c10::Device TorchDeviceOf(const std::string& name);
 
 }  // namespace npystream
 
