@@ -13,6 +13,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <mutex>
@@ -206,14 +208,20 @@ int RawEcho(const std::string& target, size_t size, int repeat) {
   return 0;
 }
 
+// Each of `threads` clients connects and fetches once untimed (a warm
+// channel and buffer, as a long-lived client has), then all start together
+// and fetch `repeat` times; aggregate throughput is over that timed phase.
 int Fetch(const std::string& target, const std::string& handle, int repeat, int threads) {
   npystream::ClientOptions options;
   options.target = target;
   std::mutex mu;
+  std::condition_variable cv;
+  int warmed = 0;
+  bool go = false;
   std::vector<double> secs;
   uint64_t bytes = 0;
-  const int warm = threads == 1 && repeat > 20 ? 50 : 0;
-  auto t_all = Clock::now();
+  const int warm = threads == 1 && repeat > 20 ? 50 : 1;
+  Clock::time_point t_all;
   std::vector<std::thread> pool;
   bool failed = false;
   for (int t = 0; t < threads; ++t) {
@@ -221,6 +229,15 @@ int Fetch(const std::string& target, const std::string& handle, int repeat, int 
       auto client = *npystream::Client::Connect(options);
       std::vector<char> buffer;
       for (int r = 0; r < repeat + warm; ++r) {
+        if (r == warm) {  // the barrier between warm-up and the timed phase
+          std::unique_lock<std::mutex> lock(mu);
+          if (++warmed == threads) {
+            go = true;
+            t_all = Clock::now();
+            cv.notify_all();
+          }
+          cv.wait(lock, [&] { return go; });
+        }
         auto t0 = Clock::now();
         auto info = client->FetchToBuffer(handle, &buffer);
         const double s = Seconds(t0, Clock::now());
@@ -228,7 +245,7 @@ int Fetch(const std::string& target, const std::string& handle, int repeat, int 
         if (!info.ok()) {
           std::cerr << info.status() << "\n";
           failed = true;
-          return;
+          std::exit(1);  // the others would wait at the barrier forever
         }
         if (r >= warm) {
           secs.push_back(s);

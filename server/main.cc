@@ -17,6 +17,7 @@
 #include "server/http/admin_server.h"
 #include "server/http/metrics.h"
 #include "server/rpc/rpc_server.h"
+#include "server/store/device_name.h"
 #include "server/store/tensor_store.h"
 #include "server/transfer/copy_device.h"
 #include "server/transfer/cuda_probe.h"
@@ -91,14 +92,27 @@ int Run(const DaemonConfig& config) {
       absl::StrCat("cuda_runtime=", cuda.device_count, " torch_cuda=", torch_cuda,
                    " using=", usable_cuda > 0 ? "cuda" : "cpu", " detail=\"",
                    cuda.description, "\""));
+  if (config.device != "auto") {
+    // An explicit --device must exist: serving on the CPU instead would be a
+    // silent surprise, and every Put to the default device would fail.
+    auto device = ResolveDevice(config.device, usable_cuda);
+    if (!device.ok()) {
+      return Fail("config_failed",
+                  absl::InvalidArgumentError(absl::StrCat(
+                      "--device ", config.device, ": ", device.status().message(), " (",
+                      cuda.description, ")")));
+    }
+  }
 
+  Metrics metrics;
   TensorStore::Options store_options;
+  store_options.metrics = &metrics;
   store_options.budget_bytes = config.store_budget;
   store_options.cuda_device_count = usable_cuda;
   if (config.device != "auto") store_options.default_device = config.device;
   auto store = TensorStore::Create(store_options);
   if (!store.ok()) return Fail("store_failed", store.status());
-  Metrics metrics(store->get());
+  metrics.SetStore(store->get());
   // GPU tensors stage through a pinned ring per device; host tensors are
   // sent straight from their memory.
   std::vector<std::unique_ptr<CopyDevice>> copy_devices;

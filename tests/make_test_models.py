@@ -38,6 +38,11 @@ class TwoInputs(nn.Module):
         return a + 2 * b, a * b
 
 
+class Transpose(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.t()  # a strided view: the store must make it contiguous
+
+
 def write(repo, name, module, config=None):
     d = os.path.join(repo, name)
     os.makedirs(d, exist_ok=True)
@@ -54,6 +59,7 @@ def make_repository(repo):
     torch.manual_seed(1)
     write(repo, "dicts", DictModel().eval())
     write(repo, "bf16", Bf16Model())
+    write(repo, "transpose", Transpose())
     write(repo, "two", TwoInputs(), {
         "inputs": [{"name": "a", "dtype": "float64", "shape": [-1, 3]},
                    {"name": "b", "dtype": "float64", "shape": [-1, 3]}],

@@ -17,6 +17,7 @@ import pytest
 
 import npystream
 from conftest import BUILD
+from make_test_models import Transpose, write
 from npy_ref import save_bytes
 from npystream import _wire
 from npystream.v1 import tensors_pb2 as pb
@@ -86,8 +87,30 @@ def test_metrics_count_exact_bytes_and_calls(make_daemon):
     assert after['npystream_store_bytes{device="cpu"}'] == arr.nbytes + 2 * 10 * 4
     assert after['npystream_store_budget_bytes{device="cpu"}'] == 8 << 30
     assert after["npystream_fetch_active"] == 0
-    for name in ("npystream_d2h_bytes_total", "npystream_staging_ring_free_bytes"):
+    for name in ("npystream_d2h_bytes_total", "npystream_h2d_bytes_total",
+                 "npystream_staging_ring_free_bytes"):
         assert name in after
+
+
+def test_contiguous_copies_are_counted_and_results_match_numpy(make_daemon, tmp_path):
+    write(str(tmp_path), "transpose", Transpose())
+    d = make_daemon("--model-repository", str(tmp_path))
+    copies = 'npystream_contiguous_copies_total{device="cpu"}'
+    copied = 'npystream_contiguous_copy_bytes_total{device="cpu"}'
+    x = np.arange(15, dtype=np.float32).reshape(3, 5)
+    with d.client() as c:
+        before = metrics(d)
+        c.put(x, name="x")
+        c.fetch("x")
+        assert metrics(d).get(copies, 0) == before.get(copies, 0)  # contiguous: no copy
+        out = c.infer("transpose", {"x": x}, fetch=False)
+        after = metrics(d)
+        (info,) = out.values()
+        got = c.fetch(info.handle)
+    np.testing.assert_array_equal(got, x.T)
+    assert got.flags.c_contiguous
+    assert after[copies] - before.get(copies, 0) == 1
+    assert after[copied] - before.get(copied, 0) == x.nbytes
 
 
 def test_subscribe_drops_are_counted(make_daemon):

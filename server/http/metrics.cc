@@ -22,8 +22,7 @@ const char* CodeName(int code) {
   return code >= 0 && code <= 16 ? kNames[code] : "UNKNOWN";
 }
 
-Metrics::Metrics(TensorStore* store)
-    : store_(store), registry_(std::make_shared<prometheus::Registry>()) {
+Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   using prometheus::BuildCounter;
   using prometheus::BuildGauge;
   using prometheus::BuildHistogram;
@@ -49,6 +48,15 @@ Metrics::Metrics(TensorStore* store)
   d2h_bytes_ = &BuildCounter().Name("npystream_d2h_bytes_total")
                     .Help("Bytes copied device-to-host by the transfer engine")
                     .Register(r).Add({});
+  h2d_bytes_ = &BuildCounter().Name("npystream_h2d_bytes_total")
+                    .Help("Bytes copied host-to-device by the transfer engine (Put to a GPU)")
+                    .Register(r).Add({});
+  contiguous_copies_ = &BuildCounter().Name("npystream_contiguous_copies_total")
+                            .Help("Strided tensors made contiguous on their device, by device")
+                            .Register(r);
+  contiguous_bytes_ = &BuildCounter().Name("npystream_contiguous_copy_bytes_total")
+                           .Help("Bytes of those on-device contiguous copies, by device")
+                           .Register(r);
   fetch_active_ = &BuildGauge().Name("npystream_fetch_active")
                        .Help("Fetch streams in progress").Register(r).Add({});
   store_tensors_ = &BuildGauge().Name("npystream_store_tensors")
@@ -56,8 +64,17 @@ Metrics::Metrics(TensorStore* store)
   staging_free_ = &BuildGauge().Name("npystream_staging_ring_free_bytes")
                        .Help("Free bytes in the pinned staging ring (0: CPU backend, no ring)")
                        .Register(r).Add({});
+}
+
+void Metrics::SetStore(TensorStore* store) {
+  store_ = store;
   store_budget_->Add({{"device", "cpu"}}).Set(static_cast<double>(store_->budget().limit()));
   store_bytes_->Add({{"device", "cpu"}}).Set(0);
+}
+
+void Metrics::ContiguousCopy(const std::string& device, uint64_t bytes) {
+  contiguous_copies_->Add({{"device", device}}).Increment();
+  contiguous_bytes_->Add({{"device", device}}).Increment(static_cast<double>(bytes));
 }
 
 void Metrics::SetGpuMemorySource(int count, std::function<bool(int, uint64_t*)> used) {
@@ -84,7 +101,7 @@ void Metrics::SubscribeDropped(const std::string& model, const std::string& laye
 }
 
 std::string Metrics::Scrape() {
-  store_tensors_->Set(static_cast<double>(store_->size()));
+  if (store_ != nullptr) store_tensors_->Set(static_cast<double>(store_->size()));
   if (staging_source_) staging_free_->Set(static_cast<double>(staging_source_()));
   for (int i = 0; i < gpu_count_; ++i) {
     uint64_t used = 0;
@@ -92,9 +109,11 @@ std::string Metrics::Scrape() {
       gpu_memory_->Add({{"device", "cuda:" + std::to_string(i)}}).Set(static_cast<double>(used));
     }
   }
-  for (const auto& [device, used] : store_->budget().UsedByDevice()) {
-    store_bytes_->Add({{"device", device}}).Set(static_cast<double>(used));
-    store_budget_->Add({{"device", device}}).Set(static_cast<double>(store_->budget().limit()));
+  if (store_ != nullptr) {
+    for (const auto& [device, used] : store_->budget().UsedByDevice()) {
+      store_bytes_->Add({{"device", device}}).Set(static_cast<double>(used));
+      store_budget_->Add({{"device", device}}).Set(static_cast<double>(store_->budget().limit()));
+    }
   }
   return prometheus::TextSerializer().Serialize(registry_->Collect());
 }

@@ -1,5 +1,6 @@
 // Metrics: the daemon's Prometheus registry (prometheus-cpp). Implements the
-// RPC and engine metric interfaces; store gauges are read at scrape time.
+// RPC, engine, transfer and store metric interfaces; store gauges are read at
+// scrape time.
 #ifndef NPYSTREAM_SERVER_HTTP_METRICS_H_
 #define NPYSTREAM_SERVER_HTTP_METRICS_H_
 
@@ -19,10 +20,15 @@
 namespace npystream {
 
 // Thread-safe.
-class Metrics : public rpc::RpcMetrics, public EngineMetrics, public TransferMetrics {
+class Metrics : public rpc::RpcMetrics,
+                public EngineMetrics,
+                public TransferMetrics,
+                public StoreMetrics {
  public:
-  // `store` (not owned) must outlive the metrics.
-  explicit Metrics(TensorStore* store);
+  Metrics();
+  // Store gauges are read from `store` (not owned; it must outlive the
+  // scrapes) at each scrape. Call once, before serving.
+  void SetStore(TensorStore* store);
 
   // The Prometheus text exposition of every metric.
   std::string Scrape();
@@ -40,6 +46,11 @@ class Metrics : public rpc::RpcMetrics, public EngineMetrics, public TransferMet
 
   // TransferMetrics
   void D2HBytes(uint64_t n) override { d2h_bytes_->Increment(static_cast<double>(n)); }
+  void H2DBytes(uint64_t n) override { h2d_bytes_->Increment(static_cast<double>(n)); }
+
+  // StoreMetrics
+  void ContiguousCopy(const std::string& device, uint64_t bytes) override;
+
   // Read at each scrape: free staging bytes (unset: 0, the CPU backend).
   void SetStagingFreeSource(std::function<uint64_t()> source) { staging_source_ = std::move(source); }
   // Exports npystream_gpu_memory_used_bytes{device="cuda:N"} for N < count,
@@ -47,7 +58,7 @@ class Metrics : public rpc::RpcMetrics, public EngineMetrics, public TransferMet
   void SetGpuMemorySource(int count, std::function<bool(int, uint64_t*)> used);
 
  private:
-  TensorStore* const store_;
+  TensorStore* store_ = nullptr;
   std::function<uint64_t()> staging_source_;
   int gpu_count_ = 0;
   std::function<bool(int, uint64_t*)> gpu_used_;
@@ -62,6 +73,9 @@ class Metrics : public rpc::RpcMetrics, public EngineMetrics, public TransferMet
   prometheus::Counter* bytes_sent_;
   prometheus::Counter* bytes_received_;
   prometheus::Counter* d2h_bytes_;
+  prometheus::Counter* h2d_bytes_;
+  prometheus::Family<prometheus::Counter>* contiguous_copies_;
+  prometheus::Family<prometheus::Counter>* contiguous_bytes_;
   prometheus::Gauge* fetch_active_;
   prometheus::Gauge* store_tensors_;
   prometheus::Gauge* staging_free_;

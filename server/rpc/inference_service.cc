@@ -28,6 +28,7 @@ absl::StatusOr<std::shared_ptr<const StoredTensor>> FromInlineNpy(
   TensorStore::PutSpec spec;
   spec.meta = *meta;
   spec.ephemeral = true;
+  spec.device = "cpu";  // small, and already in host memory; the model moves it
   auto writer = store->BeginPut(spec);
   if (!writer.ok()) return fail(writer.status());
   absl::Status s = (*writer)->Append(npy.data() + *header_size, npy.size() - *header_size);

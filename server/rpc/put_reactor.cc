@@ -16,30 +16,56 @@ constexpr uint32_t kDataField = 2;
 
 }  // namespace
 
-PutReactor::PutReactor(TensorStore* store, const PutLimits& limits, grpc::ByteBuffer* response,
-                       std::unique_ptr<CallTicket> ticket)
-    : store_(store), limits_(limits), response_(response), ticket_(std::move(ticket)) {}
+PutReactor::PutReactor(TensorStore* store, Transfer* transfer, const PutLimits& limits,
+                       grpc::ByteBuffer* response, std::unique_ptr<CallTicket> ticket)
+    : store_(store),
+      transfer_(transfer),
+      limits_(limits),
+      response_(response),
+      ticket_(std::move(ticket)) {}
 
 void PutReactor::Start() { StartRead(&request_); }
 
 void PutReactor::OnReadDone(bool ok) {
   if (!ok) {
-    // The client half-closed (or the call died; then Finish is a no-op).
-    absl::Status s = Complete();
-    FinishWith(s);
+    EndOfStream();
     return;
   }
-  absl::Status s = Consume();
-  request_.Clear();
+  // The payload writer may hold views of this message until it has copied
+  // them, so the message moves out of request_ into a shared owner.
+  auto message = std::make_shared<grpc::ByteBuffer>();
+  message->Swap(&request_);
+  absl::Status s = Consume(message);
   if (!s.ok()) {
     FinishWith(s);
     return;
   }
-  StartRead(&request_);
+  if (payload_ == nullptr) {
+    StartRead(&request_);
+    return;
+  }
+  // Backpressure: the next message is read once this one is taken. Nothing
+  // below may touch the reactor: `ready` may run on another thread at once.
+  payload_->WhenWritable([this](absl::Status ready) {
+    if (ready.ok()) {
+      StartRead(&request_);
+    } else {
+      FinishWith(ready);
+    }
+  });
 }
 
-absl::Status PutReactor::Consume() {
-  wire::MessageReader reader(request_);
+void PutReactor::EndOfStream() {
+  // The client half-closed (or the call died; then Finish is a no-op).
+  if (payload_ == nullptr) {
+    FinishWith(Complete());
+    return;
+  }
+  payload_->Flush([this](absl::Status flushed) { FinishWith(flushed.ok() ? Complete() : flushed); });
+}
+
+absl::Status PutReactor::Consume(const std::shared_ptr<grpc::ByteBuffer>& message) {
+  wire::MessageReader reader(*message);
   ticket_->Touch();
   wire::MessageReader::Field field;
   while (reader.Next(&field)) {
@@ -64,7 +90,7 @@ absl::Status PutReactor::Consume() {
       absl::Status status;
       ticket_->AddReceived(field.value);
       reader.ReadBytes(field.value, [&](const char* p, size_t n) {
-        if (status.ok()) status = ConsumeData(p, n);
+        if (status.ok()) status = ConsumeData(p, n, message);
       });
       RETURN_IF_ERROR(status);
     } else if (!reader.Skip(field)) {
@@ -75,8 +101,14 @@ absl::Status PutReactor::Consume() {
   return absl::OkStatus();
 }
 
-absl::Status PutReactor::ConsumeData(const char* data, size_t size) {
-  if (writer_ != nullptr) return writer_->Append(data, size);
+absl::Status PutReactor::ConsumeData(const char* data, size_t size,
+                                     const std::shared_ptr<grpc::ByteBuffer>& message) {
+  auto write = [&](const char* p, size_t n) {
+    RETURN_IF_ERROR(writer_->Claim(n));
+    payload_->Write(HostChunk{p, n, message});
+    return absl::OkStatus();
+  };
+  if (writer_ != nullptr) return write(data, size);
   // Still inside the .npy header: gather just enough to parse it.
   while (size > 0 && writer_ == nullptr) {
     ASSIGN_OR_RETURN(size_t header_size,
@@ -97,7 +129,7 @@ absl::Status PutReactor::ConsumeData(const char* data, size_t size) {
       RETURN_IF_ERROR(StartTensor(npy_prefix_));
     }
   }
-  if (size > 0) return writer_->Append(data, size);
+  if (size > 0) return write(data, size);
   return absl::OkStatus();
 }
 
@@ -110,6 +142,8 @@ absl::Status PutReactor::StartTensor(const std::string& header_bytes) {
         limits_.max_tensor_bytes, ")"));
   }
   ASSIGN_OR_RETURN(writer_, store_->BeginPut(spec_));
+  ASSIGN_OR_RETURN(payload_, transfer_->OpenWriter(writer_->device(), writer_->destination(),
+                                                   writer_->expected(), writer_->keepalive()));
   ticket_->set_handle(spec_.name);
   return absl::OkStatus();
 }
@@ -124,6 +158,7 @@ absl::Status PutReactor::Complete() {
         " bytes, inside the .npy header"));
   }
   ASSIGN_OR_RETURN(std::shared_ptr<const StoredTensor> stored, writer_->Commit());
+  payload_.reset();
   writer_.reset();
   ticket_->set_handle(stored->info().handle);
   npystream::v1::TensorInfo info;
@@ -134,7 +169,8 @@ absl::Status PutReactor::Complete() {
 }
 
 void PutReactor::FinishWith(const absl::Status& status) {
-  writer_.reset();  // an unfinished Put frees its memory and name now
+  payload_.reset();  // copies in flight keep the tensor's memory alive
+  writer_.reset();   // an unfinished Put frees its budget and name now
   code_ = static_cast<int>(status.code());
   message_ = std::string(status.message());
   Finish(ToGrpcStatus(status));

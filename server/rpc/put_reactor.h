@@ -1,5 +1,7 @@
-// PutReactor: receives a streamed .npy file and writes its payload straight
-// from the received slices into a preallocated tensor.
+// PutReactor: receives a streamed .npy file and hands its payload, as views
+// of the received slices, to the transfer engine, which writes it into a
+// tensor preallocated on its device (a GPU Put goes through the staging ring;
+// the next message is read only when the engine has taken the last one).
 #ifndef NPYSTREAM_SERVER_RPC_PUT_REACTOR_H_
 #define NPYSTREAM_SERVER_RPC_PUT_REACTOR_H_
 
@@ -10,6 +12,7 @@
 #include "server/npy/npy_parser.h"
 #include "server/rpc/call_gate.h"
 #include "server/store/tensor_store.h"
+#include "server/transfer/transfer.h"
 
 namespace npystream::rpc {
 
@@ -21,8 +24,8 @@ struct PutLimits {
 // Owns itself: deletes itself in OnDone.
 class PutReactor : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
-  PutReactor(TensorStore* store, const PutLimits& limits, grpc::ByteBuffer* response,
-             std::unique_ptr<CallTicket> ticket);
+  PutReactor(TensorStore* store, Transfer* transfer, const PutLimits& limits,
+             grpc::ByteBuffer* response, std::unique_ptr<CallTicket> ticket);
   void Start();
 
   void OnReadDone(bool ok) override;
@@ -31,13 +34,17 @@ class PutReactor : public grpc::ServerReadReactor<grpc::ByteBuffer> {
 
  private:
   // Consumes one PutRequest; an error ends the call.
-  absl::Status Consume();
-  absl::Status ConsumeData(const char* data, size_t size);
+  absl::Status Consume(const std::shared_ptr<grpc::ByteBuffer>& message);
+  absl::Status ConsumeData(const char* data, size_t size,
+                           const std::shared_ptr<grpc::ByteBuffer>& message);
   absl::Status StartTensor(const std::string& header_bytes);
+  // The client half-closed: waits for the payload's copies, then Complete.
+  void EndOfStream();
   absl::Status Complete();
   void FinishWith(const absl::Status& status);
 
   TensorStore* const store_;
+  Transfer* const transfer_;
   const PutLimits limits_;
   grpc::ByteBuffer* const response_;
   const std::unique_ptr<CallTicket> ticket_;
@@ -46,6 +53,7 @@ class PutReactor : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   TensorStore::PutSpec spec_;
   std::string npy_prefix_;  // header bytes until the whole .npy header arrived
   std::unique_ptr<TensorWriter> writer_;
+  std::unique_ptr<PayloadWriter> payload_;  // writes into writer_'s tensor
   int code_ = 0;
   std::string message_;
 };

@@ -16,7 +16,7 @@ grpc::ServerReadReactor<grpc::ByteBuffer>* TensorsService::Put(grpc::CallbackSer
                                                                grpc::ByteBuffer* response) {
   auto ticket = gate_->Admit(context, "Put", /*idle_checked=*/true);
   if (!ticket.ok()) return new ErrorReadReactor(ticket.status());
-  auto* reactor = new PutReactor(store_, limits_, response, std::move(*ticket));
+  auto* reactor = new PutReactor(store_, transfer_, limits_, response, std::move(*ticket));
   reactor->Start();
   return reactor;
 }

@@ -5,6 +5,7 @@
 
 #include "gtest/gtest.h"
 #include "npystream/v1/tensors.grpc.pb.h"
+#include "server/npy/npy_writer.h"
 #include "server/npy/numpy_cases_testing.h"
 #include "server/testing/in_process_server.h"
 #include "server/transfer/device_transfer.h"
@@ -20,13 +21,39 @@ using npystream::v1::Tensors;
 using npystream::v1::TensorInfo;
 using npystream::v1::TensorRef;
 
-class TensorsServiceTest : public ::testing::Test {
+constexpr size_t kRingBytes = 8 << 20;
+
+// Every test runs twice: on the CPU transfer engine, and with Put and Fetch
+// staged through a pinned ring over a fake device whose copies complete out
+// of order (the GPU path's logic); then every slot must be back at the end.
+class TensorsServiceTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
     testing::InProcessServer::Options options;
     options.budget_bytes = 512 << 20;
+    if (GetParam()) {
+      device_ = std::make_unique<FakeCopyDevice>(/*streams=*/4, /*seed=*/5);
+      DeviceTransfer::Options to;
+      to.devices["cpu"] = device_.get();
+      to.ring_bytes = kRingBytes;
+      to.slot_bytes = 256 << 10;
+      to.stage_host_tensors = true;
+      auto transfer = *DeviceTransfer::Create(to);
+      ring_ = transfer.get();
+      options.transfer = std::move(transfer);
+    }
     server_ = *testing::InProcessServer::Start(std::move(options));
     stub_ = Tensors::NewStub(server_->NewChannel());
+  }
+
+  void TearDown() override {
+    if (ring_ == nullptr) return;
+    device_->Drain();
+    for (int i = 0; i < 300 && ring_->free_staging_bytes() != kRingBytes; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_EQ(ring_->free_staging_bytes(), kRingBytes) << "a staging slot leaked";
+    EXPECT_EQ(device_->pinned_bytes(), static_cast<int64_t>(kRingBytes));
   }
 
   // Streams `npy` in parts of `part` bytes after a header with `name`.
@@ -68,6 +95,8 @@ class TensorsServiceTest : public ::testing::Test {
     return reader->Finish();
   }
 
+  std::unique_ptr<FakeCopyDevice> device_;  // outlives the server
+  DeviceTransfer* ring_ = nullptr;
   std::unique_ptr<testing::InProcessServer> server_;
   std::unique_ptr<Tensors::Stub> stub_;
 };
@@ -75,7 +104,7 @@ class TensorsServiceTest : public ::testing::Test {
 // Every numpy reference file goes in through Put and comes back through
 // Fetch byte-identical (Fortran-order files come back as numpy.save writes
 // their C-order copy, so they are left to the Python tests).
-TEST_F(TensorsServiceTest, NumpyFilesRoundTripByteIdentical) {
+TEST_P(TensorsServiceTest, NumpyFilesRoundTripByteIdentical) {
   int n = 0;
   const auto manifest = npy::testing::NumpyManifest();
   for (const auto& c : manifest["valid"]) {
@@ -101,7 +130,7 @@ TEST_F(TensorsServiceTest, NumpyFilesRoundTripByteIdentical) {
   EXPECT_GT(n, 100);
 }
 
-TEST_F(TensorsServiceTest, VersionTwoInputComesBackAsNumpySaveWritesIt) {
+TEST_P(TensorsServiceTest, VersionTwoInputComesBackAsNumpySaveWritesIt) {
   const std::string dir = npy::testing::NumpyCasesDir();
   TensorInfo info;
   ASSERT_TRUE(Put(npy::testing::ReadFile(dir + "/valid_v2.npy"), "v2", &info).ok());
@@ -111,7 +140,7 @@ TEST_F(TensorsServiceTest, VersionTwoInputComesBackAsNumpySaveWritesIt) {
   EXPECT_EQ(info.shape_size(), 2);
 }
 
-TEST_F(TensorsServiceTest, ChunksStayUnderTheLimit) {
+TEST_P(TensorsServiceTest, ChunksStayUnderTheLimit) {
   std::string npy = npy::testing::ReadFile(npy::testing::NumpyCasesDir() + "/valid_float64_7.npy");
   TensorInfo info;
   ASSERT_TRUE(Put(npy, "big", &info).ok());
@@ -119,12 +148,18 @@ TEST_F(TensorsServiceTest, ChunksStayUnderTheLimit) {
   int messages = 0;
   ASSERT_TRUE(Fetch("big", &back, &info, 64 << 10, &messages).ok());
   EXPECT_EQ(back, npy);
-  EXPECT_EQ(messages, static_cast<int>((npy.size() + (64 << 10) - 1) / (64 << 10)));
+  const int at_limit = static_cast<int>((npy.size() + (64 << 10) - 1) / (64 << 10));
+  // Staged chunks also end where a staging slot does.
+  const int slots = GetParam() ? static_cast<int>((npy.size() + (256 << 10) - 1) / (256 << 10)) : 0;
+  EXPECT_GE(messages, at_limit);
+  EXPECT_LE(messages, at_limit + slots);
   ASSERT_TRUE(Fetch("big", &back, &info, 100 << 20, &messages).ok());
-  EXPECT_EQ(messages, 1);
+  EXPECT_EQ(back, npy);
+  EXPECT_GE(messages, 1);
+  EXPECT_LE(messages, std::max(1, slots));
 }
 
-TEST_F(TensorsServiceTest, ErrorsHavePreciseCodes) {
+TEST_P(TensorsServiceTest, ErrorsHavePreciseCodes) {
   std::string back;
   TensorInfo info;
   grpc::Status s = Fetch("nope", &back, &info);
@@ -169,7 +204,7 @@ TEST_F(TensorsServiceTest, ErrorsHavePreciseCodes) {
   EXPECT_EQ(server_->store()->budget().used("cpu"), info.nbytes());
 }
 
-TEST_F(TensorsServiceTest, BudgetExceededIsResourceExhausted) {
+TEST_P(TensorsServiceTest, BudgetExceededIsResourceExhausted) {
   std::string npy = npy::testing::ReadFile(npy::testing::NumpyCasesDir() + "/valid_float64_7.npy");
   // 800 KB each; the budget is 512 MiB so fill it with a store-side insert.
   auto writer = server_->store()->BeginPut(
@@ -181,7 +216,7 @@ TEST_F(TensorsServiceTest, BudgetExceededIsResourceExhausted) {
   EXPECT_NE(s.error_message().find("store budget exceeded"), std::string::npos);
 }
 
-TEST_F(TensorsServiceTest, StatListRelease) {
+TEST_P(TensorsServiceTest, StatListRelease) {
   const std::string good = npy::testing::ReadFile(npy::testing::NumpyCasesDir() + "/valid_int32_3.npy");
   TensorInfo info;
   ASSERT_TRUE(Put(good, "a", &info).ok());
@@ -214,7 +249,7 @@ TEST_F(TensorsServiceTest, StatListRelease) {
 }
 
 // A client that walks away mid-stream frees its pin; the server keeps serving.
-TEST_F(TensorsServiceTest, CancelMidFetchReleasesEverything) {
+TEST_P(TensorsServiceTest, CancelMidFetchReleasesEverything) {
   auto writer = server_->store()->BeginPut(
       {"huge", "cpu", 0, npy::ArrayMeta{npy::DType::kFloat32, {16 << 20}}});
   ASSERT_TRUE(writer.ok());
@@ -247,6 +282,42 @@ TEST_F(TensorsServiceTest, CancelMidFetchReleasesEverything) {
 
 // The same Fetch through the staging ring (fake device, out-of-order
 // copies): byte-identical, and a cancelled fetch returns every slot.
+TEST_P(TensorsServiceTest, CancelMidPutFreesNameAndBudgetThenAPutSucceeds) {
+  npy::ArrayMeta meta{npy::DType::kFloat32, {4 << 20}};  // 16 MiB: 64 staging slots
+  const std::string header = npy::WriteHeader(meta);
+  std::string payload(meta.NumBytes(), '\0');
+  for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>(i * 131 + (i >> 17));
+  for (int round = 0; round < 3; ++round) {
+    grpc::ClientContext ctx;
+    TensorInfo info;
+    auto writer = stub_->Put(&ctx, &info);
+    PutRequest req;
+    req.mutable_header()->set_name("big");
+    ASSERT_TRUE(writer->Write(req));
+    req.clear_header();
+    req.set_data(header + payload.substr(0, 1 << 20));
+    ASSERT_TRUE(writer->Write(req));
+    req.set_data(payload.substr(1 << 20, (5 << 20) + round * 77777));
+    writer->Write(req);
+    ctx.TryCancel();
+    EXPECT_EQ(writer->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  }
+  for (int i = 0; i < 300 && server_->store()->budget().used("cpu") != 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(server_->store()->budget().used("cpu"), 0u);
+  TensorInfo info;
+  ASSERT_TRUE(Put(header + payload, "big", &info, 3 << 20).ok());
+  std::string back;
+  ASSERT_TRUE(Fetch("big", &back, &info).ok());
+  EXPECT_TRUE(back == header + payload);
+}
+
+INSTANTIATE_TEST_SUITE_P(Transfer, TensorsServiceTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& p) {
+                           return p.param ? "StagingRing" : "Cpu";
+                         });
+
 TEST(StagedFetchTest, RingPathIsByteIdenticalAndCancelReturnsSlots) {
   FakeCopyDevice device(/*streams=*/4, /*seed=*/3);
   DeviceTransfer::Options to;

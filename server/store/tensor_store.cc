@@ -78,16 +78,31 @@ TensorWriter::~TensorWriter() {
   if (impl_ != nullptr) store_->AbandonPut(info_, reserved_);
 }
 
-absl::Status TensorWriter::Append(const char* data, size_t size) {
+absl::Status TensorWriter::Claim(size_t size) {
   if (impl_ == nullptr) return absl::FailedPreconditionError("Put already committed");
   if (size > info_.nbytes - received_) {
     return absl::InvalidArgumentError(absl::StrCat(
         "npy payload is longer than its header declares: expected ",
         info_.nbytes, " bytes, got at least ", received_ + size));
   }
-  std::memcpy(dst_ + received_, data, size);
   received_ += size;
   return absl::OkStatus();
+}
+
+absl::Status TensorWriter::Append(const char* data, size_t size) {
+  if (info_.device != "cpu" && size > 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the tensor is on ", info_.device, "; its bytes go through the transfer engine"));
+  }
+  char* at = dst_ + received_;
+  RETURN_IF_ERROR(Claim(size));
+  std::memcpy(at, data, size);
+  return absl::OkStatus();
+}
+
+std::shared_ptr<const void> TensorWriter::keepalive() const {
+  if (impl_ == nullptr) return nullptr;
+  return std::make_shared<const at::Tensor>(impl_->tensor);
 }
 
 absl::StatusOr<std::shared_ptr<const StoredTensor>> TensorWriter::Commit() {
@@ -105,9 +120,9 @@ absl::StatusOr<std::shared_ptr<const StoredTensor>> TensorWriter::Commit() {
       std::vector<int64_t> dims(info_.meta.shape.size());
       for (size_t i = 0; i < dims.size(); ++i) dims[i] = dims.size() - 1 - i;
       t = t.permute(dims).contiguous();
+      store_->CountContiguousCopy(info_.device, info_.nbytes);
     }
     info_.meta.fortran_order = false;
-    if (info_.device != "cpu") t = t.to(TorchDeviceOf(info_.device));
   } catch (const std::exception& e) {
     return TorchError("finishing Put", e);
   }
@@ -178,20 +193,21 @@ absl::StatusOr<std::unique_ptr<TensorWriter>> TensorStore::BeginPut(const PutSpe
   info.meta = spec.meta;
   info.nbytes = spec.meta.NumBytes();
   info.device = device;
-  // Put streams into host memory; a GPU tensor is moved at Commit.
   RETURN_IF_ERROR(Reserve(spec.name, spec.ttl_seconds, spec.ephemeral, &info));
   auto impl = std::make_unique<StoredTensor::Impl>();
   std::vector<int64_t> dims = spec.meta.shape;
   if (spec.meta.fortran_order) std::reverse(dims.begin(), dims.end());
   try {
-    impl->tensor = at::empty(dims, at::TensorOptions().dtype(StorageTypeOf(spec.meta.dtype)));
+    impl->tensor = at::empty(dims, at::TensorOptions()
+                                       .dtype(StorageTypeOf(spec.meta.dtype))
+                                       .device(TorchDeviceOf(info.device)));
   } catch (const std::exception& e) {
     AbandonPut(info, /*reserved=*/true);
     return absl::ResourceExhaustedError(absl::StrCat(
         "could not allocate ", info.nbytes, " bytes for the tensor: ", e.what()));
   }
   char* dst = static_cast<char*>(impl->tensor.data_ptr());
-  AdviseHugePages(dst, info.nbytes);
+  if (info.device == "cpu") AdviseHugePages(dst, info.nbytes);
   std::unique_ptr<TensorWriter> writer(
       new TensorWriter(this, std::move(info), std::move(impl), dst));
   writer->ephemeral_ = spec.ephemeral;
@@ -255,6 +271,9 @@ absl::StatusOr<std::shared_ptr<const StoredTensor>> TensorStore::Insert(
     }
     // Made contiguous on its own device, never via the host.
     contiguous = tensor.is_contiguous() ? tensor : tensor.contiguous();
+    if (!tensor.is_contiguous()) {
+      CountContiguousCopy(DeviceName(contiguous), contiguous.nbytes());
+    }
     info.meta.shape.assign(contiguous.sizes().begin(), contiguous.sizes().end());
     info.device = DeviceName(contiguous);
   } catch (const std::exception& e) {
@@ -266,6 +285,10 @@ absl::StatusOr<std::shared_ptr<const StoredTensor>> TensorStore::Insert(
   auto impl = std::make_unique<StoredTensor::Impl>();
   impl->tensor = std::move(contiguous);
   return Publish(std::move(info), std::move(impl), options.ephemeral);
+}
+
+void TensorStore::CountContiguousCopy(const std::string& device, uint64_t bytes) {
+  if (options_.metrics != nullptr) options_.metrics->ContiguousCopy(device, bytes);
 }
 
 absl::StatusOr<std::shared_ptr<const StoredTensor>> TensorStore::Acquire(

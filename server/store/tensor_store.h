@@ -81,18 +81,37 @@ class StoredTensor {
 
 class TensorStore;
 
-// One Put in progress: payload bytes stream into a preallocated tensor.
-// Not thread-safe. Destroying an uncommitted writer returns its budget and
-// frees its name.
+// What the store reports. Thread-safe.
+class StoreMetrics {
+ public:
+  virtual ~StoreMetrics() = default;
+  // A strided tensor (an engine output, a Fortran-order Put) was made
+  // contiguous: a copy of `bytes` on `device`, never through the host.
+  virtual void ContiguousCopy(const std::string& device, uint64_t bytes) = 0;
+};
+
+// One Put in progress: payload bytes stream into a tensor preallocated on
+// its device. Not thread-safe. Destroying an uncommitted writer returns its
+// budget and frees its name.
 class TensorWriter {
  public:
   ~TensorWriter();
 
-  // Copies the next payload bytes (after the .npy header) into place.
-  // INVALID_ARGUMENT when they run past the size the header declared.
+  // Copies the next payload bytes (after the .npy header) into place; host
+  // tensors only (FAILED_PRECONDITION otherwise). INVALID_ARGUMENT when they
+  // run past the size the header declared.
   absl::Status Append(const char* data, size_t size);
+  // Counts the next `size` payload bytes, which the caller writes itself at
+  // destination() + received() (through a transfer engine), in order.
+  // INVALID_ARGUMENT when they run past the size the header declared.
+  absl::Status Claim(size_t size);
   uint64_t received() const { return received_; }
   uint64_t expected() const { return info_.nbytes; }
+  // Where the payload goes: memory on device() ("cpu" or "cuda:N"), valid
+  // while the writer or a keepalive() lives.
+  void* destination() const { return dst_; }
+  const std::string& device() const { return info_.device; }
+  std::shared_ptr<const void> keepalive() const;
 
   // Publishes the tensor under its handle. INVALID_ARGUMENT naming the
   // shortfall when fewer bytes arrived than the header declared.
@@ -106,7 +125,7 @@ class TensorWriter {
   TensorStore* store_;
   TensorInfo info_;
   std::unique_ptr<StoredTensor::Impl> impl_;
-  char* dst_;
+  char* dst_;  // on info_.device
   uint64_t received_ = 0;
   bool reserved_ = true;
   bool ephemeral_ = false;
@@ -119,6 +138,7 @@ class TensorStore {
     uint64_t budget_bytes = uint64_t{8} << 30;  // per device
     int cuda_device_count = 0;
     std::string default_device;  // where ""/"auto" go; empty: cuda:0 if any, else cpu
+    StoreMetrics* metrics = nullptr;  // not owned; may be null
   };
 
   // What a Put asks for.
@@ -136,7 +156,7 @@ class TensorStore {
   ~TensorStore();
 
   // Starts a Put: checks the name and device, reserves the budget and
-  // allocates the tensor. INVALID_ARGUMENT (bad name, device, shape),
+  // allocates the tensor on its device. INVALID_ARGUMENT (bad name, device, shape),
   // ALREADY_EXISTS (name in use or being put), RESOURCE_EXHAUSTED (budget).
   // Thread-safe; the writer must not outlive the store.
   absl::StatusOr<std::unique_ptr<TensorWriter>> BeginPut(const PutSpec& spec);
@@ -194,6 +214,7 @@ class TensorStore {
   absl::StatusOr<std::shared_ptr<const StoredTensor>> Publish(
       TensorInfo info, std::unique_ptr<StoredTensor::Impl> impl, bool ephemeral);
   void AbandonPut(const TensorInfo& info, bool reserved);
+  void CountContiguousCopy(const std::string& device, uint64_t bytes);
 
   const Options options_;
   std::shared_ptr<StoreAccounts> accounts_;

@@ -12,6 +12,14 @@
 namespace npystream {
 namespace {
 
+class RecordingStoreMetrics : public StoreMetrics {
+ public:
+  void ContiguousCopy(const std::string& device, uint64_t bytes) override {
+    copies.emplace_back(device, bytes);
+  }
+  std::vector<std::pair<std::string, uint64_t>> copies;
+};
+
 class TensorStoreTest : public ::testing::Test {
  protected:
   void SetUp() override { store_ = MakeStore(1 << 20); }
@@ -20,6 +28,7 @@ class TensorStoreTest : public ::testing::Test {
     TensorStore::Options options;
     options.clock = &clock_;
     options.budget_bytes = budget;
+    options.metrics = &metrics_;
     return *TensorStore::Create(options);
   }
 
@@ -51,6 +60,7 @@ class TensorStoreTest : public ::testing::Test {
   }
 
   FakeClock clock_;
+  RecordingStoreMetrics metrics_;
   std::unique_ptr<TensorStore> store_;
 };
 
@@ -158,6 +168,9 @@ TEST_F(TensorStoreTest, FortranOrderIsConvertedToCOrder) {
   for (int i = 0; i < 6; ++i) EXPECT_EQ(c[i], i);
   EXPECT_FALSE((*t)->info().meta.fortran_order);
   EXPECT_EQ((*t)->info().meta.shape, (std::vector<int64_t>{2, 3}));
+  // The conversion is a contiguous copy on the tensor's device, counted.
+  ASSERT_EQ(metrics_.copies.size(), 1u);
+  EXPECT_EQ(metrics_.copies[0], std::make_pair(std::string("cpu"), uint64_t{12}));
 }
 
 TEST_F(TensorStoreTest, NamesAndDevicesAreValidated) {
@@ -190,6 +203,11 @@ TEST_F(TensorStoreTest, NonContiguousInsertMatchesNumpySave) {
       (*stored)->npy_header() +
       std::string((*stored)->host_data(), (*stored)->info().nbytes);
   EXPECT_EQ(ours, numpy);
+  ASSERT_EQ(metrics_.copies.size(), 1u);
+  EXPECT_EQ(metrics_.copies[0], std::make_pair(std::string("cpu"), uint64_t{240}));
+  // A contiguous tensor is stored as it is: no copy, nothing counted.
+  ASSERT_TRUE(store_->Insert(t.contiguous(), npy::DType::kInt32, "c", 0).ok());
+  EXPECT_EQ(metrics_.copies.size(), 1u);
 }
 
 TEST_F(TensorStoreTest, InsertChecksItemSize) {

@@ -22,8 +22,13 @@ class CopyDevice {
   virtual int num_streams() const = 0;
   // Enqueues a device-to-host copy on `stream` and calls `done` (on any
   // thread, never inside this call) once an event recorded after it fired.
+  // Copies start after the work already queued on the device's default
+  // stream (where LibTorch computes), so they see finished tensors.
   virtual void CopyToHostAsync(void* host_dst, const void* device_src, size_t bytes, int stream,
                                std::function<void(absl::Status)> done) = 0;
+  // The same, host to device.
+  virtual void CopyToDeviceAsync(void* device_dst, const void* host_src, size_t bytes, int stream,
+                                 std::function<void(absl::Status)> done) = 0;
 };
 
 // The CUDA runtime on device `index` with `streams` copy streams.

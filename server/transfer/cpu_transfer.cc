@@ -1,3 +1,5 @@
+#include <cstring>
+
 #include "absl/strings/str_cat.h"
 #include "server/transfer/transfer.h"
 
@@ -27,6 +29,30 @@ class CpuPayloadReader : public PayloadReader {
   std::shared_ptr<const StoredTensor> tensor_;
 };
 
+class CpuPayloadWriter : public PayloadWriter {
+ public:
+  CpuPayloadWriter(char* dst, uint64_t nbytes) : dst_(dst), nbytes_(nbytes) {}
+
+  void Write(HostChunk chunk) override {
+    if (!status_.ok()) return;
+    if (chunk.size > nbytes_ - written_) {
+      status_ = absl::OutOfRangeError(absl::StrCat("write of ", chunk.size, " bytes at ", written_,
+                                                   " is past ", nbytes_, " bytes"));
+      return;
+    }
+    std::memcpy(dst_ + written_, chunk.data, chunk.size);
+    written_ += chunk.size;
+  }
+  void WhenWritable(std::function<void(absl::Status)> ready) override { ready(status_); }
+  void Flush(std::function<void(absl::Status)> done) override { done(status_); }
+
+ private:
+  char* const dst_;
+  const uint64_t nbytes_;
+  uint64_t written_ = 0;
+  absl::Status status_;
+};
+
 class CpuTransfer : public Transfer {
  public:
   absl::StatusOr<std::unique_ptr<PayloadReader>> OpenReader(
@@ -37,6 +63,18 @@ class CpuTransfer : public Transfer {
           " and this server has no CUDA transfer engine"));
     }
     return std::unique_ptr<PayloadReader>(new CpuPayloadReader(std::move(tensor)));
+  }
+
+  absl::StatusOr<std::unique_ptr<PayloadWriter>> OpenWriter(
+      const std::string& device, void* dst, uint64_t nbytes,
+      std::shared_ptr<const void> keepalive) override {
+    (void)keepalive;  // writes complete before Write returns
+    if (device != "cpu" && nbytes > 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "cannot write to ", device, ": this server has no CUDA transfer engine"));
+    }
+    return std::unique_ptr<PayloadWriter>(
+        new CpuPayloadWriter(static_cast<char*>(dst), nbytes));
   }
 };
 

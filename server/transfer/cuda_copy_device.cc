@@ -1,5 +1,6 @@
 // CopyDevice over the CUDA runtime: cudaHostAlloc'd staging, K non-blocking
-// streams, cudaMemcpyAsync per chunk and an event recorded after it; one
+// streams, cudaMemcpyAsync per chunk (either direction, ordered after the
+// legacy default stream) and an event recorded after it; one
 // thread per stream waits on that stream's events in order and runs the
 // completion callbacks.
 #include "server/transfer/copy_device.h"
@@ -35,6 +36,11 @@ class CudaCopyDevice : public CopyDevice {
     for (Lane& lane : lanes_) {
       err = cudaStreamCreateWithFlags(&lane.stream, cudaStreamNonBlocking);
       if (err != cudaSuccess) return CudaError("cudaStreamCreate", err);
+      {
+        absl::MutexLock lock(&lane.mu);
+        err = cudaEventCreateWithFlags(&lane.after, cudaEventDisableTiming);
+      }
+      if (err != cudaSuccess) return CudaError("cudaEventCreate", err);
       lane.thread = std::thread([this, &lane] { Wait(&lane); });
     }
     return absl::OkStatus();
@@ -48,6 +54,8 @@ class CudaCopyDevice : public CopyDevice {
       }
       if (lane.thread.joinable()) lane.thread.join();
       if (lane.stream != nullptr) cudaStreamDestroy(lane.stream);
+      absl::MutexLock lock(&lane.mu);
+      if (lane.after != nullptr) cudaEventDestroy(lane.after);
     }
   }
 
@@ -65,31 +73,46 @@ class CudaCopyDevice : public CopyDevice {
 
   void CopyToHostAsync(void* host_dst, const void* device_src, size_t bytes, int stream,
                        std::function<void(absl::Status)> done) override {
-    Lane& lane = lanes_[static_cast<size_t>(stream) % lanes_.size()];
-    cudaSetDevice(index_);
-    cudaEvent_t event = nullptr;
-    cudaError_t err = cudaEventCreateWithFlags(&event, cudaEventDisableTiming);
-    if (err == cudaSuccess) {
-      err = cudaMemcpyAsync(host_dst, device_src, bytes, cudaMemcpyDeviceToHost, lane.stream);
-    }
-    if (err == cudaSuccess) err = cudaEventRecord(event, lane.stream);
-    absl::MutexLock lock(&lane.mu);
-    lane.queue.push_back(Pending{event, err, std::move(done)});
+    Enqueue(host_dst, device_src, bytes, cudaMemcpyDeviceToHost, stream, std::move(done));
+  }
+
+  void CopyToDeviceAsync(void* device_dst, const void* host_src, size_t bytes, int stream,
+                         std::function<void(absl::Status)> done) override {
+    Enqueue(device_dst, host_src, bytes, cudaMemcpyHostToDevice, stream, std::move(done));
   }
 
  private:
   struct Pending {
     cudaEvent_t event;
     cudaError_t error;
+    cudaMemcpyKind kind;
     std::function<void(absl::Status)> done;
   };
   struct Lane {
     cudaStream_t stream = nullptr;
     absl::Mutex mu;
+    cudaEvent_t after ABSL_GUARDED_BY(mu) = nullptr;  // reused: waits capture it
     std::deque<Pending> queue ABSL_GUARDED_BY(mu);
     bool stopping ABSL_GUARDED_BY(mu) = false;
     std::thread thread;
   };
+
+  // The copy waits (on the device, not here) for what LibTorch queued on the
+  // legacy default stream: the kernels that produced a tensor being fetched,
+  // or that last used memory a Put is about to overwrite.
+  void Enqueue(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, int stream,
+               std::function<void(absl::Status)> done) {
+    Lane& lane = lanes_[static_cast<size_t>(stream) % lanes_.size()];
+    cudaSetDevice(index_);
+    cudaEvent_t event = nullptr;
+    cudaError_t err = cudaEventCreateWithFlags(&event, cudaEventDisableTiming);
+    absl::MutexLock lock(&lane.mu);
+    if (err == cudaSuccess) err = cudaEventRecord(lane.after, cudaStreamLegacy);
+    if (err == cudaSuccess) err = cudaStreamWaitEvent(lane.stream, lane.after, 0);
+    if (err == cudaSuccess) err = cudaMemcpyAsync(dst, src, bytes, kind, lane.stream);
+    if (err == cudaSuccess) err = cudaEventRecord(event, lane.stream);
+    lane.queue.push_back(Pending{event, err, kind, std::move(done)});
+  }
 
   void Wait(Lane* lane) {
     cudaSetDevice(index_);
@@ -109,7 +132,10 @@ class CudaCopyDevice : public CopyDevice {
       cudaError_t err = p.error;
       if (err == cudaSuccess) err = cudaEventSynchronize(p.event);
       if (p.event != nullptr) cudaEventDestroy(p.event);
-      p.done(err == cudaSuccess ? absl::OkStatus() : CudaError("device-to-host copy", err));
+      p.done(err == cudaSuccess ? absl::OkStatus()
+                                : CudaError(p.kind == cudaMemcpyDeviceToHost ? "device-to-host copy"
+                                                                             : "host-to-device copy",
+                                            err));
     }
   }
 

@@ -1,7 +1,8 @@
 // DeviceTransfer: fetches of GPU tensors stage through a pinned StagingRing.
 // Slot k of the payload is copied on stream k mod K while earlier slots are
 // being sent; each chunk handed to gRPC is a view of a slot, and the slot
-// returns to the ring when gRPC releases it. Host tensors take the CPU path.
+// returns to the ring when gRPC releases it. Puts to a GPU go the other way
+// through the same ring. Host tensors take the CPU path.
 #ifndef NPYSTREAM_SERVER_TRANSFER_DEVICE_TRANSFER_H_
 #define NPYSTREAM_SERVER_TRANSFER_DEVICE_TRANSFER_H_
 
@@ -20,6 +21,7 @@ class TransferMetrics {
  public:
   virtual ~TransferMetrics() = default;
   virtual void D2HBytes(uint64_t n) = 0;
+  virtual void H2DBytes(uint64_t n) = 0;
 };
 
 // Reads `nbytes` of device memory at `device_src` through `ring`, prefetching
@@ -30,6 +32,15 @@ std::unique_ptr<PayloadReader> NewDeviceReader(std::shared_ptr<StagingRing> ring
                                                uint64_t nbytes, std::shared_ptr<const void> keepalive,
                                                int prefetch_slots, TransferMetrics* metrics);
 
+// Writes `nbytes` of device memory at `device_dst` through `ring`: incoming
+// bytes fill slot after slot, and each full slot is copied on stream k mod K
+// while the next fills. `keepalive` (the destination) is held until every
+// copy is done.
+std::unique_ptr<PayloadWriter> NewDeviceWriter(std::shared_ptr<StagingRing> ring,
+                                               CopyDevice* device, void* device_dst,
+                                               uint64_t nbytes, std::shared_ptr<const void> keepalive,
+                                               TransferMetrics* metrics);
+
 class DeviceTransfer : public Transfer {
  public:
   struct Options {
@@ -39,8 +50,8 @@ class DeviceTransfer : public Transfer {
     int max_slots_per_fetch = 0;  // 0: a quarter of the ring, at least 4
     int prefetch_slots = 8;
     TransferMetrics* metrics = nullptr;
-    // Stage host tensors through the ring of device "cpu" too (tests and
-    // benchmarks of the ring path on machines without a GPU).
+    // Stage host tensors (fetches and puts) through the ring of device "cpu"
+    // too (tests and benchmarks of the ring path on machines without a GPU).
     bool stage_host_tensors = false;
   };
 
@@ -48,6 +59,9 @@ class DeviceTransfer : public Transfer {
 
   absl::StatusOr<std::unique_ptr<PayloadReader>> OpenReader(
       std::shared_ptr<const StoredTensor> tensor) override;
+  absl::StatusOr<std::unique_ptr<PayloadWriter>> OpenWriter(
+      const std::string& device, void* dst, uint64_t nbytes,
+      std::shared_ptr<const void> keepalive) override;
   // Free staging bytes over all devices.
   size_t free_staging_bytes();
 

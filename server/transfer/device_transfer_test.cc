@@ -179,5 +179,171 @@ TEST(DeviceTransferTest, ConcurrentFetchesAllCompleteAndNoneStarves) {
   EXPECT_EQ(ring->free_slots(), 6);
 }
 
+// Writes `src` in `piece`-byte chunks as a Put does: each chunk owned by a
+// shared buffer, the next written only once the writer is writable, then a
+// Flush. Returns the Flush status.
+absl::Status WriteAll(PayloadWriter* writer, const std::string& src, size_t piece) {
+  for (size_t at = 0; at < src.size(); at += piece) {
+    auto owned = std::make_shared<std::string>(src.substr(at, piece));
+    writer->Write(HostChunk{owned->data(), owned->size(), owned});
+    std::promise<absl::Status> writable;
+    writer->WhenWritable([&writable](absl::Status s) { writable.set_value(s); });
+    absl::Status s = writable.get_future().get();
+    if (!s.ok()) return s;
+  }
+  std::promise<absl::Status> flushed;
+  writer->Flush([&flushed](absl::Status s) { flushed.set_value(s); });
+  return flushed.get_future().get();
+}
+
+class CountingMetrics : public TransferMetrics {
+ public:
+  void D2HBytes(uint64_t n) override { d2h += n; }
+  void H2DBytes(uint64_t n) override { h2d += n; }
+  std::atomic<uint64_t> d2h{0}, h2d{0};
+};
+
+TEST(DeviceWriterTest, PutBytesLandInOrderDespiteOutOfOrderCopies) {
+  FakeCopyDevice device(/*streams=*/4, /*seed=*/17);
+  auto ring = MakeRing(&device, 8);
+  CountingMetrics metrics;
+  uint64_t total = 0;
+  for (size_t n : {size_t{1}, kSlot - 1, kSlot, 10 * kSlot + 123, 37 * kSlot}) {
+    const std::string src = Pattern(n, static_cast<unsigned>(n) + 1);
+    for (size_t piece : {size_t{4093}, kSlot / 3, kSlot, 3 * kSlot + 5}) {
+      std::string dst(n, '\0');
+      auto writer = NewDeviceWriter(ring, &device, dst.data(), n, nullptr, &metrics);
+      ASSERT_TRUE(WriteAll(writer.get(), src, piece).ok()) << n << " " << piece;
+      EXPECT_TRUE(dst == src) << n << " " << piece;
+      total += n;
+    }
+  }
+  EXPECT_EQ(metrics.h2d.load(), total);
+  EXPECT_EQ(metrics.d2h.load(), 0u);
+  device.Drain();
+  EXPECT_EQ(ring->free_slots(), ring->slot_count());
+  EXPECT_EQ(device.pinned_bytes(), static_cast<int64_t>(8 * kSlot));  // only the ring
+}
+
+TEST(DeviceWriterTest, BackpressureHoldsTheReaderWhileTheRingIsFull) {
+  FakeCopyDevice device;
+  auto ring = MakeRing(&device, 8, /*cap=*/3);
+  const std::string src = Pattern(10 * kSlot, 21);
+  std::string dst(src.size(), '\0');
+  auto writer = NewDeviceWriter(ring, &device, dst.data(), dst.size(), nullptr, nullptr);
+  device.SetPaused(true);  // no copy completes, so no slot comes back
+  auto first = std::make_shared<std::string>(src.substr(0, 5 * kSlot));
+  writer->Write(HostChunk{first->data(), first->size(), first});
+  std::atomic<bool> writable{false};
+  writer->WhenWritable([&](absl::Status s) {
+    EXPECT_TRUE(s.ok());
+    writable = true;
+  });
+  // Three slots (the cap) are filled and copying; the rest waits in the
+  // backlog, and the Put must not read more.
+  EXPECT_FALSE(writable.load());
+  EXPECT_EQ(ring->free_slots(), 5);
+  EXPECT_EQ(device.copies_started(), 3);
+  first.reset();  // the writer still holds the unstaged bytes
+  device.SetPaused(false);
+  for (int i = 0; i < 500 && !writable.load(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  ASSERT_TRUE(writable.load());
+  auto rest = std::make_shared<std::string>(src.substr(5 * kSlot));
+  writer->Write(HostChunk{rest->data(), rest->size(), rest});
+  std::promise<absl::Status> flushed;
+  writer->Flush([&flushed](absl::Status s) { flushed.set_value(s); });
+  ASSERT_TRUE(flushed.get_future().get().ok());
+  EXPECT_TRUE(dst == src);
+  EXPECT_EQ(device.copies_started(), 10);
+  writer.reset();
+  device.Drain();
+  EXPECT_EQ(ring->free_slots(), 8);
+}
+
+TEST(DeviceWriterTest, AbandonedPutReturnsEverySlotAndThenItsDestination) {
+  FakeCopyDevice device;
+  auto ring = MakeRing(&device, 8);
+  const std::string src = Pattern(20 * kSlot, 23);
+  for (int round = 0; round < 4; ++round) {
+    auto dst = std::make_shared<std::string>(src.size(), '\0');
+    std::weak_ptr<std::string> watch = dst;
+    auto writer = NewDeviceWriter(ring, &device, dst->data(), dst->size(), dst, nullptr);
+    dst.reset();  // the writer's keepalive is the destination's only owner
+    device.SetPaused(true);
+    auto owned = std::make_shared<std::string>(src.substr(0, 7 * kSlot + 99));
+    writer->Write(HostChunk{owned->data(), owned->size(), owned});
+    writer->WhenWritable([](absl::Status) {});
+    owned.reset();
+    writer.reset();  // the client went away with copies in flight
+    EXPECT_FALSE(watch.expired()) << "freed under a copy in flight";
+    device.SetPaused(false);
+    device.Drain();
+    EXPECT_TRUE(watch.expired()) << round;
+    EXPECT_EQ(ring->free_slots(), ring->slot_count()) << round;
+  }
+}
+
+TEST(DeviceWriterTest, CopyFailureAndOverrunAreErrors) {
+  FakeCopyDevice device;
+  auto ring = MakeRing(&device, 8);
+  const std::string src = Pattern(4 * kSlot, 29);
+  std::string dst(src.size(), '\0');
+  device.SetFailing(true);
+  auto writer = NewDeviceWriter(ring, &device, dst.data(), dst.size(), nullptr, nullptr);
+  absl::Status s = WriteAll(writer.get(), src, kSlot);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInternal) << s;
+  device.SetFailing(false);
+  writer.reset();
+  device.Drain();
+  EXPECT_EQ(ring->free_slots(), 8);
+
+  writer = NewDeviceWriter(ring, &device, dst.data(), kSlot, nullptr, nullptr);
+  s = WriteAll(writer.get(), src.substr(0, kSlot + 1), 2 * kSlot);
+  EXPECT_EQ(s.code(), absl::StatusCode::kOutOfRange) << s;
+  writer.reset();
+  device.Drain();
+  EXPECT_EQ(ring->free_slots(), 8);
+}
+
+TEST(DeviceWriterTest, ShortPayloadFlushesItsPartialSlot) {
+  FakeCopyDevice device;
+  auto ring = MakeRing(&device, 4);
+  const std::string src = Pattern(2 * kSlot + 10, 31);
+  std::string dst(3 * kSlot, 'x');
+  auto writer = NewDeviceWriter(ring, &device, dst.data(), dst.size(), nullptr, nullptr);
+  ASSERT_TRUE(WriteAll(writer.get(), src, 1000).ok());
+  EXPECT_TRUE(dst.substr(0, src.size()) == src);
+  EXPECT_EQ(dst.substr(src.size()), std::string(dst.size() - src.size(), 'x'));
+}
+
+TEST(DeviceWriterTest, PutsAndFetchesShareTheRingAndAllComplete) {
+  FakeCopyDevice device(/*streams=*/4, /*seed=*/37);
+  auto ring = MakeRing(&device, 6, /*cap=*/3);
+  std::vector<std::string> srcs, dsts;
+  for (int i = 0; i < 6; ++i) {
+    srcs.push_back(Pattern((5 + 7 * i) * kSlot + 3 * i, 200 + i));
+    dsts.emplace_back(srcs.back().size(), '\0');
+  }
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 6; ++i) {
+    threads.emplace_back([&, i] {
+      if (i % 2 == 0) {
+        auto w = NewDeviceWriter(ring, &device, dsts[i].data(), dsts[i].size(), nullptr, nullptr);
+        if (WriteAll(w.get(), srcs[i], kSlot / 2 + 1).ok() && dsts[i] == srcs[i]) ++ok;
+      } else {
+        auto r = NewDeviceReader(ring, &device, srcs[i].data(), srcs[i].size(), nullptr, 8, nullptr);
+        if (ReadAll(r.get(), srcs[i].size(), kSlot, 1) == srcs[i]) ++ok;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 6);
+  device.Drain();
+  EXPECT_EQ(ring->free_slots(), 6);
+}
+
 }  // namespace
 }  // namespace npystream

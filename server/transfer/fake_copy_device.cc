@@ -37,9 +37,20 @@ void FakeCopyDevice::CopyToHostAsync(void* host_dst, const void* device_src, siz
   max_queued_ = std::max<int>(max_queued_, static_cast<int>(queue_.size()));
 }
 
+void FakeCopyDevice::CopyToDeviceAsync(void* device_dst, const void* host_src, size_t bytes,
+                                       int stream, std::function<void(absl::Status)> done) {
+  CopyToHostAsync(device_dst, host_src, bytes, stream, std::move(done));
+}
+
+void FakeCopyDevice::SetFailing(bool failing) {
+  absl::MutexLock lock(&mu_);
+  failing_ = failing;
+}
+
 void FakeCopyDevice::Loop() {
   for (;;) {
     Copy copy;
+    bool fail;
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
@@ -53,9 +64,14 @@ void FakeCopyDevice::Loop() {
       copy = std::move(queue_[i]);
       queue_.erase(queue_.begin() + static_cast<long>(i));
       ++running_;
+      fail = failing_;
     }
-    std::memcpy(copy.dst, copy.src, copy.bytes);
-    copy.done(absl::OkStatus());
+    if (fail) {
+      copy.done(absl::InternalError("fake device: copy failed"));
+    } else {
+      std::memcpy(copy.dst, copy.src, copy.bytes);
+      copy.done(absl::OkStatus());
+    }
     copy.done = nullptr;  // drop what the callback holds (a slot) before Drain sees idle
     absl::MutexLock lock(&mu_);
     --running_;

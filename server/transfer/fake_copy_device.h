@@ -1,5 +1,6 @@
-// FakeCopyDevice: a CopyDevice over host memory whose copies complete on a
-// worker thread in random order (across and within streams), for tests.
+// FakeCopyDevice: a CopyDevice over host memory whose copies (either
+// direction) complete on worker threads in random order (across and within
+// streams), for tests.
 #ifndef NPYSTREAM_SERVER_TRANSFER_FAKE_COPY_DEVICE_H_
 #define NPYSTREAM_SERVER_TRANSFER_FAKE_COPY_DEVICE_H_
 
@@ -24,7 +25,11 @@ class FakeCopyDevice : public CopyDevice {
   int num_streams() const override { return streams_; }
   void CopyToHostAsync(void* host_dst, const void* device_src, size_t bytes, int stream,
                        std::function<void(absl::Status)> done) override;
+  void CopyToDeviceAsync(void* device_dst, const void* host_src, size_t bytes, int stream,
+                         std::function<void(absl::Status)> done) override;
 
+  // While failing, copies complete with INTERNAL and copy nothing.
+  void SetFailing(bool failing);
   // While paused, copies queue up and none completes.
   void SetPaused(bool paused);
   // Blocks until no copy is queued or running.
@@ -46,6 +51,7 @@ class FakeCopyDevice : public CopyDevice {
   absl::Mutex mu_;
   std::vector<Copy> queue_ ABSL_GUARDED_BY(mu_);
   bool paused_ ABSL_GUARDED_BY(mu_) = false;
+  bool failing_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   int running_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t pinned_ ABSL_GUARDED_BY(mu_) = 0;

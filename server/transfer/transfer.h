@@ -37,16 +37,43 @@ class PayloadReader {
   virtual void Read(uint64_t offset, size_t max_size, ChunkCallback done) = 0;
 };
 
-// Thread-safe. Outlives every reader it opens.
+// Writes one tensor's payload into its memory, in order, as a Put's bytes
+// arrive. Not thread-safe: one writer per Put. Destroying it abandons the
+// bytes not yet copied; copies already in flight finish into memory kept
+// alive by the writer's keepalive.
+class PayloadWriter {
+ public:
+  virtual ~PayloadWriter() = default;
+  // Queues the next payload bytes; `chunk.owner` keeps them valid until they
+  // are copied out (see WhenWritable). Never blocks.
+  virtual void Write(HostChunk chunk) = 0;
+  // Calls `ready` once, possibly inside this call, when every queued byte has
+  // been taken (a device backend: copied into staging slots), so the caller
+  // may read more: backpressure without blocking a thread. An error status
+  // means a copy failed and the Put must end.
+  virtual void WhenWritable(std::function<void(absl::Status)> ready) = 0;
+  // Calls `done` once, possibly inside this call, when every byte written so
+  // far has reached the destination, or with the first copy error.
+  virtual void Flush(std::function<void(absl::Status)> done) = 0;
+};
+
+// Thread-safe. Outlives every reader and writer it opens.
 class Transfer {
  public:
   virtual ~Transfer() = default;
   // FAILED_PRECONDITION when this backend cannot read the tensor's device.
   virtual absl::StatusOr<std::unique_ptr<PayloadReader>> OpenReader(
       std::shared_ptr<const StoredTensor> tensor) = 0;
+  // A writer of `nbytes` at `dst`, memory on `device` ("cpu", "cuda:N") that
+  // `keepalive` keeps valid. FAILED_PRECONDITION when this backend cannot
+  // write that device.
+  virtual absl::StatusOr<std::unique_ptr<PayloadWriter>> OpenWriter(
+      const std::string& device, void* dst, uint64_t nbytes,
+      std::shared_ptr<const void> keepalive) = 0;
 };
 
-// The host-memory backend: chunks are views of the tensor, pinned by it.
+// The host-memory backend: chunks are views of the tensor, pinned by it;
+// writes are copied into place at once.
 std::unique_ptr<Transfer> NewCpuTransfer();
 
 }  // namespace npystream
