@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "client/cpp/npystream_client.h"
+#include "server/common/malloc_tuning.h"
 
 namespace {
 
@@ -266,6 +267,7 @@ int Fetch(const std::string& target, const std::string& handle, int repeat, int 
 }  // namespace
 
 int main(int argc, char** argv) {
+  npystream::TuneMallocForStreaming();
   std::vector<std::string> a(argv + 1, argv + argc);
   if (a.size() == 2 && a[0] == "memcpy") return Memcpy(std::stoull(a[1]));
   if (a.size() == 2 && a[0] == "raw-server") return RawServer(std::stoull(a[1]));

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import npystream
+from conftest import ROOT
 from npystream import _wire
 from npystream.v1 import tensors_pb2 as pb
 from npy_ref import DTYPES, SHAPES, random_array, same_bits, save_bytes
@@ -220,3 +221,34 @@ def test_tensor_over_2_gib_round_trips(daemon, unique):
         assert np.array_equal(back, arr)
         del back
         c.release(name)
+
+
+FAULTS = r"""
+import resource
+import npystream
+npystream.Client("127.0.0.1:1")  # tunes malloc on construction; connects lazily
+src = b"x" * (64 << 10)
+total = 0
+for r in range(10):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    blocks = [bytearray(src) for _ in range(256)]  # what gRPC's receive buffers do
+    del blocks
+    if r:
+        total += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+print(npystream.tune_malloc(), total)
+"""
+
+
+def test_client_tunes_malloc_so_receive_buffers_are_not_faulted_in_again():
+    def run(**env):
+        full = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+        full.update(env, PYTHONPATH=os.path.join(ROOT, "client", "python"))
+        out = subprocess.run([sys.executable, "-c", FAULTS], env=full, capture_output=True,
+                             text=True, check=True).stdout.split()
+        return out[0] == "True", int(out[1])
+
+    tuned, tuned_faults = run()
+    untuned, untuned_faults = run(NPYSTREAM_TUNE_MALLOC="0")
+    assert tuned and not untuned
+    assert untuned_faults > 9 * 1000  # 16 MiB given back and faulted in, every round
+    assert tuned_faults * 10 < untuned_faults

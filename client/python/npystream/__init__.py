@@ -10,9 +10,10 @@ from ._errors import (AlreadyExistsError, Error, InvalidArgumentError,
                       NotFoundError, ResourceExhaustedError,
                       UnauthenticatedError, UnavailableError)
 from ._info import TensorInfo
+from ._malloc import tune_malloc
 
 __all__ = [
     "Client", "TensorInfo", "Error", "NotFoundError", "InvalidArgumentError",
     "AlreadyExistsError", "ResourceExhaustedError", "UnavailableError",
-    "UnauthenticatedError",
+    "UnauthenticatedError", "tune_malloc",
 ]

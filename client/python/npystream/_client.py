@@ -8,6 +8,7 @@ import numpy as np
 from . import _wire
 from ._errors import Error, InvalidArgumentError, from_rpc_error
 from ._info import TensorInfo
+from ._malloc import tune_malloc
 from .v1 import inference_pb2 as ipb
 from .v1 import inference_pb2_grpc as ipb_grpc
 from .v1 import tensors_pb2 as pb
@@ -29,6 +30,7 @@ class Client:
 
     def __init__(self, target="127.0.0.1:50051", *, token=None, root_certificates=None,
                  private_key=None, certificate_chain=None, timeout=None):
+        tune_malloc()  # see _malloc.py: large fetches at 2-3x the speed
         # A fixed 16 MiB stream window from the first byte (gRPC's BDP probing
         # starts a fresh channel at 64 KiB and ramps up slowly).
         options = [("grpc.max_receive_message_length", 64 << 20),
