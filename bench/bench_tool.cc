@@ -5,7 +5,9 @@
 //                                         pre-built 1 MiB slices; /bench.Raw/Echo echoes
 //   raw-stream TARGET BYTES REPEAT        client of Stream, copies into one buffer
 //   raw-echo TARGET SIZE REPEAT           unary-style echo latency
-//   fetch TARGET HANDLE REPEAT THREADS    npystream C++ client FetchToBuffer
+//   fetch TARGET HANDLE REPEAT THREADS    npystream C++ client fetch into a buffer,
+//                                         with time to the first payload byte
+//   d2h BYTES                             GPU: ring vs one cudaMemcpy vs pageable
 // Each client prints one JSON line.
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/generic/generic_stub.h>
@@ -23,6 +25,15 @@
 
 #include "client/cpp/npystream_client.h"
 #include "server/common/malloc_tuning.h"
+
+#ifdef NPYSTREAM_WITH_CUDA
+#include <cuda_runtime_api.h>
+
+#include <future>
+
+#include "server/transfer/cuda_probe.h"
+#include "server/transfer/device_transfer.h"
+#endif
 
 namespace {
 
@@ -219,7 +230,7 @@ int Fetch(const std::string& target, const std::string& handle, int repeat, int 
   std::condition_variable cv;
   int warmed = 0;
   bool go = false;
-  std::vector<double> secs;
+  std::vector<double> secs, first_byte;
   uint64_t bytes = 0;
   const int warm = threads == 1 && repeat > 20 ? 50 : 1;
   Clock::time_point t_all;
@@ -239,8 +250,21 @@ int Fetch(const std::string& target, const std::string& handle, int repeat, int 
           }
           cv.wait(lock, [&] { return go; });
         }
+        // As FetchToBuffer, also timing the first payload byte's arrival.
         auto t0 = Clock::now();
-        auto info = client->FetchToBuffer(handle, &buffer);
+        double ttfb = -1;
+        size_t pos = 0, header = 0;
+        auto info = client->Fetch(
+            handle,
+            [&](const npystream::v1::TensorInfo& i) {
+              buffer.resize(i.npy_bytes());
+              header = i.npy_bytes() - i.nbytes();
+            },
+            [&](const char* p, size_t n) {
+              if (ttfb < 0 && pos + n > header) ttfb = Seconds(t0, Clock::now());
+              if (pos + n <= buffer.size()) std::memcpy(buffer.data() + pos, p, n);
+              pos += n;
+            });
         const double s = Seconds(t0, Clock::now());
         std::lock_guard<std::mutex> lock(mu);
         if (!info.ok()) {
@@ -250,6 +274,7 @@ int Fetch(const std::string& target, const std::string& handle, int repeat, int 
         }
         if (r >= warm) {
           secs.push_back(s);
+          if (ttfb >= 0) first_byte.push_back(ttfb);
           bytes += info->npy_bytes();
         }
       }
@@ -259,10 +284,74 @@ int Fetch(const std::string& target, const std::string& handle, int repeat, int 
   if (failed) return 1;
   const double wall = Seconds(t_all, Clock::now());
   std::cout << "{\"case\": \"cpp-fetch\", \"threads\": " << threads << ", \"bytes\": "
-            << bytes / secs.size() << ", \"aggregate_Bps\": " << bytes / wall << ", " << Stats(secs)
-            << "}" << std::endl;
+            << bytes / secs.size() << ", \"aggregate_Bps\": " << bytes / wall << ", " << Stats(secs);
+  if (!first_byte.empty()) std::cout << ", \"first_byte\": {" << Stats(first_byte) << "}";
+  std::cout << "}" << std::endl;
   return 0;
 }
+
+#ifdef NPYSTREAM_WITH_CUDA
+// Device-to-host copy of BYTES of GPU memory three ways: one cudaMemcpy into
+// pinned memory (the physical limit), into fresh pageable memory (what
+// tensor.cpu() does), and through the transfer engine's staging ring (4
+// streams, 4 MiB slots, 256 MiB ring; each chunk dropped as soon as it is
+// ready, as if sent at once).
+int D2H(size_t bytes) {
+  const npystream::CudaProbe probe = npystream::ProbeCuda();
+  if (probe.device_count == 0) {
+    std::cout << "{\"case\": \"d2h\", \"skipped\": \"" << probe.description << "\"}" << std::endl;
+    return 0;
+  }
+  void* src = nullptr;
+  if (cudaMalloc(&src, bytes) != cudaSuccess || cudaMemset(src, 7, bytes) != cudaSuccess) return 1;
+  void* pinned = nullptr;
+  if (cudaHostAlloc(&pinned, bytes, cudaHostAllocDefault) != cudaSuccess) return 1;
+  std::vector<double> single, pageable, ring_secs;
+  for (int r = 0; r < 4; ++r) {
+    auto t0 = Clock::now();
+    cudaMemcpy(pinned, src, bytes, cudaMemcpyDeviceToHost);
+    if (r > 0) single.push_back(Seconds(t0, Clock::now()));
+    t0 = Clock::now();
+    char* fresh = static_cast<char*>(std::malloc(bytes));
+    cudaMemcpy(fresh, src, bytes, cudaMemcpyDeviceToHost);
+    if (r > 0) pageable.push_back(Seconds(t0, Clock::now()));
+    std::free(fresh);
+  }
+  auto device = npystream::NewCudaCopyDevice(0, 4);
+  if (!device.ok()) return 1;
+  npystream::StagingRing::Options ro;
+  ro.device = device->get();
+  auto ring = npystream::StagingRing::Create(ro);
+  if (!ring.ok()) return 1;
+  for (int r = 0; r < 4; ++r) {
+    auto reader = npystream::NewDeviceReader(*ring, device->get(), src, bytes, nullptr, 8, nullptr);
+    auto t0 = Clock::now();
+    size_t pos = 0;
+    while (pos < bytes) {
+      std::promise<absl::StatusOr<npystream::HostChunk>> p;
+      reader->Read(pos, bytes - pos,
+                   [&p](absl::StatusOr<npystream::HostChunk> c) { p.set_value(std::move(c)); });
+      auto chunk = p.get_future().get();
+      if (!chunk.ok()) return 1;
+      pos += chunk->size;
+    }
+    if (r > 0) ring_secs.push_back(Seconds(t0, Clock::now()));
+  }
+  cudaFreeHost(pinned);
+  cudaFree(src);
+  std::cout << "{\"case\": \"d2h\", \"bytes\": " << bytes << ", \"device\": \"" << probe.description
+            << "\", \"single_pinned\": {" << Stats(single) << "}, \"pageable\": {"
+            << Stats(pageable) << "}, \"ring\": {" << Stats(ring_secs) << "}}" << std::endl;
+  return 0;
+}
+#else
+int D2H(size_t) {
+  std::cout << "{\"case\": \"d2h\", \"skipped\": \"npystream_bench was built without the CUDA "
+               "toolkit\"}"
+            << std::endl;
+  return 0;
+}
+#endif
 
 }  // namespace
 
@@ -273,6 +362,7 @@ int main(int argc, char** argv) {
   if (a.size() == 2 && a[0] == "raw-server") return RawServer(std::stoull(a[1]));
   if (a.size() == 4 && a[0] == "raw-stream") return RawStream(a[1], std::stoull(a[2]), std::stoi(a[3]));
   if (a.size() == 4 && a[0] == "raw-echo") return RawEcho(a[1], std::stoull(a[2]), std::stoi(a[3]));
+  if (a.size() == 2 && a[0] == "d2h") return D2H(std::stoull(a[1]));
   if (a.size() == 5 && a[0] == "fetch") return Fetch(a[1], a[2], std::stoi(a[3]), std::stoi(a[4]));
   std::cerr << "usage: see the comment at the top of bench/bench_tool.cc\n";
   return 2;

@@ -161,7 +161,7 @@ def main():
 
             name = f"f32_{size}"
             arr = np.arange(size // 4, dtype=np.float32)
-            info = client.put(arr, name=name)
+            info = client.put(arr, name=name, device="cpu")
             usual.make(f"{name}:{size}".encode())
             np.save(os.path.join(tmp, f"{name}.npy"), arr)
 
@@ -177,13 +177,19 @@ def main():
             add("npystream: Python fetch -> ndarray", size, py, "iperf3", wire,
                 vs_usual=py["Bps"] / u["Bps"])
             print(f"{'':<34} {'':>8} {'':>12} Python fetch vs usual peer: {py['Bps'] / u['Bps']:.2f}x")
+            # The same into one reused array (fetch(out=)): no fresh pages to
+            # fault in and zero, as a dashboard polling a live tensor does.
+            reused = np.empty_like(arr)
+            add("npystream: Python fetch(out=reused)", size,
+                summary(timed(lambda: client.fetch(name, out=reused), n), info.npy_bytes),
+                "iperf3", wire)
             url = f"http://{http}/v1/tensors/{name}.npy"
             add("npystream: HTTP GET .npy (curl)", size, summary(timed(lambda: subprocess.run(
                 ["curl", "-sf", "-o", "/dev/null", url], check=True), n), info.npy_bytes), "iperf3", wire)
 
             def put_py():
                 client.release(f"p_{name}") if any(t.handle == f"p_{name}" for t in client.list()) else None
-                client.put(arr, name=f"p_{name}")
+                client.put(arr, name=f"p_{name}", device="cpu")
             add("npystream: Python put", size, summary(timed(put_py, n), info.npy_bytes), "iperf3", wire)
             path = os.path.join(tmp, f"{name}.npy")
 
@@ -227,7 +233,7 @@ def main():
     try:
         base = rss(d.pid)
         with npystream.Client(m.group(1)) as c:
-            c.put(np.ones(mem_size // 4, dtype=np.float32), name="mem")
+            c.put(np.ones(mem_size // 4, dtype=np.float32), name="mem", device="cpu")
         after_put = rss(d.pid, "VmHWM")
         run_json([tool, "fetch", m.group(1), "mem", "1", "4"])
         peak = rss(d.pid, "VmHWM")
@@ -241,6 +247,8 @@ def main():
           f"{peak / MIB:.0f} MiB = base {base / MIB:.0f} + {(peak - base) / MIB:.0f} MiB "
           f"(goal: tensor + 128 = {(mem_size + 128 * MIB) / MIB:.0f} MiB over base)", flush=True)
 
+    results["gpu"] = gpu_cases(bin_dir, tool, GIB if not quick else 256 * MIB)
+
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     out = os.path.join(HERE, "results",
                        f"{datetime.date.today().isoformat()}-{socket.gethostname()}{'-quick' if quick else ''}.json")
@@ -248,6 +256,62 @@ def main():
         json.dump(results, f, indent=1)
     print(f"results: {out}")
     subprocess.run([sys.executable, os.path.join(HERE, "plot.py"), out], check=False)
+
+
+def gpu_cases(bin_dir, tool, size):
+    """The transfer engine on a GPU: device-to-host through the ring vs one
+    cudaMemcpy into pinned memory and vs pageable memory (tensor.cpu()); a
+    loopback fetch of a CUDA tensor vs the same tensor on the CPU; time to the
+    first payload byte; the daemon's host RSS during the CUDA fetch."""
+    d2h = run_json([tool, "d2h", str(size)])
+    if "skipped" in d2h:
+        print(f"{'GPU cases':<34} skipped: {d2h['skipped']}", flush=True)
+        return {"skipped": d2h["skipped"]}
+    label = f"GPU ({d2h['device']})"
+    rate = {k: size / d2h[k]["median"] for k in ("single_pinned", "pageable", "ring")}
+    print(f"{label}: D2H {size_label(size)}: ring {fmt_rate(rate['ring'])} = "
+          f"{rate['ring'] / rate['single_pinned']:.2f}x one cudaMemcpy to pinned "
+          f"({fmt_rate(rate['single_pinned'])}), {rate['ring'] / rate['pageable']:.2f}x pageable "
+          f"tensor.cpu() ({fmt_rate(rate['pageable'])})", flush=True)
+    ring_bytes = 256 * MIB
+    d, m = start([os.path.join(bin_dir, "npystreamd"), "--listen", "127.0.0.1:0", "--http-listen", "",
+                  "--store-budget", "16GiB", "--staging-bytes", str(ring_bytes)],
+                 r" listening grpc=(\S+)")
+    out = {"device": d2h["device"], "bytes": size, "d2h": d2h, "d2h_Bps": rate,
+           "ring_vs_single_memcpy": rate["ring"] / rate["single_pinned"],
+           "ring_vs_pageable": rate["ring"] / rate["pageable"], "staging_bytes": ring_bytes}
+    try:
+        target = m.group(1)
+        with npystream.Client(target) as c:
+            arr = np.ones(size // 4, dtype=np.float32)
+            c.put(arr, name="on_gpu", device="cuda:0")
+            c.put(arr, name="on_cpu", device="cpu")
+        del arr
+        fetched = {}
+        for name in ("on_cpu", "on_gpu"):
+            fetched[name] = run_json([tool, "fetch", target, name, "3", "1"])
+        with open(f"/proc/{d.pid}/clear_refs", "w") as f:
+            f.write("5")  # resets VmHWM: the peak from here on is the fetch's
+        before = rss(d.pid)
+        run_json([tool, "fetch", target, "on_gpu", "1", "1"])
+        peak = rss(d.pid, "VmHWM")
+    finally:
+        d.terminate()
+        d.wait(30)
+    gpu_Bps = size / fetched["on_gpu"]["median"]
+    cpu_Bps = size / fetched["on_cpu"]["median"]
+    out.update(fetch_gpu=fetched["on_gpu"], fetch_cpu=fetched["on_cpu"],
+               fetch_gpu_vs_cpu=gpu_Bps / cpu_Bps,
+               first_byte_p50=fetched["on_gpu"]["first_byte"]["p50"],
+               rss_before_fetch=before, rss_peak_during_fetch=peak)
+    print(f"{label}: fetch {size_label(size)} CUDA tensor {fmt_rate(gpu_Bps)} = "
+          f"{gpu_Bps / cpu_Bps:.2f}x the same tensor on the CPU ({fmt_rate(cpu_Bps)}); first "
+          f"payload byte p50 {out['first_byte_p50'] * 1e3:.2f} ms (CPU tensor "
+          f"{fetched['on_cpu']['first_byte']['p50'] * 1e3:.2f} ms)", flush=True)
+    print(f"{label}: daemon RSS during the CUDA fetch: peak {peak / MIB:.0f} MiB, "
+          f"+{(peak - before) / MIB:.0f} MiB over its RSS before it (which holds the "
+          f"{ring_bytes // MIB} MiB ring; goal: ring + 64 MiB, no host copy)", flush=True)
+    return out
 
 
 def size_label(n):

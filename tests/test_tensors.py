@@ -252,3 +252,22 @@ def test_client_tunes_malloc_so_receive_buffers_are_not_faulted_in_again():
     assert tuned and not untuned
     assert untuned_faults > 9 * 1000  # 16 MiB given back and faulted in, every round
     assert tuned_faults * 10 < untuned_faults
+
+
+def test_fetch_into_an_existing_array(client, unique):
+    name = unique()
+    arr = np.random.default_rng(4).standard_normal((257, 1031)).astype(np.float32)
+    client.put(arr, name=name)
+    out = np.full(arr.shape, np.nan, dtype=np.float32)
+    got = client.fetch(name, out=out, chunk_bytes=100_000)
+    assert got is out and save_bytes(out) == save_bytes(arr)
+    for bad in (np.empty((257, 1030), np.float32), np.empty(arr.shape, np.float64),
+                np.empty((1031, 257), np.float32).T, np.empty(arr.shape, np.float32)[::1, ::1][:, :],
+                "not an array"):
+        if isinstance(bad, np.ndarray) and bad.flags.c_contiguous and bad.shape == arr.shape \
+                and bad.dtype == arr.dtype:
+            bad.flags.writeable = False
+        with pytest.raises(npystream.InvalidArgumentError) as err:
+            client.fetch(name, out=bad)
+        assert "out= must be" in str(err.value)
+    assert np.array_equal(client.fetch(name), arr)  # the client and server carry on

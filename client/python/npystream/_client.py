@@ -115,21 +115,28 @@ class Client:
         info = self._call(self._put_raw, requests())
         return TensorInfo.from_proto(info)
 
-    def fetch(self, handle, progress=None, chunk_bytes=0):
+    def fetch(self, handle, progress=None, chunk_bytes=0, out=None):
         """Returns the tensor as an ndarray, equal to np.load of its .npy.
 
         The payload is copied once, from each received message into one
         preallocated array. progress: optional callable(done, total).
+        out: an existing writeable C-contiguous ndarray of the tensor's dtype
+        and shape to fill (and return) instead of a new one, for repeated
+        fetches of a live tensor; InvalidArgumentError when it does not fit.
         """
+        call = None
         try:
             call = self._fetch_raw(pb.FetchRequest(handle=handle, chunk_bytes=chunk_bytes),
                                    metadata=self._metadata, timeout=self._timeout)
-            assembler = _Assembler()
+            assembler = _Assembler(out)
             for raw in call:
                 if assembler.feed(raw) and progress:
                     progress(assembler.pos, assembler.total)
         except grpc.RpcError as err:
             raise from_rpc_error(err) from None
+        except Error:
+            call.cancel()
+            raise
         if not assembler.complete:
             raise Error(f"fetch of {handle!r} ended after {assembler.pos} bytes")
         return assembler.finish()[1]
@@ -280,7 +287,8 @@ class _Assembler:
     """Builds one ndarray from raw FetchResponse messages: the first carries
     the info, then data fields are copied once into a preallocated array."""
 
-    def __init__(self):
+    def __init__(self, out=None):
+        self.out = out
         self.info = None
         self.arr = None
         self.flat = None
@@ -297,7 +305,19 @@ class _Assembler:
         info_bytes, start, length = _wire.split_fetch_response(raw)
         if info_bytes is not None:
             self.info = pb.TensorInfo.FromString(info_bytes)
-            self.arr = np.empty(tuple(self.info.shape), dtype=np.dtype(self.info.dtype))
+            shape, dtype = tuple(self.info.shape), np.dtype(self.info.dtype)
+            if self.out is None:
+                self.arr = np.empty(shape, dtype=dtype)
+            elif (not isinstance(self.out, np.ndarray) or self.out.shape != shape
+                  or self.out.dtype != dtype or not self.out.flags.c_contiguous
+                  or not self.out.flags.writeable):
+                got = (f"{self.out.dtype} {self.out.shape}" if isinstance(self.out, np.ndarray)
+                       else type(self.out).__name__)
+                raise InvalidArgumentError(
+                    f"out= must be a writeable C-contiguous {dtype} array of shape {shape}, "
+                    f"got {got}")
+            else:
+                self.arr = self.out
             self.flat = self.arr.reshape(-1).view(np.uint8)
             self.header_len = self.info.npy_bytes - self.info.nbytes
             self.total = self.info.npy_bytes
