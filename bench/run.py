@@ -90,6 +90,8 @@ def main():
     parser.add_argument("--build", default=os.path.join(ROOT, "build"))
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only-infer", action="store_true", help="run only the inference case")
+    parser.add_argument("--only-gpu", action="store_true",
+                        help="run only the GPU cases (a GPU machine without iperf3 or curl)")
     args = parser.parse_args()
     quick = args.quick
     bin_dir = os.path.join(args.build, "bin")
@@ -101,6 +103,10 @@ def main():
                f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / GIB:.0f} GiB, "
                f"{platform.platform()}", "quick": quick, "rows": []}
     rows = results["rows"]
+    if args.only_gpu:
+        results["gpu"] = gpu_cases(bin_dir, tool, GIB if not quick else 256 * MIB)
+        save(results, quick, "-gpu")
+        return
 
     def add(case, size, stats, ref_name=None, ref_value=None, **extra):
         row = {"case": case, "size": size, **stats, **extra}
@@ -249,13 +255,18 @@ def main():
 
     results["gpu"] = gpu_cases(bin_dir, tool, GIB if not quick else 256 * MIB)
 
+    out = save(results, quick)
+    subprocess.run([sys.executable, os.path.join(HERE, "plot.py"), out], check=False)
+
+
+def save(results, quick, suffix=""):
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    out = os.path.join(HERE, "results",
-                       f"{datetime.date.today().isoformat()}-{socket.gethostname()}{'-quick' if quick else ''}.json")
+    out = os.path.join(HERE, "results", f"{datetime.date.today().isoformat()}-"
+                       f"{socket.gethostname()}{suffix}{'-quick' if quick else ''}.json")
     with open(out, "w") as f:
         json.dump(results, f, indent=1)
     print(f"results: {out}")
-    subprocess.run([sys.executable, os.path.join(HERE, "plot.py"), out], check=False)
+    return out
 
 
 def gpu_cases(bin_dir, tool, size):
