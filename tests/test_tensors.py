@@ -271,3 +271,32 @@ def test_fetch_into_an_existing_array(client, unique):
             client.fetch(name, out=bad)
         assert "out= must be" in str(err.value)
     assert np.array_equal(client.fetch(name), arr)  # the client and server carry on
+
+
+def test_fresh_fetch_arrays_are_faulted_in_off_the_receiving_thread():
+    import resource
+    from npystream._malloc import populate_async
+
+    def write_faults(populate):
+        arr = np.empty(64 << 20, dtype=np.uint8)
+        if populate:
+            thread = populate_async(arr)
+            if thread is None:
+                pytest.skip("madvise is not available")
+            thread.join()
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        arr[:] = 1
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+    import ctypes
+    import mmap
+    scratch = mmap.mmap(-1, 4096)
+    madvise = ctypes.CDLL(None).madvise
+    madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+    address = ctypes.addressof(ctypes.c_char.from_buffer(scratch))
+    if madvise(address, 4096, 23) != 0:  # MADV_POPULATE_WRITE
+        pytest.skip("the kernel lacks MADV_POPULATE_WRITE (Linux < 5.14)")
+    plain = write_faults(False)
+    populated = write_faults(True)
+    assert plain >= 8  # a fresh array's pages are faulted in by its first writes
+    assert populated * 4 <= plain, (populated, plain)

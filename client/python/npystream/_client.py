@@ -8,13 +8,14 @@ import numpy as np
 from . import _wire
 from ._errors import Error, InvalidArgumentError, from_rpc_error
 from ._info import TensorInfo
-from ._malloc import tune_malloc
+from ._malloc import populate_async, tune_malloc
 from .v1 import inference_pb2 as ipb
 from .v1 import inference_pb2_grpc as ipb_grpc
 from .v1 import tensors_pb2 as pb
 from .v1 import tensors_pb2_grpc as pb_grpc
 
 _PUT_CHUNK = 1 << 20
+_POPULATE_MIN_BYTES = 8 << 20
 _SERVICE = "/npystream.v1.Tensors/"
 _INFERENCE = "/npystream.v1.Inference/"
 
@@ -308,6 +309,8 @@ class _Assembler:
             shape, dtype = tuple(self.info.shape), np.dtype(self.info.dtype)
             if self.out is None:
                 self.arr = np.empty(shape, dtype=dtype)
+                if self.arr.nbytes >= _POPULATE_MIN_BYTES:
+                    populate_async(self.arr)
             elif (not isinstance(self.out, np.ndarray) or self.out.shape != shape
                   or self.out.dtype != dtype or not self.out.flags.c_contiguous
                   or not self.out.flags.writeable):
