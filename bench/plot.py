@@ -34,7 +34,10 @@ def markdown(results):
         lines.append("")
         lines.append(f"4 KiB fetch p50 {s['fetch']['p50'] * 1e6:.0f} us / p99 {s['fetch']['p99'] * 1e6:.0f} us vs "
                      f"unary gRPC echo of 4 KiB p50 {s['echo']['p50'] * 1e6:.0f} us / p99 "
-                     f"{s['echo']['p99'] * 1e6:.0f} us: p50 ratio {s['p50_ratio']:.2f}x.")
+                     f"{s['echo']['p99'] * 1e6:.0f} us: p50 ratio {s['p50_ratio']:.2f}x"
+                     + (f" (median of {len(s['rounds'])} alternating rounds: "
+                        + ", ".join(f"{r['p50_ratio']:.2f}x" for r in s["rounds"]) + ")."
+                        if "rounds" in s else "."))
     m = results.get("memory")
     if m:
         lines.append(f"Daemon peak RSS serving a {size_label(m['tensor_bytes'])} tensor to 4 clients at once: "
