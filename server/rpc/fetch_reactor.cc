@@ -29,6 +29,14 @@ void FetchReactor::SendNext() {
       return;
     }
     ticket_->AddSent(bytes);
+    if (framer_.done()) {
+      // The last message and the status in one operation: one completion
+      // and one flush fewer, which is most of a small fetch's extra latency
+      // over a unary echo.
+      code_ = grpc::StatusCode::OK;
+      StartWriteAndFinish(&buffer_, grpc::WriteOptions(), grpc::Status::OK);
+      return;
+    }
     StartWrite(&buffer_);
   });
 }
@@ -50,8 +58,18 @@ void FetchReactor::FinishWith(const grpc::Status& status) {
   Finish(status);
 }
 
+void FetchReactor::OnCancel() {
+  // Also reached when the client goes away during the final write, which
+  // reports no OnWriteDone.
+  cancelled_.store(true);
+}
+
 void FetchReactor::OnDone() {
   if (metrics_ != nullptr) metrics_->FetchEnded();
+  if (cancelled_.load() && code_ == grpc::StatusCode::OK) {
+    code_ = grpc::StatusCode::CANCELLED;
+    message_ = "fetch cancelled";
+  }
   ticket_->Done(code_, message_);
   delete this;
 }

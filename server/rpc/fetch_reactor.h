@@ -2,6 +2,7 @@
 #ifndef NPYSTREAM_SERVER_RPC_FETCH_REACTOR_H_
 #define NPYSTREAM_SERVER_RPC_FETCH_REACTOR_H_
 
+#include <atomic>
 #include <memory>
 
 #include <string>
@@ -24,6 +25,7 @@ class FetchReactor : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   void Start();
 
   void OnWriteDone(bool ok) override;
+  void OnCancel() override;
   void OnDone() override;
 
  private:
@@ -36,6 +38,7 @@ class FetchReactor : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   grpc::ByteBuffer buffer_;
   int code_ = 0;
   std::string message_;
+  std::atomic<bool> cancelled_{false};
 };
 
 }  // namespace npystream::rpc
