@@ -7,6 +7,7 @@
 //   raw-echo TARGET SIZE REPEAT           unary-style echo latency
 //   fetch TARGET HANDLE REPEAT THREADS    npystream C++ client fetch into a buffer,
 //                                         with time to the first payload byte
+//   stat TARGET HANDLE REPEAT             unary Stat latency
 //   d2h BYTES                             GPU: ring vs one cudaMemcpy vs pageable
 // Each client prints one JSON line.
 #include <grpcpp/generic/async_generic_service.h>
@@ -290,6 +291,23 @@ int Fetch(const std::string& target, const std::string& handle, int repeat, int 
   return 0;
 }
 
+// Unary Stat latency: the per-call cost of npystreamd's call path without a
+// stream (compare with raw-echo and a small fetch).
+int StatLatency(const std::string& target, const std::string& handle, int repeat) {
+  npystream::ClientOptions options;
+  options.target = target;
+  auto client = *npystream::Client::Connect(options);
+  std::vector<double> secs;
+  for (int r = 0; r < repeat + 50; ++r) {
+    auto t0 = Clock::now();
+    auto info = client->Stat(handle);
+    if (r >= 50) secs.push_back(Seconds(t0, Clock::now()));
+    if (!info.ok()) return 1;
+  }
+  std::cout << "{\"case\": \"stat\", " << Stats(secs) << "}" << std::endl;
+  return 0;
+}
+
 #ifdef NPYSTREAM_WITH_CUDA
 // Device-to-host copy of BYTES of GPU memory three ways: one cudaMemcpy into
 // pinned memory (the physical limit), into fresh pageable memory (what
@@ -362,6 +380,7 @@ int main(int argc, char** argv) {
   if (a.size() == 2 && a[0] == "raw-server") return RawServer(std::stoull(a[1]));
   if (a.size() == 4 && a[0] == "raw-stream") return RawStream(a[1], std::stoull(a[2]), std::stoi(a[3]));
   if (a.size() == 4 && a[0] == "raw-echo") return RawEcho(a[1], std::stoull(a[2]), std::stoi(a[3]));
+  if (a.size() == 4 && a[0] == "stat") return StatLatency(a[1], a[2], std::stoi(a[3]));
   if (a.size() == 2 && a[0] == "d2h") return D2H(std::stoull(a[1]));
   if (a.size() == 5 && a[0] == "fetch") return Fetch(a[1], a[2], std::stoi(a[3]), std::stoi(a[4]));
   std::cerr << "usage: see the comment at the top of bench/bench_tool.cc\n";
