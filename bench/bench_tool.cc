@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "client/cpp/npystream_client.h"
-#include "server/common/malloc_tuning.h"
+#include "server/common/process_tuning.h"
 
 #ifdef NPYSTREAM_WITH_CUDA
 #include <cuda_runtime_api.h>
@@ -374,7 +374,7 @@ int D2H(size_t) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  npystream::TuneMallocForStreaming();
+  npystream::TuneProcessForStreaming();
   std::vector<std::string> a(argv + 1, argv + argc);
   if (a.size() == 2 && a[0] == "memcpy") return Memcpy(std::stoull(a[1]));
   if (a.size() == 2 && a[0] == "raw-server") return RawServer(std::stoull(a[1]));

@@ -12,7 +12,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "server/common/log.h"
-#include "server/common/malloc_tuning.h"
+#include "server/common/process_tuning.h"
 #include "server/daemon_config.h"
 #include "server/engine/inference_engine.h"
 #include "server/http/admin_server.h"
@@ -42,7 +42,7 @@ int Fail(absl::string_view event, const absl::Status& status) {
   return 1;
 }
 
-int Run(const DaemonConfig& config, const std::string& malloc_tuning) {
+int Run(const DaemonConfig& config, const std::string& tuning) {
   LogLevel level = LogLevel::kInfo;
   ParseLogLevel(config.log_level, &level);
   SetLogLevel(level);
@@ -90,7 +90,7 @@ int Run(const DaemonConfig& config, const std::string& malloc_tuning) {
   const int torch_cuda = TensorStore::TorchCudaDeviceCount();
   const int usable_cuda = config.device == "cpu" ? 0 : std::min(cuda.device_count, torch_cuda);
   Log(LogLevel::kInfo, "devices",
-      absl::StrCat(malloc_tuning, " cuda_runtime=", cuda.device_count, " torch_cuda=", torch_cuda,
+      absl::StrCat(tuning, " cuda_runtime=", cuda.device_count, " torch_cuda=", torch_cuda,
                    " using=", usable_cuda > 0 ? "cuda" : "cpu", " detail=\"",
                    cuda.description, "\""));
   if (config.device != "auto") {
@@ -245,7 +245,7 @@ int Run(const DaemonConfig& config, const std::string& malloc_tuning) {
 }  // namespace npystream
 
 int main(int argc, char** argv) {
-  const std::string malloc_tuning = npystream::TuneMallocForStreaming();
+  const std::string tuning = npystream::TuneProcessForStreaming();
   std::vector<std::string> args(argv + 1, argv + argc);
   for (const std::string& a : args) {
     if (a == "--help" || a == "-h") {
@@ -258,5 +258,5 @@ int main(int argc, char** argv) {
     std::cerr << "npystreamd: " << config.status().message() << "\n";
     return 2;
   }
-  return npystream::Run(*config, malloc_tuning);
+  return npystream::Run(*config, tuning);
 }

@@ -11,7 +11,7 @@
 #include "absl/status/statusor.h"
 #include "grpcpp/grpcpp.h"
 #include "npystream/v1/tensors.grpc.pb.h"
-#include "server/common/malloc_tuning.h"  // TuneMallocForStreaming(): call it in main()
+#include "server/common/process_tuning.h"  // TuneProcessForStreaming(): call it in main()
 
 namespace npystream {
 
@@ -29,7 +29,7 @@ struct PutOptions {
 
 // Thread-safe; one channel shared by all calls. Errors carry the server's
 // gRPC code and message as an absl::Status. Large transfers run 2-4x faster
-// in processes that called TuneMallocForStreaming() first.
+// in processes that called TuneProcessForStreaming() first.
 class Client {
  public:
   static absl::StatusOr<std::unique_ptr<Client>> Connect(const ClientOptions& options);

@@ -11,7 +11,7 @@
 
 #include "absl/strings/numbers.h"
 #include "client/cpp/npystream_client.h"
-#include "server/common/malloc_tuning.h"
+#include "server/common/process_tuning.h"
 
 namespace {
 
@@ -41,7 +41,7 @@ int Fail(const absl::Status& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  npystream::TuneMallocForStreaming();
+  npystream::TuneProcessForStreaming();
   npystream::ClientOptions options;
   if (const char* t = std::getenv("NPYSTREAM_TARGET")) options.target = t;
   if (const char* t = std::getenv("NPYSTREAM_TOKEN")) options.token = t;

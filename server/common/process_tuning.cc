@@ -1,10 +1,21 @@
-#include "server/common/malloc_tuning.h"
+#include "server/common/process_tuning.h"
 
 #include <malloc.h>
 
 #include <cstdlib>
 
+#include "absl/synchronization/mutex.h"
+
 namespace npystream {
+
+std::string TuneProcessForStreaming() {
+  return TuneMallocForStreaming() + " " + IgnoreMutexDeadlockChecks();
+}
+
+std::string IgnoreMutexDeadlockChecks() {
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  return "mutex_deadlock_checks=off";
+}
 
 std::string TuneMallocForStreaming() {
   if (std::getenv("MALLOC_TRIM_THRESHOLD_") != nullptr ||

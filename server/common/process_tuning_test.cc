@@ -1,12 +1,14 @@
-#include "server/common/malloc_tuning.h"
+#include "server/common/process_tuning.h"
 
 #include <sys/resource.h>
+#include <sys/wait.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
 
 namespace npystream {
@@ -49,6 +51,44 @@ TEST(MallocTuningTest, FreedBuffersAreReusedWithoutPageFaults) {
   EXPECT_GT(untuned, 9 * 1000);
   EXPECT_LT(tuned, untuned / 10) << "untuned " << untuned;
   std::printf("minor page faults over 9 rounds: untuned %ld, tuned %ld\n", untuned, tuned);
+}
+
+// Takes two mutexes in both orders: a lock-order cycle, harmless here (one
+// thread) but what abseil's deadlock detection reports.
+void LockBothOrders() {
+  absl::Mutex a, b;
+  a.Lock();
+  b.Lock();
+  b.Unlock();
+  a.Unlock();
+  b.Lock();
+  a.Lock();
+  a.Unlock();
+  b.Unlock();
+}
+
+TEST(ProcessTuningDeathTest, MutexDeadlockChecksAreOff) {
+  // Precondition: this abseil checks lock order by default (Debian's is
+  // built without NDEBUG); where it does not, there is nothing to turn off.
+  bool checks = true;
+  EXPECT_EXIT(
+      {
+        LockBothOrders();
+        std::exit(0);
+      },
+      [&](int status) {
+        checks = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        return true;
+      },
+      "");
+  if (!checks) GTEST_SKIP() << "this abseil does not check lock order by default";
+  EXPECT_EXIT(
+      {
+        EXPECT_EQ(IgnoreMutexDeadlockChecks(), "mutex_deadlock_checks=off");
+        LockBothOrders();
+        std::exit(0);
+      },
+      ::testing::ExitedWithCode(0), "");
 }
 
 }  // namespace
