@@ -176,7 +176,15 @@ void PutReactor::FinishWith(const absl::Status& status) {
   Finish(ToGrpcStatus(status));
 }
 
+void PutReactor::OnCancel() { cancelled_.store(true); }
+
 void PutReactor::OnDone() {
+  // A client that cancels looks like one that half-closed early (the stream
+  // ends, the payload is short): log and count it as what it was.
+  if (cancelled_.load() && code_ != static_cast<int>(absl::StatusCode::kOk)) {
+    code_ = static_cast<int>(absl::StatusCode::kCancelled);
+    message_ = "put cancelled by the client";
+  }
   ticket_->Done(code_, message_);
   delete this;
 }

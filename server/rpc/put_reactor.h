@@ -5,6 +5,7 @@
 #ifndef NPYSTREAM_SERVER_RPC_PUT_REACTOR_H_
 #define NPYSTREAM_SERVER_RPC_PUT_REACTOR_H_
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -30,7 +31,7 @@ class PutReactor : public grpc::ServerReadReactor<grpc::ByteBuffer> {
 
   void OnReadDone(bool ok) override;
   void OnDone() override;
-  void OnCancel() override {}
+  void OnCancel() override;
 
  private:
   // Consumes one PutRequest; an error ends the call.
@@ -56,6 +57,7 @@ class PutReactor : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   std::unique_ptr<PayloadWriter> payload_;  // writes into writer_'s tensor
   int code_ = 0;
   std::string message_;
+  std::atomic<bool> cancelled_{false};
 };
 
 }  // namespace npystream::rpc
