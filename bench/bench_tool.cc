@@ -7,6 +7,7 @@
 //   raw-echo TARGET SIZE REPEAT           unary-style echo latency
 //   fetch TARGET HANDLE REPEAT THREADS    npystream C++ client fetch into a buffer,
 //                                         with time to the first payload byte
+//   put TARGET BYTES REPEAT               npystream C++ client Put from memory
 //   stat TARGET HANDLE REPEAT             unary Stat latency
 //   d2h BYTES                             GPU: ring vs one cudaMemcpy vs pageable
 // Each client prints one JSON line.
@@ -291,6 +292,45 @@ int Fetch(const std::string& target, const std::string& handle, int repeat, int 
   return 0;
 }
 
+// C++ client Put of a float32 .npy of BYTES held in memory, REPEAT times
+// (each under a fresh name, released after).
+int Put(const std::string& target, size_t bytes, int repeat) {
+  npystream::ClientOptions options;
+  options.target = target;
+  auto client = *npystream::Client::Connect(options);
+  char header[128];
+  const int hlen = std::snprintf(header, sizeof(header),
+                                 "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu,), }",
+                                 bytes / 4);
+  std::string dict(header, hlen);
+  const size_t total = 10 + dict.size() + 1;
+  dict.append((64 - total % 64) % 64, ' ');
+  dict += '\n';
+  std::string npy("\x93NUMPY\x01\x00", 8);
+  npy += static_cast<char>(dict.size() & 0xff);
+  npy += static_cast<char>(dict.size() >> 8);
+  npy += dict;
+  npy.append(bytes, '\x01');
+  std::vector<double> secs;
+  for (int r = 0; r < repeat + 1; ++r) {
+    npystream::PutOptions put;
+    put.name = "bench_put_" + std::to_string(r);
+    put.device = "cpu";
+    auto t0 = Clock::now();
+    auto info = client->PutBytes(npy, put);
+    const double s = Seconds(t0, Clock::now());
+    if (!info.ok()) {
+      std::cerr << info.status() << "\n";
+      return 1;
+    }
+    if (r > 0) secs.push_back(s);  // the first warms the channel
+    if (!client->Release(put.name).ok()) return 1;
+  }
+  std::cout << "{\"case\": \"cpp-put\", \"bytes\": " << npy.size() << ", " << Stats(secs) << "}"
+            << std::endl;
+  return 0;
+}
+
 // Unary Stat latency: the per-call cost of npystreamd's call path without a
 // stream (compare with raw-echo and a small fetch).
 int StatLatency(const std::string& target, const std::string& handle, int repeat) {
@@ -380,6 +420,7 @@ int main(int argc, char** argv) {
   if (a.size() == 2 && a[0] == "raw-server") return RawServer(std::stoull(a[1]));
   if (a.size() == 4 && a[0] == "raw-stream") return RawStream(a[1], std::stoull(a[2]), std::stoi(a[3]));
   if (a.size() == 4 && a[0] == "raw-echo") return RawEcho(a[1], std::stoull(a[2]), std::stoi(a[3]));
+  if (a.size() == 4 && a[0] == "put") return Put(a[1], std::stoull(a[2]), std::stoi(a[3]));
   if (a.size() == 4 && a[0] == "stat") return StatLatency(a[1], a[2], std::stoi(a[3]));
   if (a.size() == 2 && a[0] == "d2h") return D2H(std::stoull(a[1]));
   if (a.size() == 5 && a[0] == "fetch") return Fetch(a[1], a[2], std::stoi(a[3]), std::stoi(a[4]));

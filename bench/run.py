@@ -204,6 +204,10 @@ def main():
                                check=True, capture_output=True)
             add("npystream: C++ tool put (process)", size, summary(timed(put_cpp, n), info.npy_bytes),
                 "iperf3", wire)
+            r = run_json([tool, "put", target, str(size), str(n)])
+            cpp_put = summary([r["min"]] + [r["median"]] * (n - 1), r["bytes"])
+            cpp_put.update(p50=r["p50"], p99=r["p99"])
+            add("npystream: C++ Put from memory", size, cpp_put, "iperf3", wire)
             for t in client.list():
                 if t.handle.startswith("t") or t.handle.startswith("p_"):
                     client.release(t.handle)
