@@ -129,7 +129,10 @@ def main():
     raw_target = f"127.0.0.1:{m.group(1)}"
     peer, m = start([sys.executable, os.path.join(HERE, "peers", "usual_server.py")], r"port (\d+)")
     peer_target = f"127.0.0.1:{m.group(1)}"
-    client = npystream.Client(target)
+    client = npystream.Client(target)  # fetches through npystream._native (C++)
+    os.environ["NPYSTREAM_NATIVE"] = "0"
+    client_grpcio = npystream.Client(target)  # the pure grpcio path, for comparison
+    del os.environ["NPYSTREAM_NATIVE"]
     usual = UsualClient(peer_target)
     tmp = tempfile.mkdtemp()
     try:
@@ -183,6 +186,8 @@ def main():
             add("npystream: Python fetch -> ndarray", size, py, "iperf3", wire,
                 vs_usual=py["Bps"] / u["Bps"])
             print(f"{'':<34} {'':>8} {'':>12} Python fetch vs usual peer: {py['Bps'] / u['Bps']:.2f}x")
+            add("npystream: Python fetch, grpcio path", size,
+                summary(timed(lambda: client_grpcio.fetch(name), n), info.npy_bytes), "iperf3", wire)
             # The same into one reused array (fetch(out=)): no fresh pages to
             # fault in and zero, as a dashboard polling a live tensor does.
             reused = np.empty_like(arr)
@@ -247,6 +252,7 @@ def main():
               flush=True)
     finally:
         client.close()
+        client_grpcio.close()
         for p in (daemon, raw, peer):
             p.terminate()
             p.wait(30)

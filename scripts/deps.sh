@@ -15,7 +15,7 @@ PACKAGES=(
   # C++ tests
   libgtest-dev libgmock-dev
   # Python client, tests, demo and benchmarks (for /usr/bin/python3)
-  python3 python3-grpcio python3-numpy python3-protobuf python3-pytest python3-torch
+  python3 python3-dev python3-grpcio python3-numpy python3-protobuf python3-pytest python3-torch
   python3-matplotlib
   # benchmarks and HTTP checks
   iperf3 curl procps

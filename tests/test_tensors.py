@@ -300,3 +300,46 @@ def test_fresh_fetch_arrays_are_faulted_in_off_the_receiving_thread():
     populated = write_faults(True)
     assert plain >= 8  # a fresh array's pages are faulted in by its first writes
     assert populated * 4 <= plain, (populated, plain)
+
+
+def test_native_and_grpcio_fetch_paths_agree_with_numpy(daemon, unique, monkeypatch):
+    """Client.fetch takes the C++ path (npystream._native) by default; the
+    grpcio path remains for timeouts and mTLS. Both must give numpy's bytes,
+    the same progress reports and the same errors."""
+    native = daemon.client()
+    monkeypatch.setenv("NPYSTREAM_NATIVE", "0")
+    plain = daemon.client()
+    monkeypatch.delenv("NPYSTREAM_NATIVE")
+    try:
+        assert native._native is not None, "npystream._native was not built (python3-dev?)"
+        assert plain._native is None
+        for dtype in DTYPES:
+            for shape in SHAPES:
+                arr = random_array(dtype, shape, seed=len(shape))
+                name = unique()
+                native.put(arr, name=name)
+                for c in (native, plain):
+                    got = c.fetch(name, chunk_bytes=4096 + 7)
+                    assert save_bytes(got) == save_bytes(arr), (dtype, shape)
+                native.release(name)
+        big = np.arange(3 << 20, dtype=np.float64)  # 24 MiB: many messages
+        name = unique()
+        native.put(big, name=name)
+        for c in (native, plain):
+            seen = []
+            got = c.fetch(name, progress=lambda done, total: seen.append((done, total)))
+            assert np.array_equal(got, big)
+            total = big.nbytes + 128
+            assert seen[-1] == (total, total) and all(t == total for _, t in seen)
+            assert len(seen) >= 4 and [d for d, _ in seen] == sorted(d for d, _ in seen)
+        out = np.empty_like(big)
+        assert native.fetch(name, out=out) is out and np.array_equal(out, big)
+        for c in (native, plain):
+            with pytest.raises(npystream.NotFoundError) as err:
+                c.fetch("no-such-tensor")
+            assert "no-such-tensor" in str(err.value)
+            with pytest.raises(npystream.InvalidArgumentError):
+                c.fetch(name, out=np.empty(3))
+    finally:
+        native.close()
+        plain.close()

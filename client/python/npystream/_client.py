@@ -6,9 +6,14 @@ import grpc
 import numpy as np
 
 from . import _wire
-from ._errors import Error, InvalidArgumentError, from_rpc_error
+from ._errors import Error, InvalidArgumentError, from_rpc_error, from_status
 from ._info import TensorInfo
 from ._malloc import populate_async, tune_malloc
+
+try:  # the C++ fetch path, built with the package when python3-dev is present
+    from . import _native
+except ImportError:  # pragma: no cover - grpcio alone still works
+    _native = None
 from .v1 import inference_pb2 as ipb
 from .v1 import inference_pb2_grpc as ipb_grpc
 from .v1 import tensors_pb2 as pb
@@ -47,6 +52,16 @@ class Client:
             self._channel = grpc.insecure_channel(target, options=options)
         token = token if token is not None else os.environ.get("NPYSTREAM_TOKEN")
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        # Fetches without a timeout take the C++ path (one copy from gRPC's
+        # slices into the array, GIL released; its channel opens at the first
+        # fetch) unless NPYSTREAM_NATIVE=0; client certificates (mTLS) stay
+        # on grpcio.
+        self._native = None
+        if (_native is not None and private_key is None and certificate_chain is None
+                and os.environ.get("NPYSTREAM_NATIVE", "1") != "0"):
+            roots = root_certificates.decode() if isinstance(root_certificates, bytes) \
+                else root_certificates
+            self._native = lambda: _native.Client(target, token or None, roots)
         self._timeout = timeout
         self._pending = []  # Release futures from infer(fetch=True)
         self._stub = pb_grpc.TensorsStub(self._channel)
@@ -125,6 +140,8 @@ class Client:
         and shape to fill (and return) instead of a new one, for repeated
         fetches of a live tensor; InvalidArgumentError when it does not fit.
         """
+        if self._native is not None and self._timeout is None:
+            return self._fetch_native(handle, chunk_bytes, out, progress)
         call = None
         try:
             call = self._fetch_raw(pb.FetchRequest(handle=handle, chunk_bytes=chunk_bytes),
@@ -140,6 +157,21 @@ class Client:
             raise
         if not assembler.complete:
             raise Error(f"fetch of {handle!r} ended after {assembler.pos} bytes")
+        return assembler.finish()[1]
+
+    def _fetch_native(self, handle, chunk_bytes, out, progress):
+        if callable(self._native):
+            self._native = self._native()  # the C++ channel, made at first use
+        assembler = _Assembler(out)
+
+        def alloc(info_bytes):
+            assembler.start(info_bytes)
+            return assembler.flat
+
+        code, message, header = self._native.fetch(handle, int(chunk_bytes), alloc, progress)
+        if code:
+            raise from_status(code, message)
+        assembler.header = bytearray(header)
         return assembler.finish()[1]
 
     def fetch_to(self, handle, path_or_file, progress=None, chunk_bytes=0):
@@ -302,28 +334,32 @@ class _Assembler:
     def complete(self):
         return self.info is not None and self.pos == self.total
 
+    def start(self, info_bytes):
+        """Reads the tensor's info and allocates (or checks `out` as) the array."""
+        self.info = pb.TensorInfo.FromString(info_bytes)
+        shape, dtype = tuple(self.info.shape), np.dtype(self.info.dtype)
+        if self.out is None:
+            self.arr = np.empty(shape, dtype=dtype)
+            if self.arr.nbytes >= _POPULATE_MIN_BYTES:
+                populate_async(self.arr)
+        elif (not isinstance(self.out, np.ndarray) or self.out.shape != shape
+              or self.out.dtype != dtype or not self.out.flags.c_contiguous
+              or not self.out.flags.writeable):
+            got = (f"{self.out.dtype} {self.out.shape}" if isinstance(self.out, np.ndarray)
+                   else type(self.out).__name__)
+            raise InvalidArgumentError(
+                f"out= must be a writeable C-contiguous {dtype} array of shape {shape}, "
+                f"got {got}")
+        else:
+            self.arr = self.out
+        self.flat = self.arr.reshape(-1).view(np.uint8)
+        self.header_len = self.info.npy_bytes - self.info.nbytes
+        self.total = self.info.npy_bytes
+
     def feed(self, raw):
         info_bytes, start, length = _wire.split_fetch_response(raw)
         if info_bytes is not None:
-            self.info = pb.TensorInfo.FromString(info_bytes)
-            shape, dtype = tuple(self.info.shape), np.dtype(self.info.dtype)
-            if self.out is None:
-                self.arr = np.empty(shape, dtype=dtype)
-                if self.arr.nbytes >= _POPULATE_MIN_BYTES:
-                    populate_async(self.arr)
-            elif (not isinstance(self.out, np.ndarray) or self.out.shape != shape
-                  or self.out.dtype != dtype or not self.out.flags.c_contiguous
-                  or not self.out.flags.writeable):
-                got = (f"{self.out.dtype} {self.out.shape}" if isinstance(self.out, np.ndarray)
-                       else type(self.out).__name__)
-                raise InvalidArgumentError(
-                    f"out= must be a writeable C-contiguous {dtype} array of shape {shape}, "
-                    f"got {got}")
-            else:
-                self.arr = self.out
-            self.flat = self.arr.reshape(-1).view(np.uint8)
-            self.header_len = self.info.npy_bytes - self.info.nbytes
-            self.total = self.info.npy_bytes
+            self.start(info_bytes)
         elif self.info is None:
             raise Error("the server sent data before the tensor's info")
         data = memoryview(raw)[start:start + length]

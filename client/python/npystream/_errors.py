@@ -52,3 +52,10 @@ def from_rpc_error(err):
     details = err.details() if hasattr(err, "details") else str(err)
     cls = _BY_CODE.get(code, Error)
     return cls(f"{code.name}: {details}", code)
+
+
+def from_status(code, message):
+    """The npystream.Error for a numeric gRPC status code (the native path)."""
+    status = next((c for c in grpc.StatusCode if c.value[0] == code), grpc.StatusCode.UNKNOWN)
+    cls = _BY_CODE.get(status, Error)
+    return cls(f"{status.name}: {message}", status)

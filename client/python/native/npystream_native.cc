@@ -1,0 +1,185 @@
+// npystream._native: the C++ client's Fetch for the Python client. The
+// payload goes from gRPC's received slices straight into the ndarray's
+// memory with the GIL released, instead of through one Python bytes object
+// per message (grpcio's only way) and a second copy. Optional: the package
+// falls back to the grpcio path when this module is absent.
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "client/cpp/npystream_client.h"
+
+namespace {
+
+struct NativeClient {
+  PyObject_HEAD
+  npystream::Client* client;
+};
+
+int NativeClientInit(NativeClient* self, PyObject* args, PyObject* kwargs) {
+  static const char* kKeywords[] = {"target", "token", "root_certificates", nullptr};
+  const char* target = nullptr;
+  const char* token = nullptr;
+  const char* roots = nullptr;
+  Py_ssize_t roots_len = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "s|zz#", const_cast<char**>(kKeywords), &target,
+                                   &token, &roots, &roots_len)) {
+    return -1;
+  }
+  npystream::ClientOptions options;
+  options.target = target;
+  if (token != nullptr) options.token = token;
+  if (roots != nullptr) options.tls_root_pem.assign(roots, static_cast<size_t>(roots_len));
+  auto client = npystream::Client::Connect(options);
+  if (!client.ok()) {
+    PyErr_SetString(PyExc_ValueError, std::string(client.status().message()).c_str());
+    return -1;
+  }
+  delete self->client;
+  self->client = client->release();
+  return 0;
+}
+
+void NativeClientDealloc(NativeClient* self) {
+  delete self->client;
+  Py_TYPE(self)->tp_free(reinterpret_cast<PyObject*>(self));
+}
+
+constexpr uint64_t kProgressEvery = 4 << 20;
+
+// fetch(handle, chunk_bytes, alloc, progress) -> (code, message, header)
+// alloc(info_bytes) is called once, with the GIL, and returns a writable
+// C-contiguous buffer of exactly the payload's size; progress (or None) is
+// called as progress(done, total) every 4 MiB and at the end. Their
+// exceptions propagate after the stream ends. code is the gRPC status code
+// (0: OK).
+PyObject* NativeClientFetch(NativeClient* self, PyObject* args) {
+  const char* handle_arg = nullptr;
+  unsigned int chunk_bytes = 0;
+  PyObject* alloc = nullptr;
+  PyObject* progress = Py_None;
+  if (!PyArg_ParseTuple(args, "sIO|O", &handle_arg, &chunk_bytes, &alloc, &progress)) {
+    return nullptr;
+  }
+  if (self->client == nullptr) {
+    PyErr_SetString(PyExc_ValueError, "client is not initialized");
+    return nullptr;
+  }
+  const std::string handle(handle_arg);
+  Py_buffer view{};
+  bool have_view = false;
+  bool failed = false;  // alloc raised or returned an unusable buffer
+  bool overflow = false;
+  std::string header;
+  uint64_t header_len = 0;
+  uint64_t total = 0;
+  uint64_t pos = 0;
+  uint64_t reported = 0;
+  // Calls progress(pos, total) with the GIL; a raising callback is not
+  // called again and its exception is kept for the end.
+  auto report = [&] {
+    if (progress == Py_None || failed) return;
+    reported = pos;
+    PyGILState_STATE gil = PyGILState_Ensure();
+    PyObject* r = PyObject_CallFunction(progress, "KK", static_cast<unsigned long long>(pos),
+                                        static_cast<unsigned long long>(total));
+    if (r == nullptr) failed = true;
+    Py_XDECREF(r);
+    PyGILState_Release(gil);
+  };
+  absl::StatusOr<npystream::v1::TensorInfo> info;
+  Py_BEGIN_ALLOW_THREADS
+  info = self->client->Fetch(
+      handle,
+      [&](const npystream::v1::TensorInfo& i) {
+        header_len = i.npy_bytes() - i.nbytes();
+        total = i.npy_bytes();
+        const std::string bytes = i.SerializeAsString();
+        PyGILState_STATE gil = PyGILState_Ensure();
+        PyObject* buffer = PyObject_CallFunction(alloc, "y#", bytes.data(),
+                                                 static_cast<Py_ssize_t>(bytes.size()));
+        if (buffer == nullptr) {
+          failed = true;
+        } else if (PyObject_GetBuffer(buffer, &view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) != 0) {
+          failed = true;
+        } else if (static_cast<uint64_t>(view.len) != i.nbytes()) {
+          PyBuffer_Release(&view);
+          PyErr_SetString(PyExc_ValueError, "alloc returned a buffer of the wrong size");
+          failed = true;
+        } else {
+          have_view = true;
+        }
+        Py_XDECREF(buffer);
+        PyGILState_Release(gil);
+      },
+      [&](const char* p, size_t n) {
+        if (pos < header_len) {
+          const size_t take = static_cast<size_t>(std::min<uint64_t>(n, header_len - pos));
+          header.append(p, take);
+          p += take;
+          n -= take;
+          pos += take;
+        }
+        if (n == 0) return;
+        const uint64_t at = pos - header_len;
+        if (have_view && at + n <= static_cast<uint64_t>(view.len)) {
+          std::memcpy(static_cast<char*>(view.buf) + at, p, n);
+        } else if (have_view) {
+          overflow = true;
+        }
+        pos += n;
+        if (pos - reported >= kProgressEvery || pos == total) report();
+      },
+      chunk_bytes);
+  Py_END_ALLOW_THREADS
+  if (have_view) PyBuffer_Release(&view);
+  if (failed) return nullptr;  // alloc's exception is set
+  if (!info.ok()) {
+    const std::string message(info.status().message());
+    return Py_BuildValue("(is#y#)", static_cast<int>(info.status().code()), message.data(),
+                         static_cast<Py_ssize_t>(message.size()), "", Py_ssize_t{0});
+  }
+  if (overflow) {
+    static const char kMessage[] = "the server sent more bytes than the tensor holds";
+    return Py_BuildValue("(is#y#)", 15 /* DATA_LOSS */, kMessage,
+                         static_cast<Py_ssize_t>(sizeof(kMessage) - 1), "", Py_ssize_t{0});
+  }
+  return Py_BuildValue("(is#y#)", 0, "", Py_ssize_t{0}, header.data(),
+                       static_cast<Py_ssize_t>(header.size()));
+}
+
+PyMethodDef kNativeClientMethods[] = {
+    {"fetch", reinterpret_cast<PyCFunction>(NativeClientFetch), METH_VARARGS,
+     "fetch(handle, chunk_bytes, alloc, progress=None) -> (code, message, npy_header)"},
+    {nullptr, nullptr, 0, nullptr}};
+
+PyTypeObject kNativeClientType = {PyVarObject_HEAD_INIT(nullptr, 0)};
+
+PyModuleDef kModule = {PyModuleDef_HEAD_INIT, "_native",
+                       "npystream's C++ Fetch path for the Python client.", -1, nullptr};
+
+}  // namespace
+
+PyMODINIT_FUNC PyInit__native() {
+  kNativeClientType.tp_name = "npystream._native.Client";
+  kNativeClientType.tp_basicsize = sizeof(NativeClient);
+  kNativeClientType.tp_flags = Py_TPFLAGS_DEFAULT;
+  kNativeClientType.tp_new = PyType_GenericNew;
+  kNativeClientType.tp_init = reinterpret_cast<initproc>(NativeClientInit);
+  kNativeClientType.tp_dealloc = reinterpret_cast<destructor>(NativeClientDealloc);
+  kNativeClientType.tp_methods = kNativeClientMethods;
+  if (PyType_Ready(&kNativeClientType) < 0) return nullptr;
+  PyObject* module = PyModule_Create(&kModule);
+  if (module == nullptr) return nullptr;
+  Py_INCREF(&kNativeClientType);
+  if (PyModule_AddObject(module, "Client", reinterpret_cast<PyObject*>(&kNativeClientType)) < 0) {
+    Py_DECREF(&kNativeClientType);
+    Py_DECREF(module);
+    return nullptr;
+  }
+  return module;
+}
