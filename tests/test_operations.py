@@ -362,8 +362,11 @@ def test_limits_each_return_their_status_and_the_daemon_keeps_serving(make_daemo
     assert d.alive()
 
 
-def test_max_concurrent_streams_queues_calls_on_one_connection(make_daemon):
+def test_max_concurrent_streams_queues_calls_on_one_connection(make_daemon, monkeypatch):
     d = make_daemon("--max-concurrent-streams", "1")
+    # Fetch and Stat must share one connection: the grpcio path for both (the
+    # native fetch path has a channel of its own).
+    monkeypatch.setenv("NPYSTREAM_NATIVE", "0")
     with d.client() as c:
         c.put(np.zeros(16 << 20, np.float32), name="slow")  # 64 MiB
         started = threading.Event()

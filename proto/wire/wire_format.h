@@ -37,7 +37,9 @@ class MessageReader {
   // of the message; sets error() when the bytes are malformed.
   bool Next(Field* field);
   // For a length-delimited field: hands its bytes to `sink` piece by piece
-  // (one call per slice it spans), consuming `length` bytes.
+  // (one call per slice it spans), consuming `length` bytes. The pieces stay
+  // valid while this reader lives, not merely the ByteBuffer: gRPC keeps a
+  // small slice's bytes inside the slice object, which the reader copied.
   template <typename Sink>
   bool ReadBytes(uint64_t length, Sink&& sink);
   // Copies `length` bytes into `out`.

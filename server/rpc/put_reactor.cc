@@ -31,11 +31,8 @@ void PutReactor::OnReadDone(bool ok) {
     EndOfStream();
     return;
   }
-  // The payload writer may hold views of this message until it has copied
-  // them, so the message moves out of request_ into a shared owner.
-  auto message = std::make_shared<grpc::ByteBuffer>();
-  message->Swap(&request_);
-  absl::Status s = Consume(message);
+  absl::Status s = Consume();
+  request_.Clear();
   if (!s.ok()) {
     FinishWith(s);
     return;
@@ -64,8 +61,13 @@ void PutReactor::EndOfStream() {
   payload_->Flush([this](absl::Status flushed) { FinishWith(flushed.ok() ? Complete() : flushed); });
 }
 
-absl::Status PutReactor::Consume(const std::shared_ptr<grpc::ByteBuffer>& message) {
-  wire::MessageReader reader(*message);
+absl::Status PutReactor::Consume() {
+  // The payload writer may hold views of this message until it has copied
+  // them. They point into the reader's slices (small slices keep their bytes
+  // inline, inside the slice objects), so the reader itself is their owner.
+  auto shared_reader = std::make_shared<wire::MessageReader>(request_);
+  wire::MessageReader& reader = *shared_reader;
+  const std::shared_ptr<const void> message = shared_reader;
   ticket_->Touch();
   wire::MessageReader::Field field;
   while (reader.Next(&field)) {
@@ -102,7 +104,7 @@ absl::Status PutReactor::Consume(const std::shared_ptr<grpc::ByteBuffer>& messag
 }
 
 absl::Status PutReactor::ConsumeData(const char* data, size_t size,
-                                     const std::shared_ptr<grpc::ByteBuffer>& message) {
+                                     const std::shared_ptr<const void>& message) {
   auto write = [&](const char* p, size_t n) {
     RETURN_IF_ERROR(writer_->Claim(n));
     payload_->Write(HostChunk{p, n, message});

@@ -35,9 +35,10 @@ class PutReactor : public grpc::ServerReadReactor<grpc::ByteBuffer> {
 
  private:
   // Consumes one PutRequest; an error ends the call.
-  absl::Status Consume(const std::shared_ptr<grpc::ByteBuffer>& message);
+  absl::Status Consume();
+  // `message` owns the memory `data` points into.
   absl::Status ConsumeData(const char* data, size_t size,
-                           const std::shared_ptr<grpc::ByteBuffer>& message);
+                           const std::shared_ptr<const void>& message);
   absl::Status StartTensor(const std::string& header_bytes);
   // The client half-closed: waits for the payload's copies, then Complete.
   void EndOfStream();

@@ -318,6 +318,60 @@ INSTANTIATE_TEST_SUITE_P(Transfer, TensorsServiceTest, ::testing::Bool(),
                            return p.param ? "StagingRing" : "Cpu";
                          });
 
+// A Put while the ring is full and the device paused: every message is
+// staged later, from another thread, long after the reactor moved on. Large
+// messages arrive as many slices, and gRPC keeps a small slice's bytes inside
+// the slice object, so staged bytes must be owned by what holds the slices
+// (a use-after-free found under ASan in CancelMidPut when they were not).
+TEST(StagedPutTest, BytesWaitingForASlotStayValid) {
+  FakeCopyDevice device(/*streams=*/2, /*seed=*/9);
+  DeviceTransfer::Options to;
+  to.devices["cpu"] = &device;
+  to.ring_bytes = 256 << 10;
+  to.slot_bytes = 64 << 10;  // full after 256 KiB
+  to.stage_host_tensors = true;
+  testing::InProcessServer::Options options;
+  options.transfer = *DeviceTransfer::Create(to);
+  auto server = *testing::InProcessServer::Start(std::move(options));
+  auto stub = Tensors::NewStub(server->NewChannel());
+  for (size_t part : {size_t{13}, size_t{(1 << 20) + 13}}) {
+    const int64_t n = part < 100 ? (48 << 10) : (12 << 20);
+    npy::ArrayMeta meta{npy::DType::kUInt8, {n}};
+    std::string npy = npy::WriteHeader(meta);
+    for (int64_t i = 0; i < n; ++i) npy += static_cast<char>(i * 37 + (i >> 9));
+    const std::string name = "staged" + std::to_string(part);
+    device.SetPaused(true);  // no slot comes back for a while
+    std::thread unpause([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      device.SetPaused(false);
+    });
+    grpc::ClientContext ctx;
+    TensorInfo info;
+    auto writer = stub->Put(&ctx, &info);
+    PutRequest req;
+    req.mutable_header()->set_name(name);
+    ASSERT_TRUE(writer->Write(req));
+    req.clear_header();
+    for (size_t i = 0; i < npy.size(); i += part) {
+      req.set_data(npy.substr(i, part));
+      ASSERT_TRUE(writer->Write(req));
+    }
+    writer->WritesDone();
+    grpc::Status s = writer->Finish();
+    unpause.join();
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    grpc::ClientContext fctx;
+    FetchRequest freq;
+    freq.set_handle(name);
+    auto reader = stub->Fetch(&fctx, freq);
+    FetchResponse resp;
+    std::string got;
+    while (reader->Read(&resp)) got += resp.data();
+    ASSERT_TRUE(reader->Finish().ok());
+    EXPECT_TRUE(got == npy) << part;
+  }
+}
+
 TEST(StagedFetchTest, RingPathIsByteIdenticalAndCancelReturnsSlots) {
   FakeCopyDevice device(/*streams=*/4, /*seed=*/3);
   DeviceTransfer::Options to;
