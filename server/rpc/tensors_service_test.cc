@@ -23,6 +23,62 @@ using npystream::v1::TensorRef;
 
 constexpr size_t kRingBytes = 8 << 20;
 
+// Streams `npy` in parts of `part` bytes after a header with `name`.
+grpc::Status PutNpy(Tensors::Stub* stub, const std::string& npy, const std::string& name,
+                    TensorInfo* info, size_t part = 1 << 20, bool send_header = true) {
+  grpc::ClientContext ctx;
+  auto writer = stub->Put(&ctx, info);
+  PutRequest req;
+  if (send_header) {
+    req.mutable_header()->set_name(name);
+    writer->Write(req);
+  }
+  for (size_t i = 0; i < npy.size(); i += part) {
+    req.set_data(npy.substr(i, part));
+    if (!writer->Write(req)) break;
+  }
+  writer->WritesDone();
+  return writer->Finish();
+}
+
+// Fetches `handle` into `out`, checking that only the first message carries
+// the info and that no chunk exceeds what `chunk` asked for.
+grpc::Status FetchNpy(Tensors::Stub* stub, const std::string& handle, std::string* out,
+                      TensorInfo* info, uint32_t chunk = 0, int* messages = nullptr) {
+  grpc::ClientContext ctx;
+  FetchRequest req;
+  req.set_handle(handle);
+  req.set_chunk_bytes(chunk);
+  auto reader = stub->Fetch(&ctx, req);
+  FetchResponse resp;
+  int n = 0;
+  out->clear();
+  while (reader->Read(&resp)) {
+    if (n == 0) *info = resp.info();
+    else EXPECT_FALSE(resp.has_info()) << "info only in the first message";
+    if (chunk != 0) EXPECT_LE(resp.data().size(), std::max<uint32_t>(chunk, kMinChunkBytes));
+    *out += resp.data();
+    ++n;
+  }
+  if (messages != nullptr) *messages = n;
+  return reader->Finish();
+}
+
+// Starts a fetch of `handle`, cancels it after the first message and drains
+// it, as a client that walks away does; returns the call's status.
+grpc::Status FetchThenCancel(Tensors::Stub* stub, const std::string& handle) {
+  grpc::ClientContext ctx;
+  FetchRequest req;
+  req.set_handle(handle);
+  auto reader = stub->Fetch(&ctx, req);
+  FetchResponse resp;
+  EXPECT_TRUE(reader->Read(&resp));
+  ctx.TryCancel();
+  while (reader->Read(&resp)) {
+  }
+  return reader->Finish();
+}
+
 // Every test runs twice: on the CPU transfer engine, and with Put and Fetch
 // staged through a pinned ring over a fake device whose copies complete out
 // of order (the GPU path's logic); then every slot must be back at the end.
@@ -56,43 +112,14 @@ class TensorsServiceTest : public ::testing::TestWithParam<bool> {
     EXPECT_EQ(device_->pinned_bytes(), static_cast<int64_t>(kRingBytes));
   }
 
-  // Streams `npy` in parts of `part` bytes after a header with `name`.
   grpc::Status Put(const std::string& npy, const std::string& name, TensorInfo* info,
                    size_t part = 1 << 20, bool send_header = true) {
-    grpc::ClientContext ctx;
-    auto writer = stub_->Put(&ctx, info);
-    PutRequest req;
-    if (send_header) {
-      req.mutable_header()->set_name(name);
-      writer->Write(req);
-    }
-    for (size_t i = 0; i < npy.size(); i += part) {
-      req.set_data(npy.substr(i, part));
-      if (!writer->Write(req)) break;
-    }
-    writer->WritesDone();
-    return writer->Finish();
+    return PutNpy(stub_.get(), npy, name, info, part, send_header);
   }
 
   grpc::Status Fetch(const std::string& handle, std::string* out, TensorInfo* info,
                      uint32_t chunk = 0, int* messages = nullptr) {
-    grpc::ClientContext ctx;
-    FetchRequest req;
-    req.set_handle(handle);
-    req.set_chunk_bytes(chunk);
-    auto reader = stub_->Fetch(&ctx, req);
-    FetchResponse resp;
-    int n = 0;
-    out->clear();
-    while (reader->Read(&resp)) {
-      if (n == 0) *info = resp.info();
-      else EXPECT_FALSE(resp.has_info()) << "info only in the first message";
-      if (chunk != 0) EXPECT_LE(resp.data().size(), std::max<uint32_t>(chunk, kMinChunkBytes));
-      *out += resp.data();
-      ++n;
-    }
-    if (messages != nullptr) *messages = n;
-    return reader->Finish();
+    return FetchNpy(stub_.get(), handle, out, info, chunk, messages);
   }
 
   std::unique_ptr<FakeCopyDevice> device_;  // outlives the server
@@ -257,16 +284,7 @@ TEST_P(TensorsServiceTest, CancelMidFetchReleasesEverything) {
   for (int i = 0; i < 64; ++i) ASSERT_TRUE((*writer)->Append(zeros.data(), zeros.size()).ok());
   ASSERT_TRUE((*writer)->Commit().ok());
   for (int round = 0; round < 5; ++round) {
-    grpc::ClientContext ctx;
-    FetchRequest req;
-    req.set_handle("huge");
-    auto reader = stub_->Fetch(&ctx, req);
-    FetchResponse resp;
-    ASSERT_TRUE(reader->Read(&resp));
-    ctx.TryCancel();
-    while (reader->Read(&resp)) {
-    }
-    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+    EXPECT_EQ(FetchThenCancel(stub_.get(), "huge").error_code(), grpc::StatusCode::CANCELLED);
   }
   ASSERT_TRUE(server_->store()->Release("huge").ok());
   // Once gRPC drops the in-flight slices the tensor is freed.
@@ -280,8 +298,8 @@ TEST_P(TensorsServiceTest, CancelMidFetchReleasesEverything) {
   EXPECT_EQ(Fetch("huge", &back, &info).error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
-// The same Fetch through the staging ring (fake device, out-of-order
-// copies): byte-identical, and a cancelled fetch returns every slot.
+// A client that cancels mid-Put leaves neither its name nor its budget
+// behind, on either transfer engine.
 TEST_P(TensorsServiceTest, CancelMidPutFreesNameAndBudgetThenAPutSucceeds) {
   npy::ArrayMeta meta{npy::DType::kFloat32, {4 << 20}};  // 16 MiB: 64 staging slots
   const std::string header = npy::WriteHeader(meta);
@@ -345,33 +363,19 @@ TEST(StagedPutTest, BytesWaitingForASlotStayValid) {
       std::this_thread::sleep_for(std::chrono::milliseconds(300));
       device.SetPaused(false);
     });
-    grpc::ClientContext ctx;
     TensorInfo info;
-    auto writer = stub->Put(&ctx, &info);
-    PutRequest req;
-    req.mutable_header()->set_name(name);
-    ASSERT_TRUE(writer->Write(req));
-    req.clear_header();
-    for (size_t i = 0; i < npy.size(); i += part) {
-      req.set_data(npy.substr(i, part));
-      ASSERT_TRUE(writer->Write(req));
-    }
-    writer->WritesDone();
-    grpc::Status s = writer->Finish();
+    grpc::Status s = PutNpy(stub.get(), npy, name, &info, part);
     unpause.join();
     ASSERT_TRUE(s.ok()) << s.error_message();
-    grpc::ClientContext fctx;
-    FetchRequest freq;
-    freq.set_handle(name);
-    auto reader = stub->Fetch(&fctx, freq);
-    FetchResponse resp;
     std::string got;
-    while (reader->Read(&resp)) got += resp.data();
-    ASSERT_TRUE(reader->Finish().ok());
+    ASSERT_TRUE(FetchNpy(stub.get(), name, &got, &info).ok());
     EXPECT_TRUE(got == npy) << part;
   }
 }
 
+// A large odd-sized Fetch through the staging ring (fake device,
+// out-of-order copies): byte-identical for any chunk size, and a cancelled
+// fetch returns every slot.
 TEST(StagedFetchTest, RingPathIsByteIdenticalAndCancelReturnsSlots) {
   FakeCopyDevice device(/*streams=*/4, /*seed=*/3);
   DeviceTransfer::Options to;
@@ -398,30 +402,13 @@ TEST(StagedFetchTest, RingPathIsByteIdenticalAndCancelReturnsSlots) {
   const std::string expected = (*stored)->npy_header() + payload;
   stored->reset();
   for (uint32_t chunk : {0u, 100000u, 4u << 20}) {
-    grpc::ClientContext ctx;
-    FetchRequest req;
-    req.set_handle("big");
-    req.set_chunk_bytes(chunk);
-    auto reader = stub->Fetch(&ctx, req);
-    FetchResponse resp;
     std::string got;
-    while (reader->Read(&resp)) got += resp.data();
-    ASSERT_TRUE(reader->Finish().ok());
+    TensorInfo info;
+    ASSERT_TRUE(FetchNpy(stub.get(), "big", &got, &info, chunk).ok());
     EXPECT_EQ(got.size(), expected.size());
     EXPECT_TRUE(got == expected) << "chunk " << chunk;
   }
-  for (int round = 0; round < 3; ++round) {
-    grpc::ClientContext ctx;
-    FetchRequest req;
-    req.set_handle("big");
-    auto reader = stub->Fetch(&ctx, req);
-    FetchResponse resp;
-    ASSERT_TRUE(reader->Read(&resp));
-    ctx.TryCancel();
-    while (reader->Read(&resp)) {
-    }
-    reader->Finish();
-  }
+  for (int round = 0; round < 3; ++round) FetchThenCancel(stub.get(), "big");
   device.Drain();
   for (int i = 0; i < 300 && ring_transfer->free_staging_bytes() != size_t{8} << 20; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));

@@ -3,13 +3,13 @@
 // device.
 #include <cuda_runtime_api.h>
 
-#include <future>
 #include <random>
 
 #include "gtest/gtest.h"
 #include "server/transfer/copy_device.h"
 #include "server/transfer/cuda_probe.h"
 #include "server/transfer/device_transfer.h"
+#include "server/transfer/transfer_testing.h"
 
 namespace npystream {
 namespace {
@@ -42,17 +42,7 @@ class CudaCopyDeviceTest : public ::testing::Test {
 
   std::string Read(const char* src, size_t n) {
     auto reader = NewDeviceReader(ring_, device_.get(), src, n, nullptr, 8, nullptr);
-    std::string out;
-    while (out.size() < n) {
-      std::promise<absl::StatusOr<HostChunk>> p;
-      reader->Read(out.size(), n - out.size(),
-                   [&p](absl::StatusOr<HostChunk> c) { p.set_value(std::move(c)); });
-      auto chunk = p.get_future().get();
-      EXPECT_TRUE(chunk.ok()) << chunk.status();
-      if (!chunk.ok()) break;
-      out.append(chunk->data, chunk->size);
-    }
-    return out;
+    return testing::ReadAll(reader.get(), n, n, /*hold=*/0);
   }
 
   std::unique_ptr<CopyDevice> device_;
@@ -67,16 +57,7 @@ TEST_F(CudaCopyDeviceTest, PutThenFetchThroughTheRingIsByteIdentical) {
   for (auto& c : src) c = static_cast<char>(rng());
   char* gpu = Gpu(n);
   auto writer = NewDeviceWriter(ring_, device_.get(), gpu, n, nullptr, nullptr);
-  for (size_t at = 0; at < n; at += 3 * kSlot + 7) {
-    auto part = std::make_shared<std::string>(src.substr(at, 3 * kSlot + 7));
-    writer->Write(HostChunk{part->data(), part->size(), part});
-    std::promise<absl::Status> ready;
-    writer->WhenWritable([&ready](absl::Status s) { ready.set_value(s); });
-    ASSERT_TRUE(ready.get_future().get().ok());
-  }
-  std::promise<absl::Status> flushed;
-  writer->Flush([&flushed](absl::Status s) { flushed.set_value(s); });
-  ASSERT_TRUE(flushed.get_future().get().ok());
+  ASSERT_TRUE(testing::WriteAll(writer.get(), src, 3 * kSlot + 7).ok());
   std::string check(n, '\0');
   ASSERT_EQ(cudaMemcpy(check.data(), gpu, n, cudaMemcpyDeviceToHost), cudaSuccess);
   EXPECT_TRUE(check == src);
