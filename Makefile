@@ -8,6 +8,7 @@ CMAKE_ARGS ?=
 FUZZ_SECONDS ?= 20
 export PYTHONPATH := $(CURDIR)/client/python$(if $(PYTHONPATH),:$(PYTHONPATH))
 export PYTHONDONTWRITEBYTECODE := 1
+export NPYSTREAM_BUILD := $(abspath $(BUILD))
 
 .PHONY: all deps build test test-cpp test-asan test-python fuzz demo bench clean format
 
@@ -66,4 +67,4 @@ format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(BUILD)-asan client/python/npystream/v1
+	rm -rf $(BUILD) $(BUILD)-asan

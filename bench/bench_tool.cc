@@ -26,7 +26,8 @@
 #include <vector>
 
 #include "client/cpp/npystream_client.h"
-#include "server/common/process_tuning.h"
+#include "proto/wire/channel_args.h"
+#include "base/process_tuning.h"
 
 #ifdef NPYSTREAM_WITH_CUDA
 #include <cuda_runtime_api.h>
@@ -173,13 +174,10 @@ bool GenericCall(grpc::GenericStub* stub, const std::string& method, const std::
 }
 
 std::shared_ptr<grpc::Channel> Channel(const std::string& target) {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(64 << 20);
   // The same flow-control window the npystream clients use, so the raw
   // stream stays the best case for this transport.
-  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 16 << 20);
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(),
+                                   npystream::wire::StreamingChannelArguments());
 }
 
 int RawStream(const std::string& target, size_t bytes, int repeat) {

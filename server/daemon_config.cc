@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "absl/strings/ascii.h"
+#include "base/file_util.h"
 #include "nlohmann/json.hpp"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -134,11 +135,12 @@ absl::StatusOr<DaemonConfig> ParseDaemonConfig(
     if (args[i] == "--config" && i + 1 < args.size()) config_file = args[i + 1];
   }
   if (!config_file.empty()) {
-    std::ifstream in(config_file);
-    if (!in) return absl::InvalidArgumentError(absl::StrCat("--config ", config_file, ": cannot read"));
-    std::stringstream ss;
-    ss << in.rdbuf();
-    nlohmann::json j = nlohmann::json::parse(ss.str(), nullptr, /*allow_exceptions=*/false);
+    auto text = ReadFileToString(config_file);
+    if (!text.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--config ", config_file, ": cannot read (",
+                                                     text.status().message(), ")"));
+    }
+    nlohmann::json j = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded() || !j.is_object()) {
       return absl::InvalidArgumentError(absl::StrCat("--config ", config_file, ": not a JSON object"));
     }

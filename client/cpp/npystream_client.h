@@ -11,7 +11,7 @@
 #include "absl/status/statusor.h"
 #include "grpcpp/grpcpp.h"
 #include "npystream/v1/tensors.grpc.pb.h"
-#include "server/common/process_tuning.h"  // TuneProcessForStreaming(): call it in main()
+#include "base/process_tuning.h"  // TuneProcessForStreaming(): call it in main()
 
 namespace npystream {
 

@@ -10,8 +10,9 @@
 #include <sstream>
 
 #include "absl/strings/numbers.h"
+#include "base/file_util.h"
 #include "client/cpp/npystream_client.h"
-#include "server/common/process_tuning.h"
+#include "base/process_tuning.h"
 
 namespace {
 
@@ -61,10 +62,12 @@ int main(int argc, char** argv) {
     if (a == "--target") options.target = value();
     else if (a == "--token") options.token = value();
     else if (a == "--tls-ca") {
-      std::ifstream in(value());
-      std::stringstream ss;
-      ss << in.rdbuf();
-      options.tls_root_pem = ss.str();
+      auto pem = npystream::ReadFileToString(value());
+      if (!pem.ok()) {
+        std::cerr << "npystream: --tls-ca: " << pem.status().message() << "\n";
+        std::exit(2);
+      }
+      options.tls_root_pem = *std::move(pem);
     } else if (a == "--name") put.name = value();
     else if (a == "--device") put.device = value();
     else if (a == "--ttl") put.ttl_seconds = std::stoul(value());

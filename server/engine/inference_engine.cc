@@ -64,21 +64,22 @@ ModelListing InferenceEngine::Reload() {
       Model::Options mo;
       mo.name = name;
       mo.dir = repo + "/" + name;
-      mo.cuda_device_count = options_.cuda_device_count;
-      mo.default_device = options_.default_device;
+      mo.devices = options_.devices;
       const auto start = std::chrono::steady_clock::now();
       auto model = Model::Load(mo);
       if (!model.ok()) {
         Log(LogLevel::kWarning, "model_load_failed",
-            absl::StrCat("model=", name, " error=\"", model.status().message(), "\""));
+            {{"model", name}, {"error", model.status().message()}});
         errors.emplace_back(name, std::string(model.status().message()));
         continue;
       }
       Log(LogLevel::kInfo, "model_loaded",
-          absl::StrCat("model=", name, " device=", (*model)->device(),
-                       " layers=", absl::StrJoin((*model)->layers(), ","), " ms=",
-                       std::chrono::duration<double, std::milli>(
-                           std::chrono::steady_clock::now() - start).count()));
+          {{"model", name},
+           {"device", (*model)->device()},
+           {"layers", absl::StrJoin((*model)->layers(), ",")},
+           {"ms", std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                            start)
+                      .count()}});
       models[name] = std::move(*model);
     }
   }

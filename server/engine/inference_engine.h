@@ -15,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "server/engine/model_config.h"
 #include "server/engine/subscriptions.h"
+#include "server/store/device_plan.h"
 #include "server/store/tensor_store.h"
 
 namespace npystream {
@@ -72,8 +73,7 @@ class InferenceEngine {
   struct Options {
     std::string model_repository;  // empty: no models
     TensorStore* store = nullptr;  // not owned
-    int cuda_device_count = 0;
-    std::string default_device = "cpu";
+    DevicePlan devices;  // where "auto" models go; a host-only plan by default
     EngineMetrics* metrics = nullptr;  // not owned; may be null
   };
 

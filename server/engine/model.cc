@@ -10,8 +10,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "base/file_util.h"
 #include "server/common/status_macros.h"
-#include "server/store/device_name.h"
+#include "server/store/device_plan.h"
 #include "server/store/torch_dtype.h"
 
 namespace npystream {
@@ -74,21 +75,18 @@ absl::StatusOr<std::shared_ptr<Model>> Model::Load(const Options& options) {
   std::shared_ptr<Model> model(new Model());
   model->name_ = options.name;
   const std::string config_path = options.dir + "/config.json";
-  if (std::ifstream in(config_path); in) {
-    std::stringstream ss;
-    ss << in.rdbuf();
-    auto config = ParseModelConfig(ss.str());
+  auto text = ReadFileToString(config_path);
+  if (!text.ok() && !absl::IsNotFound(text.status())) {
+    return absl::InvalidArgumentError(text.status().message());
+  }
+  if (text.ok()) {
+    auto config = ParseModelConfig(*text);
     if (!config.ok()) {
       return absl::InvalidArgumentError(absl::StrCat(config_path, ": ", config.status().message()));
     }
     model->config_ = *config;
   }
-  if (model->config_.device == "auto") {
-    model->device_ = options.default_device.empty() ? "cpu" : options.default_device;
-  } else {
-    ASSIGN_OR_RETURN(model->device_,
-                     ResolveDevice(model->config_.device, options.cuda_device_count));
-  }
+  ASSIGN_OR_RETURN(model->device_, options.devices.Resolve(model->config_.device));
   const std::string path = options.dir + "/model.pt";
   if (!std::ifstream(path)) return absl::NotFoundError(absl::StrCat(path, " does not exist"));
   try {

@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "server/engine/model_config.h"
+#include "server/store/device_plan.h"
 
 namespace torch::jit {
 struct Module;
@@ -37,8 +38,7 @@ class Model {
   struct Options {
     std::string name;
     std::string dir;             // holds model.pt and optionally config.json
-    int cuda_device_count = 0;
-    std::string default_device;  // for config device "auto": "cpu" or "cuda:N"
+    DevicePlan devices;  // resolves the config's device ("auto": the default)
   };
 
   // INVALID_ARGUMENT / NOT_FOUND naming the file and the defect when the

@@ -15,6 +15,7 @@
 #include "nlohmann/json.hpp"
 #include "server/common/log.h"
 #include "server/common/token.h"
+#include "server/http/byte_range.h"
 
 namespace npystream {
 
@@ -54,40 +55,6 @@ nlohmann::json InfoJson(const TensorInfo& info) {
 }
 
 }  // namespace
-
-bool ParseByteRange(const std::string& header, uint64_t total, uint64_t* first, uint64_t* last,
-                    bool* whole) {
-  *whole = false;
-  if (header.empty()) {
-    *whole = true;
-    return true;
-  }
-  if (!absl::StartsWith(header, "bytes=")) return false;
-  const std::string spec = header.substr(6);
-  if (spec.find(',') != std::string::npos) {
-    *whole = true;  // multiple ranges: RFC 9110 lets us send everything
-    return true;
-  }
-  const size_t dash = spec.find('-');
-  if (dash == std::string::npos) return false;
-  const std::string a = spec.substr(0, dash), b = spec.substr(dash + 1);
-  uint64_t x = 0, y = 0;
-  if (a.empty()) {  // suffix: the last y bytes
-    if (!absl::SimpleAtoi(b, &y) || y == 0 || total == 0) return false;
-    *first = y >= total ? 0 : total - y;
-    *last = total - 1;
-    return true;
-  }
-  if (!absl::SimpleAtoi(a, &x) || x >= total) return false;
-  if (b.empty()) {
-    y = total - 1;
-  } else if (!absl::SimpleAtoi(b, &y) || y < x) {
-    return false;
-  }
-  *first = x;
-  *last = std::min(y, total - 1);
-  return true;
-}
 
 struct AdminServer::Impl {
   explicit Impl(const Options& o) : options(o), acceptor(ioc) {}
@@ -180,7 +147,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       return Error(http::status::method_not_allowed, "only GET is served");
     }
     if (target == "/metrics") {
-      return Reply(http::status::ok, o.metrics->Scrape(), "text/plain; version=0.0.4");
+      return Reply(http::status::ok, o.scrape ? o.scrape() : std::string(),
+                   "text/plain; version=0.0.4");
     }
     if (target == "/healthz") return Reply(http::status::ok, "{\"status\":\"ok\"}\n");
     if (target == "/readyz") {
@@ -331,16 +299,16 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const Options& o
   if (!absl::SimpleAtoi(options.listen.substr(colon + 1), &port)) {
     return absl::InvalidArgumentError(absl::StrCat("--http-listen ", options.listen, ": bad port"));
   }
-  if (!options.tls_cert_file.empty()) {
+  if (!options.tls_cert_pem.empty()) {
     try {
       impl->tls = std::make_unique<ssl::context>(ssl::context::tls_server);
       impl->tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
                              ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
                              ssl::context::no_tlsv1_1);
-      impl->tls->use_certificate_chain_file(options.tls_cert_file);
-      impl->tls->use_private_key_file(options.tls_key_file, ssl::context::pem);
-      if (!options.tls_client_ca_file.empty()) {
-        impl->tls->load_verify_file(options.tls_client_ca_file);
+      impl->tls->use_certificate_chain(net::buffer(options.tls_cert_pem));
+      impl->tls->use_private_key(net::buffer(options.tls_key_pem), ssl::context::pem);
+      if (!options.tls_client_ca_pem.empty()) {
+        impl->tls->add_certificate_authority(net::buffer(options.tls_client_ca_pem));
         impl->tls->set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
       }
     } catch (const std::exception& e) {

@@ -11,7 +11,6 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "server/http/metrics.h"
 #include "server/store/tensor_store.h"
 #include "server/transfer/transfer.h"
 
@@ -21,20 +20,21 @@ class AdminServer {
  public:
   struct Options {
     std::string listen = "127.0.0.1:8080";  // port 0 picks one
-    Metrics* metrics = nullptr;              // not owned
+    // The Prometheus text for GET /metrics; called on an I/O thread.
+    std::function<std::string()> scrape;
     TensorStore* store = nullptr;            // not owned
     Transfer* transfer = nullptr;            // not owned
     // Why the daemon is not ready ("" when ready), asked on each /readyz.
     std::function<std::string()> not_ready_reason;
     std::string token;            // bearer token for /v1/tensors*, when set
-    std::string tls_cert_file;    // PEM; TLS when set
-    std::string tls_key_file;
-    std::string tls_client_ca_file;  // PEM; clients must present a cert it signed
+    std::string tls_cert_pem;       // PEM bytes; TLS when set
+    std::string tls_key_pem;
+    std::string tls_client_ca_pem;  // PEM bytes; clients must present a cert it signed
     int threads = 2;
   };
 
   // UNAVAILABLE naming the address when it cannot bind; INVALID_ARGUMENT for
-  // unreadable TLS files.
+  // a malformed address or unusable TLS PEM.
   static absl::StatusOr<std::unique_ptr<AdminServer>> Start(const Options& options);
   ~AdminServer();
 
@@ -48,12 +48,6 @@ class AdminServer {
   explicit AdminServer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
-
-// Parses a single "bytes=" range against `total` bytes into [first, last].
-// Returns false when unsatisfiable or malformed (HTTP 416); sets *whole for
-// multi-range or absent ranges (serve everything, 200).
-bool ParseByteRange(const std::string& header, uint64_t total, uint64_t* first, uint64_t* last,
-                    bool* whole);
 
 }  // namespace npystream
 

@@ -41,10 +41,13 @@ void CallTicket::Done(int code, absl::string_view message) {
   const double seconds = absl::ToDoubleSeconds(absl::Now() - start_);
   if (gate_->metrics() != nullptr) gate_->metrics()->CallDone(method_, code, seconds);
   const bool failed = code != 0 && code != static_cast<int>(grpc::StatusCode::CANCELLED);
-  std::string fields = absl::StrCat("method=", method_, " code=", code,
-                                    " handle=", handle_.empty() ? "-" : handle_,
-                                    " bytes=", bytes_, " ms=", seconds * 1e3);
-  if (!message.empty()) absl::StrAppend(&fields, " error=\"", message, "\"");
+  const std::string code_name = absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
+  std::vector<LogField> fields = {{"method", method_},
+                                  {"code", code_name},
+                                  {"handle", handle_.empty() ? "-" : handle_},
+                                  {"bytes", bytes_},
+                                  {"ms", seconds * 1e3}};
+  if (!message.empty()) fields.push_back({"error", message});
   Log(failed ? LogLevel::kWarning : LogLevel::kDebug, "rpc", fields);
 }
 
@@ -62,7 +65,10 @@ absl::StatusOr<std::unique_ptr<CallTicket>> CallGate::Admit(grpc::CallbackServer
       if (options_.metrics != nullptr) {
         options_.metrics->CallDone(method, static_cast<int>(s.code()), 0);
       }
-      Log(LogLevel::kWarning, "rpc", absl::StrCat("method=", method, " code=16 error=\"", s.message(), "\""));
+      Log(LogLevel::kWarning, "rpc",
+          {{"method", method},
+           {"code", absl::StatusCodeToString(s.code())},
+           {"error", s.message()}});
       return s;
     }
   }
@@ -103,7 +109,7 @@ int CallGate::CancelIdle() {
     if (t->idle_checked_ && t->last_activity_ns_.load() < cutoff) {
       t->context_->TryCancel();
       t->last_activity_ns_ = absl::GetCurrentTimeNanos();  // once per period
-      Log(LogLevel::kWarning, "rpc_idle_cancelled", absl::StrCat("method=", t->method_));
+      Log(LogLevel::kWarning, "rpc_idle_cancelled", {{"method", t->method_}});
       ++n;
     }
   }

@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "proto/wire/channel_args.h"
 #include "server/rpc/inference_service.h"
 #include "server/rpc/tensors_service.h"
 
@@ -36,11 +37,7 @@ absl::StatusOr<std::unique_ptr<RpcServer>> RpcServer::Start(const Options& optio
         server->gate_.get(), /*workers=*/4);
     builder.RegisterService(server->inference_.get());
   }
-  // Put chunks up to 4 MiB plus framing; inline Infer inputs up to 64 MiB.
-  builder.SetMaxReceiveMessageSize(64 << 20);
-  // Put: a fixed 16 MiB receive window, as the clients use for Fetch.
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 16 << 20);
+  wire::ApplyStreamingServerArguments(&builder);
   if (options.max_concurrent_streams > 0) {
     builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
   }
@@ -51,15 +48,6 @@ absl::StatusOr<std::unique_ptr<RpcServer>> RpcServer::Start(const Options& optio
   std::string host = options.listen.substr(0, options.listen.rfind(':'));
   if (host.empty() || host == "0.0.0.0" || host == "[::]") host = "127.0.0.1";
   server->target_ = absl::StrCat(host, ":", server->port_);
-  if (options.idle_timeout > absl::ZeroDuration()) {
-    RpcServer* s = server.get();
-    server->watchdog_ = std::thread([s] {
-      while (!s->stop_watchdog_.load()) {
-        s->gate_->CancelIdle();
-        absl::SleepFor(absl::Milliseconds(200));
-      }
-    });
-  }
   return server;
 }
 
@@ -74,8 +62,6 @@ void RpcServer::Shutdown(absl::Duration deadline) {
   StartDrain();
   server_->Shutdown(absl::ToChronoTime(absl::Now() + deadline));
   server_->Wait();
-  stop_watchdog_ = true;
-  if (watchdog_.joinable()) watchdog_.join();
 }
 
 RpcServer::~RpcServer() { Shutdown(absl::ZeroDuration()); }

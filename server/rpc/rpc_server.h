@@ -34,7 +34,7 @@ class RpcServer {
     PutLimits put_limits;
     std::shared_ptr<grpc::ServerCredentials> credentials;  // null: insecure
     std::string token;                       // bearer token required when set
-    absl::Duration idle_timeout = absl::ZeroDuration();  // Put/Fetch stalls
+    absl::Duration idle_timeout = absl::ZeroDuration();  // Put/Fetch stalls; see CancelIdle
     int max_concurrent_streams = 0;  // per connection; 0: gRPC's default
   };
 
@@ -51,6 +51,9 @@ class RpcServer {
   void StartDrain();
   bool WaitIdle(absl::Duration timeout) { return gate_->WaitIdle(timeout); }
   int64_t in_flight() { return gate_->in_flight(); }
+  // Cancels Put/Fetch streams idle for longer than Options::idle_timeout;
+  // returns how many. The owner calls it periodically. Thread-safe.
+  int CancelIdle() { return gate_->CancelIdle(); }
   // Stops accepting calls; waits up to `deadline` for in-flight ones, then
   // cancels them. Idempotent.
   void Shutdown(absl::Duration deadline);
@@ -61,8 +64,6 @@ class RpcServer {
   std::unique_ptr<TensorsService> tensors_;
   std::unique_ptr<InferenceService> inference_;
   std::unique_ptr<grpc::Server> server_;
-  std::atomic<bool> stop_watchdog_{false};
-  std::thread watchdog_;
   int port_ = 0;
   std::string target_;
   bool shut_down_ = false;

@@ -9,7 +9,7 @@
 #include "server/npy/numpy_cases_testing.h"
 #include "server/testing/in_process_server.h"
 #include "server/transfer/device_transfer.h"
-#include "server/transfer/fake_copy_device.h"
+#include "server/testing/fake_copy_device.h"
 
 namespace npystream::rpc {
 namespace {
@@ -54,9 +54,14 @@ grpc::Status FetchNpy(Tensors::Stub* stub, const std::string& handle, std::strin
   int n = 0;
   out->clear();
   while (reader->Read(&resp)) {
-    if (n == 0) *info = resp.info();
-    else EXPECT_FALSE(resp.has_info()) << "info only in the first message";
-    if (chunk != 0) EXPECT_LE(resp.data().size(), std::max<uint32_t>(chunk, kMinChunkBytes));
+    if (n == 0) {
+      *info = resp.info();
+    } else {
+      EXPECT_FALSE(resp.has_info()) << "info only in the first message";
+    }
+    if (chunk != 0) {
+      EXPECT_LE(resp.data().size(), std::max<uint32_t>(chunk, kMinChunkBytes));
+    }
     *out += resp.data();
     ++n;
   }

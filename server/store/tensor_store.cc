@@ -14,7 +14,7 @@
 #include "absl/strings/str_format.h"
 #include "server/common/status_macros.h"
 #include "server/npy/npy_writer.h"
-#include "server/store/device_name.h"
+#include "server/store/device_plan.h"
 #include "server/store/torch_dtype.h"
 
 namespace npystream {
@@ -182,12 +182,7 @@ std::string TensorStore::NewHandleLocked() {
 absl::StatusOr<std::unique_ptr<TensorWriter>> TensorStore::BeginPut(const PutSpec& spec) {
   RETURN_IF_ERROR(npy::ValidateMeta(spec.meta));
   RETURN_IF_ERROR(ValidateName(spec.name));
-  const bool automatic = spec.device.empty() || spec.device == "auto";
-  ASSIGN_OR_RETURN(std::string device,
-                   ResolveDevice(automatic && !options_.default_device.empty()
-                                     ? options_.default_device
-                                     : spec.device,
-                                 options_.cuda_device_count));
+  ASSIGN_OR_RETURN(std::string device, options_.devices.Resolve(spec.device));
   TensorInfo info;
   info.name = spec.name;
   info.meta = spec.meta;
@@ -216,9 +211,11 @@ absl::StatusOr<std::unique_ptr<TensorWriter>> TensorStore::BeginPut(const PutSpe
 
 absl::Status TensorStore::Reserve(const std::string& name, uint32_t ttl_seconds, bool ephemeral,
                                   TensorInfo* info) {
+  // Expired tensors go first (freed outside the lock), so their budget is
+  // back before this reservation.
+  SweepExpired();
   absl::MutexLock lock(&mu_);
   const int64_t now = options_.clock->NowUnixMs();
-  SweepExpiredLocked(now);
   if (ephemeral) {
     info->handle.clear();
   } else if (name.empty()) {
@@ -293,11 +290,13 @@ void TensorStore::CountContiguousCopy(const std::string& device, uint64_t bytes)
 
 absl::StatusOr<std::shared_ptr<const StoredTensor>> TensorStore::Acquire(
     const std::string& handle) {
+  std::shared_ptr<const StoredTensor> expired;  // freed after the lock
   absl::MutexLock lock(&mu_);
   auto it = tensors_.find(handle);
   if (it != tensors_.end()) {
     const int64_t expires = it->second->info().expires_unix_ms;
     if (expires == 0 || expires > options_.clock->NowUnixMs()) return it->second;
+    expired = std::move(it->second);
     tensors_.erase(it);
   }
   return absl::NotFoundError(absl::StrCat("no tensor with handle '", handle, "'"));
@@ -305,8 +304,9 @@ absl::StatusOr<std::shared_ptr<const StoredTensor>> TensorStore::Acquire(
 
 std::vector<TensorInfo> TensorStore::List() {
   std::vector<TensorInfo> out;
+  Dropped expired;  // freed after the lock
   absl::MutexLock lock(&mu_);
-  SweepExpiredLocked(options_.clock->NowUnixMs());
+  SweepExpiredLocked(options_.clock->NowUnixMs(), &expired);
   out.reserve(tensors_.size());
   for (const auto& [handle, t] : tensors_) out.push_back(t->info());
   std::stable_sort(out.begin(), out.end(), [](const TensorInfo& a, const TensorInfo& b) {
@@ -316,28 +316,30 @@ std::vector<TensorInfo> TensorStore::List() {
 }
 
 absl::Status TensorStore::Release(const std::string& handle) {
-  std::shared_ptr<const StoredTensor> dropped;  // freed outside the lock
+  Dropped dropped;  // freed after the lock
   absl::MutexLock lock(&mu_);
-  SweepExpiredLocked(options_.clock->NowUnixMs());
+  SweepExpiredLocked(options_.clock->NowUnixMs(), &dropped);
   auto it = tensors_.find(handle);
   if (it == tensors_.end()) {
     return absl::NotFoundError(absl::StrCat("no tensor with handle '", handle, "'"));
   }
-  dropped = std::move(it->second);
+  dropped.push_back(std::move(it->second));
   tensors_.erase(it);
   return absl::OkStatus();
 }
 
 int TensorStore::SweepExpired() {
+  Dropped expired;  // freed after the lock: possibly gigabytes
   absl::MutexLock lock(&mu_);
-  return SweepExpiredLocked(options_.clock->NowUnixMs());
+  return SweepExpiredLocked(options_.clock->NowUnixMs(), &expired);
 }
 
-int TensorStore::SweepExpiredLocked(int64_t now_ms) {
+int TensorStore::SweepExpiredLocked(int64_t now_ms, Dropped* expired) {
   int n = 0;
   for (auto it = tensors_.begin(); it != tensors_.end();) {
     const int64_t expires = it->second->info().expires_unix_ms;
     if (expires != 0 && expires <= now_ms) {
+      expired->push_back(std::move(it->second));
       it = tensors_.erase(it);
       ++n;
     } else {

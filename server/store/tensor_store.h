@@ -17,6 +17,7 @@
 #include "server/common/clock.h"
 #include "server/npy/dtype.h"
 #include "server/store/budget.h"
+#include "server/store/device_plan.h"
 
 namespace at {
 class Tensor;
@@ -136,8 +137,7 @@ class TensorStore {
   struct Options {
     Clock* clock = Clock::Real();  // not owned
     uint64_t budget_bytes = uint64_t{8} << 30;  // per device
-    int cuda_device_count = 0;
-    std::string default_device;  // where ""/"auto" go; empty: cuda:0 if any, else cpu
+    DevicePlan devices;  // where ""/"auto" go; a host-only plan by default
     StoreMetrics* metrics = nullptr;  // not owned; may be null
   };
 
@@ -174,14 +174,6 @@ class TensorStore {
   // not). `dtype` is the numpy dtype its bytes represent. Thread-safe.
   absl::StatusOr<std::shared_ptr<const StoredTensor>> Insert(
       const at::Tensor& tensor, npy::DType dtype, const InsertOptions& options);
-  absl::StatusOr<std::shared_ptr<const StoredTensor>> Insert(
-      const at::Tensor& tensor, npy::DType dtype, const std::string& name,
-      uint32_t ttl_seconds) {
-    InsertOptions options;
-    options.name = name;
-    options.ttl_seconds = ttl_seconds;
-    return Insert(tensor, dtype, options);
-  }
 
   // Pins the tensor under `handle`. NOT_FOUND when unknown or expired.
   absl::StatusOr<std::shared_ptr<const StoredTensor>> Acquire(const std::string& handle);
@@ -210,7 +202,10 @@ class TensorStore {
   // times, reserves info->nbytes on info->device and marks the handle pending.
   absl::Status Reserve(const std::string& name, uint32_t ttl_seconds, bool ephemeral,
                        TensorInfo* info) ABSL_LOCKS_EXCLUDED(mu_);
-  int SweepExpiredLocked(int64_t now_ms) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Tensors are freed after mu_ is released: the caller declares `expired`
+  // before taking the lock, so it is destroyed after the lock.
+  using Dropped = std::vector<std::shared_ptr<const StoredTensor>>;
+  int SweepExpiredLocked(int64_t now_ms, Dropped* expired) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::shared_ptr<const StoredTensor>> Publish(
       TensorInfo info, std::unique_ptr<StoredTensor::Impl> impl, bool ephemeral);
   void AbandonPut(const TensorInfo& info, bool reserved);

@@ -3,9 +3,16 @@
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/arange.h>
 
+#include <ATen/ops/from_blob.h>
+
 #include <cstring>
+#include <thread>
+
+#include "absl/synchronization/notification.h"
 
 #include "gtest/gtest.h"
+#include "server/testing/fake_clock.h"
+#include "server/testing/store_testing.h"
 #include "server/npy/npy_writer.h"
 #include "server/npy/numpy_cases_testing.h"
 
@@ -195,7 +202,7 @@ TEST_F(TensorStoreTest, NonContiguousInsertMatchesNumpySave) {
                      .reshape({3, 4, 5})
                      .permute({2, 0, 1});
   ASSERT_FALSE(t.is_contiguous());
-  auto stored = store_->Insert(t, npy::DType::kInt32, "nc", 0);
+  auto stored = testing::InsertNamed(store_.get(), t, npy::DType::kInt32, "nc", 0);
   ASSERT_TRUE(stored.ok()) << stored.status();
   const std::string numpy = npy::testing::ReadFile(
       npy::testing::NumpyCasesDir() + "/noncontig_int32.npy");
@@ -206,14 +213,60 @@ TEST_F(TensorStoreTest, NonContiguousInsertMatchesNumpySave) {
   ASSERT_EQ(metrics_.copies.size(), 1u);
   EXPECT_EQ(metrics_.copies[0], std::make_pair(std::string("cpu"), uint64_t{240}));
   // A contiguous tensor is stored as it is: no copy, nothing counted.
-  ASSERT_TRUE(store_->Insert(t.contiguous(), npy::DType::kInt32, "c", 0).ok());
+  ASSERT_TRUE(testing::InsertNamed(store_.get(), t.contiguous(), npy::DType::kInt32, "c", 0).ok());
   EXPECT_EQ(metrics_.copies.size(), 1u);
 }
 
 TEST_F(TensorStoreTest, InsertChecksItemSize) {
   at::Tensor t = at::arange(4, at::TensorOptions().dtype(c10::ScalarType::Float));
-  EXPECT_EQ(store_->Insert(t, npy::DType::kFloat64, "", 0).status().code(),
+  EXPECT_EQ(testing::InsertNamed(store_.get(), t, npy::DType::kFloat64, "", 0).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace npystream
+
+namespace npystream {
+namespace {
+
+// Freeing a large tensor can take long (munmap of gigabytes, a GPU free):
+// it must never happen under the store's lock. The tensor's deleter blocks
+// until told; meanwhile Stat-like calls must go through.
+TEST(TensorStoreLockTest, ExpiringALargeTensorDoesNotBlockConcurrentCalls) {
+  FakeClock clock;
+  TensorStore::Options options;
+  options.clock = &clock;
+  auto store = *TensorStore::Create(options);
+  static float data[1024];
+  absl::Notification deleter_entered, release_deleter;
+  at::Tensor blocking = at::from_blob(
+      data, {1024},
+      [&](void*) {
+        deleter_entered.Notify();
+        release_deleter.WaitForNotification();
+      },
+      at::TensorOptions().dtype(c10::ScalarType::Float));
+  ASSERT_TRUE(testing::InsertNamed(store.get(), blocking, npy::DType::kFloat32, "big", 1).ok());
+  blocking = at::Tensor();  // the store holds the last reference
+  ASSERT_TRUE(testing::InsertNamed(store.get(), at::arange(4, at::TensorOptions().dtype(
+                                                                  c10::ScalarType::Float)),
+                                   npy::DType::kFloat32, "small")
+                  .ok());
+  clock.AdvanceMs(2000);
+  std::thread sweeper([&] { EXPECT_EQ(store->SweepExpired(), 1); });
+  ASSERT_TRUE(deleter_entered.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  // The sweeper is now inside the free. Acquire and List must not wait for it.
+  absl::Notification stat_done;
+  std::thread stat([&] {
+    EXPECT_TRUE(store->Acquire("small").ok());
+    EXPECT_EQ(store->List().size(), 1u);
+    stat_done.Notify();
+  });
+  const bool unblocked = stat_done.WaitForNotificationWithTimeout(absl::Seconds(10));
+  release_deleter.Notify();
+  sweeper.join();
+  stat.join();
+  EXPECT_TRUE(unblocked) << "a Stat waited for a tensor being freed under the store lock";
 }
 
 }  // namespace

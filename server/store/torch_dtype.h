@@ -21,7 +21,7 @@ c10::ScalarType StorageTypeOf(npy::DType dtype);
 // or other types numpy lacks.
 absl::StatusOr<npy::DType> NpyDTypeOf(c10::ScalarType type);
 
-// The LibTorch device for a canonical name from ResolveDevice: "cpu" or
+// The LibTorch device for a canonical name from DevicePlan::Resolve: "cpu" or
 // "cuda:N".
 c10::Device TorchDeviceOf(const std::string& name);
 

@@ -1,6 +1,6 @@
-// InProcessServer: the real npystream gRPC server on a free loopback port,
-// with its own store and CPU transfer engine, for tests of servers and
-// clients (as Arrow Flight's tests do).
+// InProcessServer: the real daemon (server/daemon.h) on a free loopback
+// port, with its own store, transfer engine and inference engine, for tests
+// of servers and clients (as Arrow Flight's tests do).
 #ifndef NPYSTREAM_SERVER_TESTING_IN_PROCESS_SERVER_H_
 #define NPYSTREAM_SERVER_TESTING_IN_PROCESS_SERVER_H_
 
@@ -10,9 +10,7 @@
 #include "absl/status/statusor.h"
 #include "grpcpp/grpcpp.h"
 #include "server/common/clock.h"
-#include "server/rpc/rpc_server.h"
-#include "server/store/tensor_store.h"
-#include "server/transfer/transfer.h"
+#include "server/daemon.h"
 
 namespace npystream::testing {
 
@@ -21,26 +19,30 @@ class InProcessServer {
   struct Options {
     uint64_t budget_bytes = uint64_t{1} << 30;
     Clock* clock = Clock::Real();  // not owned
-    rpc::PutLimits put_limits;
-    rpc::RpcMetrics* metrics = nullptr;  // not owned
+    std::string model_repository;  // empty: no models
+    bool admin_port = false;       // also serve the admin HTTP port (port 0)
     // Replaces the CPU transfer engine (e.g. a DeviceTransfer over a fake).
     std::unique_ptr<Transfer> transfer;
+    // Anything else the daemon's flags set; listen/http_listen/device,
+    // store_budget and model_repository are overridden from the fields above.
+    DaemonConfig config;
   };
 
   static absl::StatusOr<std::unique_ptr<InProcessServer>> Start(Options options);
   static absl::StatusOr<std::unique_ptr<InProcessServer>> Start() { return Start(Options()); }
 
   // "127.0.0.1:PORT".
-  const std::string& target() const { return server_->target(); }
-  TensorStore* store() { return store_.get(); }
-  // A new insecure channel to the server.
+  const std::string& target() const { return daemon_->grpc_target(); }
+  int http_port() const { return daemon_->http_port(); }
+  TensorStore* store() { return daemon_->store(); }
+  InferenceEngine* engine() { return daemon_->engine(); }
+  Daemon* daemon() { return daemon_.get(); }
+  // A new insecure channel to the server, with the clients' settings.
   std::shared_ptr<grpc::Channel> NewChannel() const;
 
  private:
   InProcessServer() = default;
-  std::unique_ptr<TensorStore> store_;
-  std::unique_ptr<Transfer> transfer_;
-  std::unique_ptr<rpc::RpcServer> server_;
+  std::unique_ptr<Daemon> daemon_;
 };
 
 }  // namespace npystream::testing

@@ -2,6 +2,7 @@
 #include <ATen/ops/arange.h>
 
 #include "gtest/gtest.h"
+#include "server/testing/store_testing.h"
 #include "server/transfer/cuda_probe.h"
 #include "server/transfer/transfer.h"
 
@@ -12,7 +13,7 @@ TEST(CpuTransferTest, ChunksAreViewsThatPinTheTensor) {
   TensorStore::Options options;
   auto store = *TensorStore::Create(options);
   at::Tensor t = at::arange(1000, at::TensorOptions().dtype(c10::ScalarType::Float));
-  auto stored = store->Insert(t, npy::DType::kFloat32, "a", 0);
+  auto stored = testing::InsertNamed(store.get(), t, npy::DType::kFloat32, "a", 0);
   ASSERT_TRUE(stored.ok());
   auto reader = NewCpuTransfer()->OpenReader(*stored);
   ASSERT_TRUE(reader.ok());
@@ -34,7 +35,7 @@ TEST(CpuTransferTest, ChunksAreViewsThatPinTheTensor) {
 
 TEST(CpuTransferTest, RangePastTheEndIsOutOfRange) {
   auto store = *TensorStore::Create({});
-  auto stored = *store->Insert(at::arange(4, at::TensorOptions().dtype(c10::ScalarType::Float)),
+  auto stored = *testing::InsertNamed(store.get(), at::arange(4, at::TensorOptions().dtype(c10::ScalarType::Float)),
                                npy::DType::kFloat32, "", 0);
   auto reader = *NewCpuTransfer()->OpenReader(stored);
   absl::Status status;

@@ -90,7 +90,7 @@ class DeviceRead : public std::enable_shared_from_this<DeviceRead> {
           waiting_for_slot_ = true;  // backpressure: the ring calls OnLease
           break;
         }
-        window_[next_issue_] = Slot{lease};
+        window_[next_issue_] = Slot{lease, false, absl::OkStatus()};
         to_copy.emplace_back(next_issue_++, std::move(lease));
       }
       answer = TakeAnswerLocked();
@@ -123,7 +123,7 @@ class DeviceRead : public std::enable_shared_from_this<DeviceRead> {
       waiting_for_slot_ = false;
       if (closed_ || next_issue_ >= slots_total_) return;  // the lease goes back
       k = next_issue_++;
-      window_[k] = Slot{lease};
+      window_[k] = Slot{lease, false, absl::OkStatus()};
     }
     StartCopy(k, std::move(lease));
     Pump();

@@ -6,7 +6,7 @@
 #include <thread>
 
 #include "gtest/gtest.h"
-#include "server/transfer/fake_copy_device.h"
+#include "server/testing/fake_copy_device.h"
 #include "server/transfer/transfer_testing.h"
 
 namespace npystream {

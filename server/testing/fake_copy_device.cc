@@ -1,4 +1,4 @@
-#include "server/transfer/fake_copy_device.h"
+#include "server/testing/fake_copy_device.h"
 
 #include <cstdlib>
 #include <cstring>

@@ -1,8 +1,8 @@
 // FakeCopyDevice: a CopyDevice over host memory whose copies (either
 // direction) complete on worker threads in random order (across and within
 // streams), for tests.
-#ifndef NPYSTREAM_SERVER_TRANSFER_FAKE_COPY_DEVICE_H_
-#define NPYSTREAM_SERVER_TRANSFER_FAKE_COPY_DEVICE_H_
+#ifndef NPYSTREAM_SERVER_TESTING_FAKE_COPY_DEVICE_H_
+#define NPYSTREAM_SERVER_TESTING_FAKE_COPY_DEVICE_H_
 
 #include <random>
 #include <thread>
@@ -63,4 +63,4 @@ class FakeCopyDevice : public CopyDevice {
 
 }  // namespace npystream
 
-#endif  // NPYSTREAM_SERVER_TRANSFER_FAKE_COPY_DEVICE_H_
+#endif  // NPYSTREAM_SERVER_TESTING_FAKE_COPY_DEVICE_H_

@@ -1,8 +1,8 @@
 // Process-wide settings for programs that stream large gRPC messages. Call
 // TuneProcessForStreaming() first thing in main(); they are process-wide
 // choices, so libraries never make them.
-#ifndef NPYSTREAM_SERVER_COMMON_PROCESS_TUNING_H_
-#define NPYSTREAM_SERVER_COMMON_PROCESS_TUNING_H_
+#ifndef NPYSTREAM_BASE_PROCESS_TUNING_H_
+#define NPYSTREAM_BASE_PROCESS_TUNING_H_
 
 #include <string>
 
@@ -27,4 +27,4 @@ std::string IgnoreMutexDeadlockChecks();
 
 }  // namespace npystream
 
-#endif  // NPYSTREAM_SERVER_COMMON_PROCESS_TUNING_H_
+#endif  // NPYSTREAM_BASE_PROCESS_TUNING_H_

@@ -1,4 +1,4 @@
-#include "server/common/process_tuning.h"
+#include "base/process_tuning.h"
 
 #include <malloc.h>
 

@@ -1,4 +1,4 @@
-#include "server/http/admin_server.h"
+#include "server/http/byte_range.h"
 
 #include "gtest/gtest.h"
 

@@ -1,4 +1,6 @@
-#include "server/http/metrics.h"
+#include "server/metrics/metrics.h"
+
+#include "absl/status/status.h"
 
 #include "prometheus/text_serializer.h"
 
@@ -12,15 +14,6 @@ const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
 }
 
 }  // namespace
-
-const char* CodeName(int code) {
-  static const char* kNames[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT",
-                                 "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
-                                 "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-                                 "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL",
-                                 "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
-  return code >= 0 && code <= 16 ? kNames[code] : "UNKNOWN";
-}
 
 Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   using prometheus::BuildCounter;
@@ -88,7 +81,7 @@ void Metrics::SetGpuMemorySource(int count, std::function<bool(int, uint64_t*)> 
 
 void Metrics::CallDone(absl::string_view method, int code, double seconds) {
   const std::string m(method);
-  requests_->Add({{"method", m}, {"code", CodeName(code)}}).Increment();
+  requests_->Add({{"method", m}, {"code", absl::StatusCodeToString(static_cast<absl::StatusCode>(code))}}).Increment();
   durations_->Add({{"method", m}}, LatencyBuckets()).Observe(seconds);
 }
 

@@ -1,8 +1,9 @@
 // Metrics: the daemon's Prometheus registry (prometheus-cpp). Implements the
 // RPC, engine, transfer and store metric interfaces; store gauges are read at
-// scrape time.
-#ifndef NPYSTREAM_SERVER_HTTP_METRICS_H_
-#define NPYSTREAM_SERVER_HTTP_METRICS_H_
+// scrape time. The admin port serves Scrape() through a callback, so it does
+// not depend on this folder.
+#ifndef NPYSTREAM_SERVER_METRICS_METRICS_H_
+#define NPYSTREAM_SERVER_METRICS_METRICS_H_
 
 #include <memory>
 #include <string>
@@ -81,9 +82,6 @@ class Metrics : public rpc::RpcMetrics,
   prometheus::Gauge* staging_free_;
 };
 
-// "OK", "NOT_FOUND", ... for a canonical code.
-const char* CodeName(int code);
-
 }  // namespace npystream
 
-#endif  // NPYSTREAM_SERVER_HTTP_METRICS_H_
+#endif  // NPYSTREAM_SERVER_METRICS_METRICS_H_

@@ -1,0 +1,47 @@
+# npystream_forbid_torch(lib...): fails the configure step when one of the
+# libraries could see LibTorch's headers: when LibTorch is among its own
+# link libraries or is reachable through the public (INTERFACE) link
+# libraries of anything it links. Only targets carry include paths:
+# $<LINK_ONLY:...> entries (PRIVATE deps of static libraries) and plain
+# library files are not followed.
+function(npystream_is_torch item out)
+  set(${out} FALSE PARENT_SCOPE)
+  if(TARGET ${item} AND (item IN_LIST TORCH_LIBRARIES OR item MATCHES "^(torch|c10|caffe2)"))
+    set(${out} TRUE PARENT_SCOPE)
+  endif()
+endfunction()
+
+function(npystream_forbid_torch)
+  foreach(lib ${ARGN})
+    get_target_property(queue ${lib} LINK_LIBRARIES)
+    if(NOT queue)
+      set(queue)
+    endif()
+    set(seen)
+    set(path_${lib} ${lib})
+    while(queue)
+      list(POP_FRONT queue item)
+      if(item MATCHES "^\\$<LINK_ONLY:" OR item IN_LIST seen)
+        continue()
+      endif()
+      list(APPEND seen ${item})
+      npystream_is_torch("${item}" is_torch)
+      if(is_torch)
+        message(FATAL_ERROR "layering: ${lib} reaches LibTorch (${item}) through its public "
+                            "dependencies; link it PRIVATE where it is used (engine, store)")
+      endif()
+      if(TARGET ${item})
+        get_target_property(next ${item} INTERFACE_LINK_LIBRARIES)
+        if(next)
+          list(APPEND queue ${next})
+        endif()
+      endif()
+    endwhile()
+    get_target_property(dirs ${lib} INCLUDE_DIRECTORIES)
+    foreach(dir ${TORCH_INCLUDE_DIRS})
+      if(dirs AND dir IN_LIST dirs)
+        message(FATAL_ERROR "layering: ${lib} has LibTorch's include path ${dir}")
+      endif()
+    endforeach()
+  endforeach()
+endfunction()

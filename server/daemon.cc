@@ -1,0 +1,231 @@
+#include "server/daemon.h"
+
+#include <algorithm>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "base/file_util.h"
+#include "server/common/log.h"
+#include "server/common/status_macros.h"
+#include "server/transfer/device_transfer.h"
+
+namespace npystream {
+namespace {
+
+// The file a flag names, or INVALID_ARGUMENT naming the flag.
+absl::StatusOr<std::string> ReadFlagFile(absl::string_view flag, const std::string& path) {
+  auto bytes = ReadFileToString(path);
+  if (!bytes.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--", flag, ": ", bytes.status().message()));
+  }
+  return bytes;
+}
+
+}  // namespace
+
+Daemon::Daemon(const DaemonConfig& config, DaemonEnv env)
+    : config_(config), env_(std::move(env)) {}
+
+Daemon::~Daemon() { Drain(absl::ZeroDuration()); }
+
+absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(const DaemonConfig& config,
+                                                       DaemonEnv env) {
+  std::unique_ptr<Daemon> daemon(new Daemon(config, std::move(env)));
+  RETURN_IF_ERROR(daemon->Build());
+  return daemon;
+}
+
+absl::Status Daemon::ReadSecrets() {
+  if (!config_.auth_token_file.empty()) {
+    ASSIGN_OR_RETURN(std::string token, ReadFlagFile("auth-token-file", config_.auth_token_file));
+    token_ = std::string(absl::StripAsciiWhitespace(token.substr(0, token.find('\n'))));
+    if (token_.empty()) return absl::InvalidArgumentError("--auth-token-file is empty");
+  }
+  if (!config_.tls_cert.empty() || !config_.tls_key.empty()) {
+    if (config_.tls_cert.empty() || config_.tls_key.empty()) {
+      return absl::InvalidArgumentError("--tls-cert and --tls-key must both name PEM files");
+    }
+    ASSIGN_OR_RETURN(tls_cert_pem_, ReadFlagFile("tls-cert", config_.tls_cert));
+    ASSIGN_OR_RETURN(tls_key_pem_, ReadFlagFile("tls-key", config_.tls_key));
+    if (!config_.tls_client_ca.empty()) {
+      ASSIGN_OR_RETURN(tls_client_ca_pem_, ReadFlagFile("tls-client-ca", config_.tls_client_ca));
+    }
+  } else if (!config_.tls_client_ca.empty()) {
+    return absl::InvalidArgumentError("--tls-client-ca needs --tls-cert and --tls-key");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Daemon::PlanDevices() {
+  const CudaProbe cuda = env_.probe_cuda();
+  const int torch_cuda = env_.torch_cuda_devices();
+  const bool host_only = absl::AsciiStrToLower(config_.device) == "cpu";
+  const int usable = host_only ? 0 : std::min(cuda.device_count, torch_cuda);
+  cuda_description_ = cuda.description;
+  auto plan = DevicePlan::Create(config_.device, usable);
+  if (!plan.ok()) {
+    // An explicit --device must exist: serving on the CPU instead would be a
+    // silent surprise, and every Put to the default device would fail.
+    return absl::InvalidArgumentError(
+        absl::StrCat(plan.status().message(), " (", cuda.description, ")"));
+  }
+  devices_ = *std::move(plan);
+  Log(LogLevel::kInfo, "devices",
+      {{"tuning", env_.process_tuning},
+       {"cuda_runtime", cuda.device_count},
+       {"torch_cuda", torch_cuda},
+       {"default", devices_.default_device()},
+       {"detail", cuda.description}});
+  return absl::OkStatus();
+}
+
+absl::Status Daemon::BuildTransfer() {
+  if (env_.transfer) {
+    transfer_ = std::move(env_.transfer);
+    return absl::OkStatus();
+  }
+  if (!devices_.uses_cuda()) {
+    // Host tensors are sent straight from their memory.
+    transfer_ = NewCpuTransfer();
+    return absl::OkStatus();
+  }
+  // GPU tensors stage through a pinned ring per device.
+  DeviceTransfer::Options to;
+  to.ring_bytes = config_.staging_bytes;
+  to.slot_bytes = config_.staging_chunk;
+  to.metrics = metrics_;
+  for (int i = 0; i < devices_.cuda_device_count(); ++i) {
+    ASSIGN_OR_RETURN(std::unique_ptr<CopyDevice> device,
+                     env_.new_copy_device(i, config_.copy_streams));
+    to.devices[absl::StrCat("cuda:", i)] = device.get();
+    copy_devices_.push_back(std::move(device));
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<DeviceTransfer> ring, DeviceTransfer::Create(to));
+  DeviceTransfer* dt = ring.get();
+  metrics_->SetStagingFreeSource([dt] { return dt->free_staging_bytes(); });
+  metrics_->SetGpuMemorySource(devices_.cuda_device_count(), &CudaMemoryUsed);
+  transfer_ = std::move(ring);
+  return absl::OkStatus();
+}
+
+absl::Status Daemon::Build() {
+  RETURN_IF_ERROR(ReadSecrets());
+  RETURN_IF_ERROR(PlanDevices());
+  metrics_ = env_.metrics;
+  if (metrics_ == nullptr) {
+    owned_metrics_ = std::make_unique<Metrics>();
+    metrics_ = owned_metrics_.get();
+  }
+
+  TensorStore::Options store_options;
+  store_options.clock = env_.clock;
+  store_options.metrics = metrics_;
+  store_options.budget_bytes = config_.store_budget;
+  store_options.devices = devices_;
+  ASSIGN_OR_RETURN(store_, TensorStore::Create(store_options));
+  metrics_->SetStore(store_.get());
+
+  RETURN_IF_ERROR(BuildTransfer());
+
+  InferenceEngine::Options engine_options;
+  engine_options.model_repository = config_.model_repository;
+  engine_options.store = store_.get();
+  engine_options.devices = devices_;
+  engine_options.metrics = metrics_;
+  ASSIGN_OR_RETURN(engine_, InferenceEngine::Create(engine_options));
+  return absl::OkStatus();
+}
+
+absl::Status Daemon::Start() {
+  rpc::RpcServer::Options rpc_options;
+  rpc_options.listen = config_.listen;
+  rpc_options.store = store_.get();
+  rpc_options.engine = engine_.get();
+  rpc_options.transfer = transfer_.get();
+  rpc_options.metrics = metrics_;
+  if (!tls_cert_pem_.empty()) {
+    grpc::SslServerCredentialsOptions ssl;
+    ssl.pem_key_cert_pairs.push_back({tls_key_pem_, tls_cert_pem_});
+    if (!tls_client_ca_pem_.empty()) {
+      ssl.pem_root_certs = tls_client_ca_pem_;
+      ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+    }
+    rpc_options.credentials = grpc::SslServerCredentials(ssl);
+  }
+  rpc_options.token = token_;
+  rpc_options.idle_timeout = absl::Seconds(config_.idle_timeout_seconds);
+  rpc_options.put_limits.parse.max_header_bytes = config_.max_header_bytes;
+  rpc_options.put_limits.parse.max_ndim = config_.max_ndim;
+  if (config_.max_put_bytes > 0) rpc_options.put_limits.max_tensor_bytes = config_.max_put_bytes;
+  rpc_options.max_concurrent_streams = config_.max_concurrent_streams;
+  ASSIGN_OR_RETURN(rpc_, rpc::RpcServer::Start(rpc_options));
+
+  std::string http_address = "off";
+  if (!config_.http_listen.empty()) {
+    AdminServer::Options admin_options;
+    admin_options.listen = config_.http_listen;
+    admin_options.scrape = [metrics = metrics_] { return metrics->Scrape(); };
+    admin_options.store = store_.get();
+    admin_options.transfer = transfer_.get();
+    admin_options.token = token_;
+    admin_options.tls_cert_pem = tls_cert_pem_;
+    admin_options.tls_key_pem = tls_key_pem_;
+    admin_options.tls_client_ca_pem = tls_client_ca_pem_;
+    admin_options.not_ready_reason = [this]() -> std::string {
+      return draining_.load() ? "draining" : "";
+    };
+    ASSIGN_OR_RETURN(admin_, AdminServer::Start(admin_options));
+    http_address = absl::StrCat(config_.http_listen.substr(0, config_.http_listen.rfind(':')), ":",
+                                admin_->port());
+  }
+
+  periodic_.Add("ttl_sweep", absl::Seconds(1), [this] {
+    const int n = store_->SweepExpired();
+    if (n > 0) Log(LogLevel::kDebug, "expired", {{"tensors", n}});
+  });
+  if (config_.idle_timeout_seconds > 0) {
+    periodic_.Add("idle_watchdog", absl::Milliseconds(200), [this] { rpc_->CancelIdle(); });
+  }
+  periodic_.Start();
+
+  const ModelListing models = engine_->ListModels();
+  const char* tls = tls_cert_pem_.empty() ? "off" : (tls_client_ca_pem_.empty() ? "on" : "mutual");
+  Log(LogLevel::kInfo, "listening",
+      {{"grpc", rpc_->target()},
+       {"http", http_address},
+       {"tls", tls},
+       {"auth", token_.empty() ? "off" : "token"},
+       {"budget", config_.store_budget},
+       {"device", config_.device},
+       {"models", models.models.size()},
+       {"model_errors", models.errors.size()}});
+  return absl::OkStatus();
+}
+
+bool Daemon::Drain(absl::Duration deadline) {
+  if (stopped_) return true;
+  stopped_ = true;
+  draining_ = true;
+  bool idle = true;
+  if (rpc_) {
+    rpc_->StartDrain();
+    Log(LogLevel::kInfo, "draining",
+        {{"in_flight", rpc_->in_flight()}, {"timeout_s", absl::ToDoubleSeconds(deadline)}});
+    idle = rpc_->WaitIdle(deadline);
+    if (!idle) Log(LogLevel::kWarning, "drain_timeout", {{"cancelling", rpc_->in_flight()}});
+    rpc_->Shutdown(absl::Seconds(1));
+  }
+  if (admin_) admin_->Stop();
+  periodic_.Stop();
+  if (rpc_) Log(LogLevel::kInfo, "stopped", {{"clean", idle}});
+  return idle;
+}
+
+ModelListing Daemon::Reload() {
+  ModelListing listing = engine_->Reload();
+  Log(LogLevel::kInfo, "reloaded",
+      {{"models", listing.models.size()}, {"errors", listing.errors.size()}});
+  return listing;
+}
+
+}  // namespace npystream
