@@ -1,4 +1,5 @@
 """Fixtures: a real npystreamd on a free loopback port, and clients for it."""
+import json
 import os
 import re
 import subprocess
@@ -38,6 +39,15 @@ class Daemon:
     def _read_log(self):
         for line in self.proc.stderr:
             self.log.append(line)
+            if line.startswith("{"):  # --log-format json
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if record.get("event") == "listening":
+                    self.target, self.http = record["grpc"], record.get("http")
+                    self._ready.set()
+                continue
             m = re.search(r" listening grpc=(\S+)", line)
             if m:
                 self.target = m.group(1)
@@ -66,12 +76,30 @@ class Daemon:
         return self.proc.returncode
 
 
+def assert_json_log(lines):
+    """Every line is one JSON object with ts, level and event (a log shipper's
+    view); returns the records."""
+    records = []
+    for line in lines:
+        assert line.endswith("\n"), repr(line)
+        record = json.loads(line)  # raises on any malformed line
+        assert isinstance(record, dict), line
+        assert {"ts", "level", "event"} <= record.keys(), line
+        records.append(record)
+    return records
+
+
 @pytest.fixture(scope="session")
 def daemon():
-    d = Daemon()
+    # The shared daemon logs JSON at debug level (a line per call): every line
+    # it writes during the whole suite must parse.
+    d = Daemon("--log-format", "json", "--log-level", "debug")
     yield d
     assert d.alive(), "npystreamd died during the tests:\n" + "".join(d.log[-50:])
     assert d.stop() == 0
+    records = assert_json_log(d.log)
+    events = {r["event"] for r in records}
+    assert {"devices", "listening", "rpc", "draining", "stopped"} <= events, events
 
 
 @pytest.fixture

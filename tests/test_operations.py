@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import npystream
-from conftest import BUILD
+from conftest import BUILD, assert_json_log
 from make_test_models import Transpose, write
 from npy_ref import save_bytes
 from npystream import _wire
@@ -400,3 +400,22 @@ def test_max_concurrent_streams_queues_calls_on_one_connection(make_daemon, monk
         t.join(60)
     assert "fetch" in done
     assert queued > 0.4, queued
+
+
+def test_json_logs_keep_messages_with_spaces_whole_and_values_typed(make_daemon):
+    d = make_daemon("--log-format", "json", "--store-budget", "1KiB")
+    with d.client() as c:
+        with pytest.raises(npystream.ResourceExhaustedError) as refused:
+            c.put(np.zeros(1024, np.float32))
+    assert d.stop() == 0
+    records = assert_json_log(d.log)
+    failed = [r for r in records if r["event"] == "rpc" and r["method"] == "Put"]
+    assert len(failed) == 1, records
+    rpc = failed[0]
+    assert rpc["level"] == "WARNING"
+    assert rpc["code"] == "RESOURCE_EXHAUSTED"
+    assert " " in rpc["error"] and rpc["error"] in str(refused.value)
+    assert isinstance(rpc["bytes"], int) and isinstance(rpc["ms"], float)
+    listening = next(r for r in records if r["event"] == "listening")
+    assert listening["budget"] == 1024 and listening["models"] == 0
+    assert next(r for r in records if r["event"] == "stopped")["clean"] is True
