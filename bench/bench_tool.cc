@@ -25,9 +25,9 @@
 #include <thread>
 #include <vector>
 
+#include "base/process_tuning.h"
 #include "client/cpp/npystream_client.h"
 #include "proto/wire/channel_args.h"
-#include "base/process_tuning.h"
 
 #ifdef NPYSTREAM_WITH_CUDA
 #include <cuda_runtime_api.h>
@@ -50,8 +50,9 @@ std::string Stats(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   auto pct = [&](double p) { return v[std::min(v.size() - 1, static_cast<size_t>(p * v.size()))]; };
   char buf[256];
-  snprintf(buf, sizeof(buf), "\"min\": %.6g, \"median\": %.6g, \"p50\": %.6g, \"p99\": %.6g, \"n\": %zu",
-           v.front(), pct(0.5), pct(0.5), pct(0.99), v.size());
+  snprintf(buf, sizeof(buf),
+           "\"min\": %.6g, \"median\": %.6g, \"p50\": %.6g, \"p99\": %.6g, \"n\": %zu", v.front(),
+           pct(0.5), pct(0.5), pct(0.99), v.size());
   return buf;
 }
 
@@ -64,8 +65,9 @@ int Memcpy(size_t bytes) {
     rates.push_back(bytes / Seconds(t0, Clock::now()));
     a[i] = b[bytes - 1 - i];  // keep the copies observable
   }
-  std::cout << "{\"case\": \"memcpy\", \"bytes\": " << bytes << ", \"Bps_max\": "
-            << *std::max_element(rates.begin(), rates.end()) << "}" << std::endl;
+  std::cout << "{\"case\": \"memcpy\", \"bytes\": " << bytes
+            << ", \"Bps_max\": " << *std::max_element(rates.begin(), rates.end()) << "}"
+            << std::endl;
   return 0;
 }
 
@@ -73,7 +75,8 @@ class RawService : public grpc::CallbackGenericService {
  public:
   explicit RawService(size_t bytes) : data_(bytes, 'x') {
     for (size_t off = 0; off < bytes; off += kPiece) {
-      slices_.emplace_back(data_.data() + off, std::min(kPiece, bytes - off), grpc::Slice::STATIC_SLICE);
+      slices_.emplace_back(data_.data() + off, std::min(kPiece, bytes - off),
+                           grpc::Slice::STATIC_SLICE);
     }
   }
   grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext* ctx) override {
@@ -212,11 +215,13 @@ int RawEcho(const std::string& target, size_t size, int repeat) {
   for (int r = 0; r < repeat + 50; ++r) {
     size_t got = 0;
     auto t0 = Clock::now();
-    GenericCall(&stub, "/bench.Raw/Echo", payload, [&](const grpc::ByteBuffer& bb) { got += bb.Length(); });
+    GenericCall(&stub, "/bench.Raw/Echo", payload,
+                [&](const grpc::ByteBuffer& bb) { got += bb.Length(); });
     if (r >= 50) secs.push_back(Seconds(t0, Clock::now()));  // after warm-up
     if (got != size) return 1;
   }
-  std::cout << "{\"case\": \"raw-echo\", \"bytes\": " << size << ", " << Stats(secs) << "}" << std::endl;
+  std::cout << "{\"case\": \"raw-echo\", \"bytes\": " << size << ", " << Stats(secs) << "}"
+            << std::endl;
   return 0;
 }
 
@@ -283,8 +288,9 @@ int Fetch(const std::string& target, const std::string& handle, int repeat, int 
   for (auto& t : pool) t.join();
   if (failed) return 1;
   const double wall = Seconds(t_all, Clock::now());
-  std::cout << "{\"case\": \"cpp-fetch\", \"threads\": " << threads << ", \"bytes\": "
-            << bytes / secs.size() << ", \"aggregate_Bps\": " << bytes / wall << ", " << Stats(secs);
+  std::cout << "{\"case\": \"cpp-fetch\", \"threads\": " << threads
+            << ", \"bytes\": " << bytes / secs.size() << ", \"aggregate_Bps\": " << bytes / wall
+            << ", " << Stats(secs);
   if (!first_byte.empty()) std::cout << ", \"first_byte\": {" << Stats(first_byte) << "}";
   std::cout << "}" << std::endl;
   return 0;
@@ -297,9 +303,9 @@ int Put(const std::string& target, size_t bytes, int repeat) {
   options.target = target;
   auto client = *npystream::Client::Connect(options);
   char header[128];
-  const int hlen = std::snprintf(header, sizeof(header),
-                                 "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu,), }",
-                                 bytes / 4);
+  const int hlen =
+      std::snprintf(header, sizeof(header),
+                    "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu,), }", bytes / 4);
   std::string dict(header, hlen);
   const size_t total = 10 + dict.size() + 1;
   dict.append((64 - total % 64) % 64, ' ');
@@ -416,7 +422,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> a(argv + 1, argv + argc);
   if (a.size() == 2 && a[0] == "memcpy") return Memcpy(std::stoull(a[1]));
   if (a.size() == 2 && a[0] == "raw-server") return RawServer(std::stoull(a[1]));
-  if (a.size() == 4 && a[0] == "raw-stream") return RawStream(a[1], std::stoull(a[2]), std::stoi(a[3]));
+  if (a.size() == 4 && a[0] == "raw-stream")
+    return RawStream(a[1], std::stoull(a[2]), std::stoi(a[3]));
   if (a.size() == 4 && a[0] == "raw-echo") return RawEcho(a[1], std::stoull(a[2]), std::stoi(a[3]));
   if (a.size() == 4 && a[0] == "put") return Put(a[1], std::stoull(a[2]), std::stoi(a[3]));
   if (a.size() == 4 && a[0] == "stat") return StatLatency(a[1], a[2], std::stoi(a[3]));

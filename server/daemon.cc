@@ -23,13 +23,11 @@ absl::StatusOr<std::string> ReadFlagFile(absl::string_view flag, const std::stri
 
 }  // namespace
 
-Daemon::Daemon(const DaemonConfig& config, DaemonEnv env)
-    : config_(config), env_(std::move(env)) {}
+Daemon::Daemon(const DaemonConfig& config, DaemonEnv env) : config_(config), env_(std::move(env)) {}
 
 Daemon::~Daemon() { Drain(absl::ZeroDuration()); }
 
-absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(const DaemonConfig& config,
-                                                       DaemonEnv env) {
+absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(const DaemonConfig& config, DaemonEnv env) {
   std::unique_ptr<Daemon> daemon(new Daemon(config, std::move(env)));
   RETURN_IF_ERROR(daemon->Build());
   return daemon;

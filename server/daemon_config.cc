@@ -4,12 +4,12 @@
 #include <sstream>
 
 #include "absl/strings/ascii.h"
-#include "base/file_util.h"
-#include "nlohmann/json.hpp"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "base/file_util.h"
+#include "nlohmann/json.hpp"
 #include "server/common/byte_size.h"
 #include "server/common/log.h"
 #include "server/common/status_macros.h"
@@ -43,25 +43,41 @@ absl::Status SetBytes(uint64_t* out, const char* name, const std::string& v) {
 const std::vector<Flag>& Flags() {
   static const auto* flags = new std::vector<Flag>{
       {"listen", "gRPC address host:port (port 0 picks one)",
-       [](DaemonConfig* c, const std::string& v) { c->listen = v; return absl::OkStatus(); }},
+       [](DaemonConfig* c, const std::string& v) {
+         c->listen = v;
+         return absl::OkStatus();
+       }},
       {"store-budget", "bytes of tensors kept per device, e.g. 8GiB",
-       [](DaemonConfig* c, const std::string& v) { return SetBytes(&c->store_budget, "store-budget", v); }},
+       [](DaemonConfig* c, const std::string& v) {
+         return SetBytes(&c->store_budget, "store-budget", v);
+       }},
       {"device", "where Put/auto tensors live: auto, cpu or cuda:N",
        [](DaemonConfig* c, const std::string& v) {
          if (v != "auto" && v != "cpu" && !absl::StartsWith(v, "cuda")) {
-           return absl::InvalidArgumentError(absl::StrCat("--device=", v, ": use auto, cpu or cuda:N"));
+           return absl::InvalidArgumentError(
+               absl::StrCat("--device=", v, ": use auto, cpu or cuda:N"));
          }
          c->device = v;
          return absl::OkStatus();
        }},
       {"model-repository", "folder of models: DIR/<name>/model.pt",
-       [](DaemonConfig* c, const std::string& v) { c->model_repository = v; return absl::OkStatus(); }},
+       [](DaemonConfig* c, const std::string& v) {
+         c->model_repository = v;
+         return absl::OkStatus();
+       }},
       {"http-listen", "admin HTTP address host:port (empty disables)",
-       [](DaemonConfig* c, const std::string& v) { c->http_listen = v; return absl::OkStatus(); }},
+       [](DaemonConfig* c, const std::string& v) {
+         c->http_listen = v;
+         return absl::OkStatus();
+       }},
       {"max-put-bytes", "largest tensor one Put may create (0: budget only)",
-       [](DaemonConfig* c, const std::string& v) { return SetBytes(&c->max_put_bytes, "max-put-bytes", v); }},
+       [](DaemonConfig* c, const std::string& v) {
+         return SetBytes(&c->max_put_bytes, "max-put-bytes", v);
+       }},
       {"max-header-bytes", "largest .npy header accepted",
-       [](DaemonConfig* c, const std::string& v) { return SetBytes(&c->max_header_bytes, "max-header-bytes", v); }},
+       [](DaemonConfig* c, const std::string& v) {
+         return SetBytes(&c->max_header_bytes, "max-header-bytes", v);
+       }},
       {"max-ndim", "most dimensions a tensor may have (<= 32)",
        [](DaemonConfig* c, const std::string& v) {
          RETURN_IF_ERROR(SetInt(&c->max_ndim, "max-ndim", v, 0));
@@ -80,35 +96,58 @@ const std::vector<Flag>& Flags() {
        [](DaemonConfig* c, const std::string& v) {
          LogLevel level;
          if (!ParseLogLevel(v, &level)) {
-           return absl::InvalidArgumentError(absl::StrCat("--log-level=", v, ": use debug, info, warning or error"));
+           return absl::InvalidArgumentError(
+               absl::StrCat("--log-level=", v, ": use debug, info, warning or error"));
          }
          c->log_level = v;
          return absl::OkStatus();
        }},
       {"tls-cert", "PEM certificate chain: TLS on gRPC and admin ports",
-       [](DaemonConfig* c, const std::string& v) { c->tls_cert = v; return absl::OkStatus(); }},
+       [](DaemonConfig* c, const std::string& v) {
+         c->tls_cert = v;
+         return absl::OkStatus();
+       }},
       {"tls-key", "PEM private key for --tls-cert",
-       [](DaemonConfig* c, const std::string& v) { c->tls_key = v; return absl::OkStatus(); }},
+       [](DaemonConfig* c, const std::string& v) {
+         c->tls_key = v;
+         return absl::OkStatus();
+       }},
       {"tls-client-ca", "PEM CA: clients must present a certificate it signed (mTLS)",
-       [](DaemonConfig* c, const std::string& v) { c->tls_client_ca = v; return absl::OkStatus(); }},
+       [](DaemonConfig* c, const std::string& v) {
+         c->tls_client_ca = v;
+         return absl::OkStatus();
+       }},
       {"auth-token-file", "file whose first line is the bearer token clients must send",
-       [](DaemonConfig* c, const std::string& v) { c->auth_token_file = v; return absl::OkStatus(); }},
+       [](DaemonConfig* c, const std::string& v) {
+         c->auth_token_file = v;
+         return absl::OkStatus();
+       }},
       {"idle-timeout", "seconds a Put/Fetch stream may make no progress (0: never)",
        [](DaemonConfig* c, const std::string& v) {
          return SetInt(&c->idle_timeout_seconds, "idle-timeout", v, 0);
        }},
       {"staging-bytes", "pinned staging ring per GPU, e.g. 256MiB",
-       [](DaemonConfig* c, const std::string& v) { return SetBytes(&c->staging_bytes, "staging-bytes", v); }},
+       [](DaemonConfig* c, const std::string& v) {
+         return SetBytes(&c->staging_bytes, "staging-bytes", v);
+       }},
       {"staging-chunk", "staging ring slot (copy chunk) size, e.g. 4MiB",
-       [](DaemonConfig* c, const std::string& v) { return SetBytes(&c->staging_chunk, "staging-chunk", v); }},
+       [](DaemonConfig* c, const std::string& v) {
+         return SetBytes(&c->staging_chunk, "staging-chunk", v);
+       }},
       {"copy-streams", "CUDA streams for device-to-host copies",
-       [](DaemonConfig* c, const std::string& v) { return SetInt(&c->copy_streams, "copy-streams", v, 1); }},
+       [](DaemonConfig* c, const std::string& v) {
+         return SetInt(&c->copy_streams, "copy-streams", v, 1);
+       }},
       {"config", "JSON file of flag values ({\"store-budget\": \"8GiB\", ...})",
-       [](DaemonConfig* c, const std::string& v) { c->config_file = v; return absl::OkStatus(); }},
+       [](DaemonConfig* c, const std::string& v) {
+         c->config_file = v;
+         return absl::OkStatus();
+       }},
       {"log-format", "text or json",
        [](DaemonConfig* c, const std::string& v) {
          if (v != "text" && v != "json") {
-           return absl::InvalidArgumentError(absl::StrCat("--log-format=", v, ": use text or json"));
+           return absl::InvalidArgumentError(
+               absl::StrCat("--log-format=", v, ": use text or json"));
          }
          c->log_format = v;
          return absl::OkStatus();
@@ -124,8 +163,7 @@ std::string EnvName(const char* flag) {
 }  // namespace
 
 absl::StatusOr<DaemonConfig> ParseDaemonConfig(
-    const std::vector<std::string>& args,
-    const std::function<const char*(const char*)>& getenv) {
+    const std::vector<std::string>& args, const std::function<const char*(const char*)>& getenv) {
   DaemonConfig config;
   // The config file comes first so the environment and flags override it.
   std::string config_file;
@@ -137,12 +175,13 @@ absl::StatusOr<DaemonConfig> ParseDaemonConfig(
   if (!config_file.empty()) {
     auto text = ReadFileToString(config_file);
     if (!text.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("--config ", config_file, ": cannot read (",
-                                                     text.status().message(), ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--config ", config_file, ": cannot read (", text.status().message(), ")"));
     }
     nlohmann::json j = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded() || !j.is_object()) {
-      return absl::InvalidArgumentError(absl::StrCat("--config ", config_file, ": not a JSON object"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--config ", config_file, ": not a JSON object"));
     }
     for (const auto& [key, value] : j.items()) {
       const Flag* flag = nullptr;
@@ -156,7 +195,8 @@ absl::StatusOr<DaemonConfig> ParseDaemonConfig(
       const std::string text = value.is_string() ? value.get<std::string>() : value.dump();
       absl::Status s = flag->set(&config, text);
       if (!s.ok()) {
-        return absl::InvalidArgumentError(absl::StrCat("--config ", config_file, ": ", s.message()));
+        return absl::InvalidArgumentError(
+            absl::StrCat("--config ", config_file, ": ", s.message()));
       }
     }
     config.config_file = config_file;
@@ -202,8 +242,8 @@ absl::StatusOr<DaemonConfig> ParseDaemonConfig(
 std::string DaemonUsage() {
   std::string out = "usage: npystreamd [--flag=value ...]\n\n";
   for (const Flag& f : Flags()) {
-    absl::StrAppend(&out, "  --", f.name, std::string(24 - std::string(f.name).size(), ' '),
-                    f.help, " [", EnvName(f.name), "]\n");
+    absl::StrAppend(&out, "  --", f.name, std::string(24 - std::string(f.name).size(), ' '), f.help,
+                    " [", EnvName(f.name), "]\n");
   }
   return out;
 }

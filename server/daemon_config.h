@@ -25,10 +25,10 @@ struct DaemonConfig {
   int drain_timeout_seconds = 30;
   std::string log_level = "info";
   std::string log_format = "text";
-  std::string tls_cert;       // PEM files: TLS on the gRPC and admin ports
+  std::string tls_cert;  // PEM files: TLS on the gRPC and admin ports
   std::string tls_key;
-  std::string tls_client_ca;  // PEM: require client certificates it signed
-  std::string auth_token_file;  // first line is the bearer token
+  std::string tls_client_ca;       // PEM: require client certificates it signed
+  std::string auth_token_file;     // first line is the bearer token
   int idle_timeout_seconds = 300;  // Put/Fetch streams without progress
   std::string config_file;
   uint64_t staging_bytes = uint64_t{256} << 20;  // pinned ring per GPU
@@ -42,8 +42,7 @@ struct DaemonConfig {
 // precedence: flags, then environment, then the file, then defaults.
 // INVALID_ARGUMENT naming the flag (or file key) for unknown names and bad values.
 absl::StatusOr<DaemonConfig> ParseDaemonConfig(
-    const std::vector<std::string>& args,
-    const std::function<const char*(const char*)>& getenv);
+    const std::vector<std::string>& args, const std::function<const char*(const char*)>& getenv);
 
 // The --help text.
 std::string DaemonUsage();

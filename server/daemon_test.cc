@@ -172,8 +172,8 @@ TEST(DaemonEnvTest, CudaDevicesGetAPinnedRingThroughTheCopyDeviceFactory) {
   env.probe_cuda = [] { return CudaProbe{2, "two fakes"}; };
   env.torch_cuda_devices = [] { return 2; };
   std::vector<int> made;
-  env.new_copy_device = [&made](int index, int streams)
-      -> absl::StatusOr<std::unique_ptr<CopyDevice>> {
+  env.new_copy_device = [&made](int index,
+                                int streams) -> absl::StatusOr<std::unique_ptr<CopyDevice>> {
     made.push_back(index);
     return std::unique_ptr<CopyDevice>(new FakeCopyDevice(streams));
   };

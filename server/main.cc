@@ -27,8 +27,9 @@ int Run(const DaemonConfig& config, DaemonEnv env) {
   auto daemon = Daemon::Create(config, std::move(env));
   absl::Status started = daemon.ok() ? (*daemon)->Start() : daemon.status();
   if (!started.ok()) {
-    LogError(started.code() == absl::StatusCode::kInvalidArgument ? "config_failed" : "start_failed",
-             started);
+    LogError(
+        started.code() == absl::StatusCode::kInvalidArgument ? "config_failed" : "start_failed",
+        started);
     return 1;
   }
   int sig = 0;

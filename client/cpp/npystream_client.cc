@@ -55,8 +55,7 @@ void Client::Prepare(grpc::ClientContext* context) const {
 }
 
 absl::StatusOr<npystream::v1::TensorInfo> Client::Fetch(
-    const std::string& handle,
-    const std::function<void(const npystream::v1::TensorInfo&)>& on_info,
+    const std::string& handle, const std::function<void(const npystream::v1::TensorInfo&)>& on_info,
     const std::function<void(const char*, size_t)>& sink, uint32_t chunk_bytes) {
   npystream::v1::FetchRequest request;
   request.set_handle(handle);

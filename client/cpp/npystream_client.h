@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "base/process_tuning.h"  // TuneProcessForStreaming(): call it in main()
 #include "grpcpp/grpcpp.h"
 #include "npystream/v1/tensors.grpc.pb.h"
-#include "base/process_tuning.h"  // TuneProcessForStreaming(): call it in main()
 
 namespace npystream {
 
@@ -62,8 +62,7 @@ class Client {
   explicit Client(const ClientOptions& options, std::shared_ptr<grpc::Channel> channel);
   void Prepare(grpc::ClientContext* context) const;
   absl::StatusOr<npystream::v1::TensorInfo> Put(
-      const PutOptions& options,
-      const std::function<bool(std::string* chunk)>& next_chunk);
+      const PutOptions& options, const std::function<bool(std::string* chunk)>& next_chunk);
 
   const ClientOptions options_;
   std::shared_ptr<grpc::Channel> channel_;

@@ -11,8 +11,8 @@
 
 #include "absl/strings/numbers.h"
 #include "base/file_util.h"
-#include "client/cpp/npystream_client.h"
 #include "base/process_tuning.h"
+#include "client/cpp/npystream_client.h"
 
 namespace {
 
@@ -59,8 +59,10 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (a == "--target") options.target = value();
-    else if (a == "--token") options.token = value();
+    if (a == "--target")
+      options.target = value();
+    else if (a == "--token")
+      options.token = value();
     else if (a == "--tls-ca") {
       auto pem = npystream::ReadFileToString(value());
       if (!pem.ok()) {
@@ -68,13 +70,20 @@ int main(int argc, char** argv) {
         std::exit(2);
       }
       options.tls_root_pem = *std::move(pem);
-    } else if (a == "--name") put.name = value();
-    else if (a == "--device") put.device = value();
-    else if (a == "--ttl") put.ttl_seconds = std::stoul(value());
-    else if (a == "-o" || a == "--output") output = value();
-    else if (a == "--repeat") repeat = std::stoi(value());
-    else if (a == "-h" || a == "--help") return Usage();
-    else args.push_back(a);
+    } else if (a == "--name")
+      put.name = value();
+    else if (a == "--device")
+      put.device = value();
+    else if (a == "--ttl")
+      put.ttl_seconds = std::stoul(value());
+    else if (a == "-o" || a == "--output")
+      output = value();
+    else if (a == "--repeat")
+      repeat = std::stoi(value());
+    else if (a == "-h" || a == "--help")
+      return Usage();
+    else
+      args.push_back(a);
   }
   if (args.empty()) return Usage();
   auto client = npystream::Client::Connect(options);
@@ -94,7 +103,8 @@ int main(int argc, char** argv) {
     for (int r = 0; r < repeat; ++r) {
       const auto start = std::chrono::steady_clock::now();
       auto info = (*client)->FetchToBuffer(args[1], &buffer);
-      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const double s =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       if (!info.ok()) return Fail(info.status());
       std::cout << "bytes=" << info->npy_bytes() << " seconds=" << s
                 << " MBps=" << info->npy_bytes() / s / 1e6 << "\n";

@@ -20,8 +20,7 @@ TEST(WireFormatTest, HandFramedFetchResponseMatchesProtobuf) {
   head += info_bytes;
   const std::string part1(200, 'a'), part2(70000, 'b');
   AppendLengthDelimitedPrefix(&head, 2, part1.size() + part2.size());
-  grpc::Slice slices[] = {grpc::Slice(head), grpc::Slice(part1),
-                          grpc::Slice(part2)};
+  grpc::Slice slices[] = {grpc::Slice(head), grpc::Slice(part1), grpc::Slice(part2)};
   grpc::ByteBuffer buffer(slices, 3);
 
   grpc::Slice flat;

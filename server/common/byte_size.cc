@@ -16,8 +16,7 @@ absl::StatusOr<uint64_t> ParseByteSize(absl::string_view text) {
   while (i < s.size() && absl::ascii_isdigit(s[i])) {
     uint64_t digit = s[i] - '0';
     if (value > (std::numeric_limits<uint64_t>::max() - digit) / 10) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("byte size '", text, "' overflows 64 bits"));
+      return absl::InvalidArgumentError(absl::StrCat("byte size '", text, "' overflows 64 bits"));
     }
     value = value * 10 + digit;
     ++i;
@@ -47,13 +46,12 @@ absl::StatusOr<uint64_t> ParseByteSize(absl::string_view text) {
   } else if (unit == "tb") {
     multiplier = 1000ull * 1000 * 1000 * 1000;
   } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "byte size '", text, "' has unknown unit '", unit,
-        "' (use B, KiB, MiB, GiB, TiB, KB, MB, GB or TB)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("byte size '", text, "' has unknown unit '", unit,
+                     "' (use B, KiB, MiB, GiB, TiB, KB, MB, GB or TB)"));
   }
   if (value > std::numeric_limits<uint64_t>::max() / multiplier) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("byte size '", text, "' overflows 64 bits"));
+    return absl::InvalidArgumentError(absl::StrCat("byte size '", text, "' overflows 64 bits"));
   }
   return value * multiplier;
 }

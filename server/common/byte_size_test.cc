@@ -19,8 +19,7 @@ TEST(ByteSizeTest, RefusesNonsense) {
   EXPECT_FALSE(ParseByteSize("12 parsecs").ok());
   EXPECT_FALSE(ParseByteSize("99999999999999999999").ok());
   EXPECT_FALSE(ParseByteSize("20000000000TiB").ok());
-  EXPECT_NE(ParseByteSize("5 xb").status().message().find("unknown unit 'xb'"),
-            std::string::npos);
+  EXPECT_NE(ParseByteSize("5 xb").status().message().find("unknown unit 'xb'"), std::string::npos);
 }
 
 TEST(ByteSizeTest, Formats) {

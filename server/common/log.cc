@@ -156,8 +156,7 @@ std::string FormatLogLine(absl::string_view ts, LogLevel level, absl::string_vie
 
 void Log(LogLevel level, absl::string_view event, LogFields fields) {
   if (static_cast<int>(level) < g_level.load()) return;
-  const std::string ts =
-      absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone());
+  const std::string ts = absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone());
   const std::string line = FormatLogLine(ts, level, event, fields, g_json.load());
   // One write per line so concurrent lines never interleave.
   (void)!write(STDERR_FILENO, line.data(), line.size());

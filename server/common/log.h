@@ -29,14 +29,14 @@ bool ParseLogLevel(absl::string_view text, LogLevel* level);
 // view of text, so it lives only as long as the Log call it is written for.
 class LogValue {
  public:
-  LogValue(absl::string_view s) : v_(s) {}          // NOLINT: implicit by design
-  LogValue(const char* s) : v_(absl::string_view(s)) {}  // NOLINT
+  LogValue(absl::string_view s) : v_(s) {}                      // NOLINT: implicit by design
+  LogValue(const char* s) : v_(absl::string_view(s)) {}         // NOLINT
   LogValue(const std::string& s) : v_(absl::string_view(s)) {}  // NOLINT
-  LogValue(bool b) : v_(b) {}  // NOLINT
-  LogValue(double d) : v_(d) {}  // NOLINT
-  LogValue(float f) : v_(static_cast<double>(f)) {}  // NOLINT
-  template <typename T, typename = std::enable_if_t<std::is_integral_v<T> &&
-                                                    !std::is_same_v<T, bool>>>
+  LogValue(bool b) : v_(b) {}                                   // NOLINT
+  LogValue(double d) : v_(d) {}                                 // NOLINT
+  LogValue(float f) : v_(static_cast<double>(f)) {}             // NOLINT
+  template <typename T,
+            typename = std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, bool>>>
   LogValue(T n) {  // NOLINT
     if constexpr (std::is_signed_v<T>) {
       v_ = static_cast<int64_t>(n);

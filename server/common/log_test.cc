@@ -7,16 +7,15 @@ namespace npystream {
 namespace {
 
 TEST(LogTest, TextQuotesOnlyWhatNeedsIt) {
-  const std::string line =
-      FormatLogLine("T", LogLevel::kWarning, "rpc",
-                    {{"method", "Fetch"},
-                     {"code", 8},
-                     {"bytes", uint64_t{1} << 40},
-                     {"ms", 1.5},
-                     {"clean", true},
-                     {"error", "store budget exceeded on cpu: need 4 \"MiB\""},
-                     {"empty", ""}},
-                    /*json=*/false);
+  const std::string line = FormatLogLine("T", LogLevel::kWarning, "rpc",
+                                         {{"method", "Fetch"},
+                                          {"code", 8},
+                                          {"bytes", uint64_t{1} << 40},
+                                          {"ms", 1.5},
+                                          {"clean", true},
+                                          {"error", "store budget exceeded on cpu: need 4 \"MiB\""},
+                                          {"empty", ""}},
+                                         /*json=*/false);
   EXPECT_EQ(line,
             "T WARNING rpc method=Fetch code=8 bytes=1099511627776 ms=1.5 clean=true "
             "error=\"store budget exceeded on cpu: need 4 \\\"MiB\\\"\" empty=\"\"\n");
@@ -30,16 +29,15 @@ TEST(LogTest, TextEscapesNewlinesAndEquals) {
 
 TEST(LogTest, JsonIsOneValidObjectWithTypedValues) {
   const std::string spaced = "store budget exceeded on cpu: need 4 MiB, have 0";
-  const std::string line = FormatLogLine(
-      "2026-11-24T00:00:00.000Z", LogLevel::kError, "put_failed",
-      {{"error", spaced},
-       {"code", -3},
-       {"n", uint64_t{18446744073709551615u}},
-       {"ratio", 0.25},
-       {"ok", false},
-       {"nan", std::nan("")},
-       {"ctrl", std::string("a\x01\x7f\"\\b", 6)}},
-      /*json=*/true);
+  const std::string line = FormatLogLine("2026-11-24T00:00:00.000Z", LogLevel::kError, "put_failed",
+                                         {{"error", spaced},
+                                          {"code", -3},
+                                          {"n", uint64_t{18446744073709551615u}},
+                                          {"ratio", 0.25},
+                                          {"ok", false},
+                                          {"nan", std::nan("")},
+                                          {"ctrl", std::string("a\x01\x7f\"\\b", 6)}},
+                                         /*json=*/true);
   ASSERT_EQ(line.back(), '\n');
   EXPECT_EQ(line.find('\n'), line.size() - 1);
   const nlohmann::json j = nlohmann::json::parse(line);

@@ -9,17 +9,16 @@
 #define NPYSTREAM_CONCAT_(a, b) NPYSTREAM_CONCAT_INNER_(a, b)
 
 // Evaluates `expr` (an absl::Status); returns it from the caller if not OK.
-#define RETURN_IF_ERROR(expr)                                   \
-  do {                                                          \
-    ::absl::Status npystream_status_ = (expr);                  \
-    if (!npystream_status_.ok()) return npystream_status_;      \
+#define RETURN_IF_ERROR(expr)                              \
+  do {                                                     \
+    ::absl::Status npystream_status_ = (expr);             \
+    if (!npystream_status_.ok()) return npystream_status_; \
   } while (0)
 
 // Evaluates `rexpr` (an absl::StatusOr<T>); on error returns its status,
 // otherwise moves the value into `lhs` (which may be a declaration).
 #define ASSIGN_OR_RETURN(lhs, rexpr) \
-  NPYSTREAM_ASSIGN_OR_RETURN_IMPL_(  \
-      NPYSTREAM_CONCAT_(npystream_statusor_, __LINE__), lhs, rexpr)
+  NPYSTREAM_ASSIGN_OR_RETURN_IMPL_(NPYSTREAM_CONCAT_(npystream_statusor_, __LINE__), lhs, rexpr)
 
 #define NPYSTREAM_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, rexpr) \
   auto statusor = (rexpr);                                     \

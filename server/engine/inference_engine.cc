@@ -26,7 +26,8 @@ bool IsDir(const std::string& path) {
 }  // namespace
 
 InferenceEngine::InferenceEngine(const Options& options)
-    : options_(options), hub_([m = options.metrics](const std::string& model, const std::string& layer) {
+    : options_(options),
+      hub_([m = options.metrics](const std::string& model, const std::string& layer) {
         if (m != nullptr) m->SubscribeDropped(model, layer);
       }) {}
 
@@ -77,9 +78,9 @@ ModelListing InferenceEngine::Reload() {
           {{"model", name},
            {"device", (*model)->device()},
            {"layers", absl::StrJoin((*model)->layers(), ",")},
-           {"ms", std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
-                                                            start)
-                      .count()}});
+           {"ms",
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                .count()}});
       models[name] = std::move(*model);
     }
   }
@@ -127,9 +128,11 @@ absl::StatusOr<std::shared_ptr<Model>> InferenceEngine::Find(const std::string& 
   return it->second;
 }
 
-absl::StatusOr<std::shared_ptr<const StoredTensor>> InferenceEngine::Store(
-    const std::string& name, const at::Tensor& tensor, uint32_t ttl, bool ephemeral,
-    uint64_t inline_max) {
+absl::StatusOr<std::shared_ptr<const StoredTensor>> InferenceEngine::Store(const std::string& name,
+                                                                           const at::Tensor& tensor,
+                                                                           uint32_t ttl,
+                                                                           bool ephemeral,
+                                                                           uint64_t inline_max) {
   at::Tensor t = tensor;
   try {
     // NumPy has no bfloat16: convert on the tensor's own device.
@@ -161,8 +164,8 @@ absl::StatusOr<InferResult> InferenceEngine::Infer(const InferCall& call) {
   for (const InferInputRef& in : call.inputs) {
     const npy::DType d = in.tensor->info().meta.dtype;
     if (d == npy::DType::kUInt16 || d == npy::DType::kUInt32 || d == npy::DType::kUInt64) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "input '", in.name, "': ", npy::Name(d), " has no LibTorch dtype; cast it first"));
+      return absl::InvalidArgumentError(absl::StrCat("input '", in.name, "': ", npy::Name(d),
+                                                     " has no LibTorch dtype; cast it first"));
     }
     inputs.emplace_back(in.name, in.tensor->tensor());
   }
@@ -181,9 +184,9 @@ absl::StatusOr<InferResult> InferenceEngine::Infer(const InferCall& call) {
                      [&](const auto& o) { return o.first == want; })) {
       std::vector<std::string> names;
       for (const auto& o : run.outputs) names.push_back(o.first);
-      return absl::InvalidArgumentError(absl::StrCat("model '", call.model, "' has no output '",
-                                                     want, "' (outputs: ",
-                                                     absl::StrJoin(names, ", "), ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("model '", call.model, "' has no output '", want,
+                       "' (outputs: ", absl::StrJoin(names, ", "), ")"));
     }
   }
   for (const auto& [name, t] : run.outputs) {
@@ -196,10 +199,9 @@ absl::StatusOr<InferResult> InferenceEngine::Infer(const InferCall& call) {
   }
   for (const auto& [name, t] : run.activations) {
     const std::string base = name.substr(0, name.find('.'));
-    const bool requested = std::find(call.capture.begin(), call.capture.end(), name) !=
-                               call.capture.end() ||
-                           std::find(call.capture.begin(), call.capture.end(), base) !=
-                               call.capture.end();
+    const bool requested =
+        std::find(call.capture.begin(), call.capture.end(), name) != call.capture.end() ||
+        std::find(call.capture.begin(), call.capture.end(), base) != call.capture.end();
     std::shared_ptr<const StoredTensor> stored;
     if (requested) {
       ASSIGN_OR_RETURN(stored, Store(name, t, call.ttl_seconds, false, call.inline_max_bytes));
@@ -234,9 +236,9 @@ absl::StatusOr<std::shared_ptr<Subscription>> InferenceEngine::Subscribe(
   for (const std::string& o : model->output_names()) known.push_back(o);
   for (const std::string& layer : layers) {
     if (std::find(known.begin(), known.end(), layer.substr(0, layer.find('.'))) == known.end()) {
-      return absl::InvalidArgumentError(absl::StrCat("model '", model_name, "' has no layer '",
-                                                     layer, "' (layers: ",
-                                                     absl::StrJoin(known, ", "), ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("model '", model_name, "' has no layer '", layer,
+                       "' (layers: ", absl::StrJoin(known, ", "), ")"));
     }
   }
   return hub_.Subscribe(model_name, std::set<std::string>(layers.begin(), layers.end()));

@@ -71,9 +71,9 @@ struct InferResult {
 class InferenceEngine {
  public:
   struct Options {
-    std::string model_repository;  // empty: no models
-    TensorStore* store = nullptr;  // not owned
-    DevicePlan devices;  // where "auto" models go; a host-only plan by default
+    std::string model_repository;      // empty: no models
+    TensorStore* store = nullptr;      // not owned
+    DevicePlan devices;                // where "auto" models go; a host-only plan by default
     EngineMetrics* metrics = nullptr;  // not owned; may be null
   };
 
@@ -100,8 +100,8 @@ class InferenceEngine {
   explicit InferenceEngine(const Options& options);
   absl::StatusOr<std::shared_ptr<Model>> Find(const std::string& name);
   absl::StatusOr<std::shared_ptr<const StoredTensor>> Store(const std::string& name,
-                                                            const at::Tensor& t,
-                                                            uint32_t ttl, bool ephemeral,
+                                                            const at::Tensor& t, uint32_t ttl,
+                                                            bool ephemeral,
                                                             uint64_t inline_max = 0);
 
   const Options options_;

@@ -90,8 +90,8 @@ absl::StatusOr<std::shared_ptr<Model>> Model::Load(const Options& options) {
   const std::string path = options.dir + "/model.pt";
   if (!std::ifstream(path)) return absl::NotFoundError(absl::StrCat(path, " does not exist"));
   try {
-    model->module_ = std::make_unique<torch::jit::Module>(
-        torch::jit::load(path, TorchDeviceOf(model->device_)));
+    model->module_ =
+        std::make_unique<torch::jit::Module>(torch::jit::load(path, TorchDeviceOf(model->device_)));
     model->module_->eval();
     torch::jit::Method forward = model->module_->get_method("forward");
     const auto& args = forward.function().getSchema().arguments();
@@ -145,11 +145,11 @@ std::vector<std::string> Model::output_names() const {
 absl::Status Model::CheckInput(const std::string& name, const at::Tensor& t) const {
   for (const InputSpec& spec : config_.inputs) {
     if (spec.name != name) continue;
-    const std::string want = absl::StrCat(
-        spec.dtype ? npy::Name(*spec.dtype) : "any", "[", absl::StrJoin(spec.shape, ", "), "]");
+    const std::string want = absl::StrCat(spec.dtype ? npy::Name(*spec.dtype) : "any", "[",
+                                          absl::StrJoin(spec.shape, ", "), "]");
     if (spec.dtype && StorageTypeOf(*spec.dtype) != t.scalar_type()) {
-      return absl::InvalidArgumentError(absl::StrCat("input '", name, "': expected ", want,
-                                                     ", got ", Describe(t)));
+      return absl::InvalidArgumentError(
+          absl::StrCat("input '", name, "': expected ", want, ", got ", Describe(t)));
     }
     if (!spec.shape.empty()) {
       bool ok = static_cast<int64_t>(spec.shape.size()) == t.dim();
@@ -157,8 +157,8 @@ absl::Status Model::CheckInput(const std::string& name, const at::Tensor& t) con
         ok = spec.shape[i] < 0 || spec.shape[i] == t.size(i);
       }
       if (!ok) {
-        return absl::InvalidArgumentError(absl::StrCat("input '", name, "': expected ", want,
-                                                       ", got ", Describe(t)));
+        return absl::InvalidArgumentError(
+            absl::StrCat("input '", name, "': expected ", want, ", got ", Describe(t)));
       }
     }
   }
@@ -193,8 +193,8 @@ absl::StatusOr<std::shared_ptr<torch::jit::GraphFunction>> Model::CaptureFunctio
   for (const std::string& layer : layers) values.push_back(last_call.at(layer));
   torch::jit::Node* tuple = graph->insertNode(graph->createTuple(values));
   graph->return_node()->replaceInput(0, tuple->output());
-  auto fn = std::make_shared<torch::jit::GraphFunction>(
-      absl::StrCat(name_, ".forward_capture"), graph, nullptr);
+  auto fn = std::make_shared<torch::jit::GraphFunction>(absl::StrCat(name_, ".forward_capture"),
+                                                        graph, nullptr);
   absl::MutexLock lock(&mu_);
   capture_fns_[key] = fn;
   return fn;
@@ -209,8 +209,8 @@ absl::StatusOr<ModelRun> Model::Run(const NamedTensors& inputs,
     if (key.empty() && input_names_.size() == 1) key = input_names_[0];
     if (std::find(input_names_.begin(), input_names_.end(), key) == input_names_.end()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("model '", name_, "' has no input '", name, "' (inputs: ",
-                       absl::StrJoin(input_names_, ", "), ")"));
+          absl::StrCat("model '", name_, "' has no input '", name,
+                       "' (inputs: ", absl::StrJoin(input_names_, ", "), ")"));
     }
     if (!by_name.emplace(key, tensor).second) {
       return absl::InvalidArgumentError(absl::StrCat("input '", key, "' given twice"));
@@ -284,9 +284,10 @@ absl::StatusOr<ModelRun> Model::Run(const NamedTensors& inputs,
     run.compute_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
 
-    RETURN_IF_ERROR(Flatten("", output, config_.outputs.empty() && output.isTensor()
-                                            ? std::vector<std::string>{"output"}
-                                            : config_.outputs,
+    RETURN_IF_ERROR(Flatten("", output,
+                            config_.outputs.empty() && output.isTensor()
+                                ? std::vector<std::string>{"output"}
+                                : config_.outputs,
                             &run.outputs));
     if (output.isTensor()) {
       run.outputs[0].first = config_.outputs.empty() ? "output" : config_.outputs[0];
@@ -321,9 +322,9 @@ absl::StatusOr<ModelRun> Model::Run(const NamedTensors& inputs,
       if (!matched) {
         std::vector<std::string> names = layers_;
         for (const auto& [name, t] : run.outputs) names.push_back(name);
-        return absl::InvalidArgumentError(absl::StrCat(
-            "model '", name_, "' has no layer or output '", c, "' to capture (available: ",
-            absl::StrJoin(names, ", "), ")"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("model '", name_, "' has no layer or output '", c,
+                         "' to capture (available: ", absl::StrJoin(names, ", "), ")"));
       }
     }
   } catch (const std::exception& e) {

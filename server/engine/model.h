@@ -37,7 +37,7 @@ class Model {
  public:
   struct Options {
     std::string name;
-    std::string dir;             // holds model.pt and optionally config.json
+    std::string dir;     // holds model.pt and optionally config.json
     DevicePlan devices;  // resolves the config's device ("auto": the default)
   };
 
@@ -61,8 +61,7 @@ class Model {
   // names layers, "layer.key" for Dict-returning layers, or output names.
   // INVALID_ARGUMENT naming the input or capture for bad requests or when the
   // model rejects its inputs; RESOURCE_EXHAUSTED when it runs out of memory.
-  absl::StatusOr<ModelRun> Run(const NamedTensors& inputs,
-                               const std::vector<std::string>& capture);
+  absl::StatusOr<ModelRun> Run(const NamedTensors& inputs, const std::vector<std::string>& capture);
 
  private:
   Model() = default;

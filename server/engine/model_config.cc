@@ -35,7 +35,8 @@ absl::StatusOr<ModelConfig> ParseModelConfig(absl::string_view json_text) {
           spec.name = in.at("name").get<std::string>();
           if (in.contains("dtype")) {
             auto d = DTypeFromText(in["dtype"].get<std::string>());
-            if (!d.ok()) return Bad(absl::StrCat("input '", spec.name, "': ", d.status().message()));
+            if (!d.ok())
+              return Bad(absl::StrCat("input '", spec.name, "': ", d.status().message()));
             spec.dtype = *d;
           }
           if (in.contains("shape")) spec.shape = in["shape"].get<std::vector<int64_t>>();

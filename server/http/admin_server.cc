@@ -9,9 +9,9 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/match.h"
 #include "nlohmann/json.hpp"
 #include "server/common/log.h"
 #include "server/common/token.h"
@@ -46,10 +46,13 @@ std::string PercentDecode(beast::string_view s) {
 }
 
 nlohmann::json InfoJson(const TensorInfo& info) {
-  return {{"handle", info.handle},       {"name", info.name},
+  return {{"handle", info.handle},
+          {"name", info.name},
           {"dtype", npy::Descr(info.meta.dtype)},
-          {"shape", info.meta.shape},    {"nbytes", info.nbytes},
-          {"npy_bytes", info.npy_bytes}, {"device", info.device},
+          {"shape", info.meta.shape},
+          {"nbytes", info.nbytes},
+          {"npy_bytes", info.npy_bytes},
+          {"device", info.device},
           {"created_unix_ms", info.created_unix_ms},
           {"expires_unix_ms", info.expires_unix_ms}};
 }
@@ -192,10 +195,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       res->set(http::field::content_range, absl::StrCat("bytes */", total));
       res->keep_alive(req_.keep_alive());
       res->prepare_payload();
-      return http::async_write(stream_, *res,
-                               [self = this->shared_from_this(), res](beast::error_code ec, size_t) {
-                                 if (!ec) self->Read();
-                               });
+      return http::async_write(
+          stream_, *res, [self = this->shared_from_this(), res](beast::error_code ec, size_t) {
+            if (!ec) self->Read();
+          });
     }
     if (whole) {
       first = 0;
@@ -236,10 +239,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       const size_t n = std::min<uint64_t>(header.size(), end_) - pos_;
       const char* p = header.data() + pos_;
       pos_ += n;
-      return net::async_write(stream_, net::buffer(p, n),
-                              [self](beast::error_code ec, size_t) {
-                                if (!ec) self->WriteBody();
-                              });
+      return net::async_write(stream_, net::buffer(p, n), [self](beast::error_code ec, size_t) {
+        if (!ec) self->WriteBody();
+      });
     }
     const uint64_t offset = pos_ - header.size();
     const size_t n = static_cast<size_t>(std::min<uint64_t>(kBodyPiece, end_ - pos_));
@@ -291,7 +293,8 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const Options& o
   auto impl = std::make_unique<Impl>(options);
   const size_t colon = options.listen.rfind(':');
   if (colon == std::string::npos) {
-    return absl::InvalidArgumentError(absl::StrCat("--http-listen ", options.listen, ": use host:port"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--http-listen ", options.listen, ": use host:port"));
   }
   std::string host = options.listen.substr(0, colon);
   if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
@@ -317,15 +320,17 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const Options& o
   }
   beast::error_code ec;
   const auto address = net::ip::make_address(host == "localhost" ? "127.0.0.1" : host, ec);
-  if (ec) return absl::InvalidArgumentError(absl::StrCat("--http-listen ", options.listen, ": ", ec.message()));
+  if (ec)
+    return absl::InvalidArgumentError(
+        absl::StrCat("--http-listen ", options.listen, ": ", ec.message()));
   const tcp::endpoint endpoint(address, static_cast<unsigned short>(port));
   impl->acceptor.open(endpoint.protocol(), ec);
   if (!ec) impl->acceptor.set_option(net::socket_base::reuse_address(true), ec);
   if (!ec) impl->acceptor.bind(endpoint, ec);
   if (!ec) impl->acceptor.listen(net::socket_base::max_listen_connections, ec);
   if (ec) {
-    return absl::UnavailableError(absl::StrCat("could not listen for HTTP on ", options.listen, ": ",
-                                               ec.message()));
+    return absl::UnavailableError(
+        absl::StrCat("could not listen for HTTP on ", options.listen, ": ", ec.message()));
   }
   impl->Accept();
   for (int i = 0; i < std::max(1, options.threads); ++i) {

@@ -22,12 +22,12 @@ class AdminServer {
     std::string listen = "127.0.0.1:8080";  // port 0 picks one
     // The Prometheus text for GET /metrics; called on an I/O thread.
     std::function<std::string()> scrape;
-    TensorStore* store = nullptr;            // not owned
-    Transfer* transfer = nullptr;            // not owned
+    TensorStore* store = nullptr;  // not owned
+    Transfer* transfer = nullptr;  // not owned
     // Why the daemon is not ready ("" when ready), asked on each /readyz.
     std::function<std::string()> not_ready_reason;
-    std::string token;            // bearer token for /v1/tensors*, when set
-    std::string tls_cert_pem;       // PEM bytes; TLS when set
+    std::string token;         // bearer token for /v1/tensors*, when set
+    std::string tls_cert_pem;  // PEM bytes; TLS when set
     std::string tls_key_pem;
     std::string tls_client_ca_pem;  // PEM bytes; clients must present a cert it signed
     int threads = 2;

@@ -1,7 +1,6 @@
 #include "server/metrics/metrics.h"
 
 #include "absl/status/status.h"
-
 #include "prometheus/text_serializer.h"
 
 namespace npystream {
@@ -20,43 +19,73 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   using prometheus::BuildGauge;
   using prometheus::BuildHistogram;
   auto& r = *registry_;
-  requests_ = &BuildCounter().Name("npystream_rpc_requests_total")
-                   .Help("gRPC calls finished, by method and status code").Register(r);
-  durations_ = &BuildHistogram().Name("npystream_rpc_duration_seconds")
-                    .Help("gRPC call duration, by method").Register(r);
-  infer_durations_ = &BuildHistogram().Name("npystream_infer_duration_seconds")
-                          .Help("Infer duration (inputs to stored outputs), by model").Register(r);
-  dropped_ = &BuildCounter().Name("npystream_subscribe_dropped_total")
+  requests_ = &BuildCounter()
+                   .Name("npystream_rpc_requests_total")
+                   .Help("gRPC calls finished, by method and status code")
+                   .Register(r);
+  durations_ = &BuildHistogram()
+                    .Name("npystream_rpc_duration_seconds")
+                    .Help("gRPC call duration, by method")
+                    .Register(r);
+  infer_durations_ = &BuildHistogram()
+                          .Name("npystream_infer_duration_seconds")
+                          .Help("Infer duration (inputs to stored outputs), by model")
+                          .Register(r);
+  dropped_ = &BuildCounter()
+                  .Name("npystream_subscribe_dropped_total")
                   .Help("Subscription values replaced before the subscriber took them")
                   .Register(r);
-  store_bytes_ = &BuildGauge().Name("npystream_store_bytes")
-                      .Help("Bytes of resident tensors, by device").Register(r);
-  store_budget_ = &BuildGauge().Name("npystream_store_budget_bytes")
-                       .Help("Store budget, by device").Register(r);
-  bytes_sent_ = &BuildCounter().Name("npystream_bytes_sent_total")
-                     .Help(".npy bytes sent by Fetch and Subscribe").Register(r).Add({});
-  bytes_received_ = &BuildCounter().Name("npystream_bytes_received_total")
+  store_bytes_ = &BuildGauge()
+                      .Name("npystream_store_bytes")
+                      .Help("Bytes of resident tensors, by device")
+                      .Register(r);
+  store_budget_ = &BuildGauge()
+                       .Name("npystream_store_budget_bytes")
+                       .Help("Store budget, by device")
+                       .Register(r);
+  bytes_sent_ = &BuildCounter()
+                     .Name("npystream_bytes_sent_total")
+                     .Help(".npy bytes sent by Fetch and Subscribe")
+                     .Register(r)
+                     .Add({});
+  bytes_received_ = &BuildCounter()
+                         .Name("npystream_bytes_received_total")
                          .Help(".npy bytes received by Put and inline Infer inputs")
-                         .Register(r).Add({});
-  d2h_bytes_ = &BuildCounter().Name("npystream_d2h_bytes_total")
+                         .Register(r)
+                         .Add({});
+  d2h_bytes_ = &BuildCounter()
+                    .Name("npystream_d2h_bytes_total")
                     .Help("Bytes copied device-to-host by the transfer engine")
-                    .Register(r).Add({});
-  h2d_bytes_ = &BuildCounter().Name("npystream_h2d_bytes_total")
+                    .Register(r)
+                    .Add({});
+  h2d_bytes_ = &BuildCounter()
+                    .Name("npystream_h2d_bytes_total")
                     .Help("Bytes copied host-to-device by the transfer engine (Put to a GPU)")
-                    .Register(r).Add({});
-  contiguous_copies_ = &BuildCounter().Name("npystream_contiguous_copies_total")
+                    .Register(r)
+                    .Add({});
+  contiguous_copies_ = &BuildCounter()
+                            .Name("npystream_contiguous_copies_total")
                             .Help("Strided tensors made contiguous on their device, by device")
                             .Register(r);
-  contiguous_bytes_ = &BuildCounter().Name("npystream_contiguous_copy_bytes_total")
+  contiguous_bytes_ = &BuildCounter()
+                           .Name("npystream_contiguous_copy_bytes_total")
                            .Help("Bytes of those on-device contiguous copies, by device")
                            .Register(r);
-  fetch_active_ = &BuildGauge().Name("npystream_fetch_active")
-                       .Help("Fetch streams in progress").Register(r).Add({});
-  store_tensors_ = &BuildGauge().Name("npystream_store_tensors")
-                        .Help("Tensors with a live handle").Register(r).Add({});
-  staging_free_ = &BuildGauge().Name("npystream_staging_ring_free_bytes")
+  fetch_active_ = &BuildGauge()
+                       .Name("npystream_fetch_active")
+                       .Help("Fetch streams in progress")
+                       .Register(r)
+                       .Add({});
+  store_tensors_ = &BuildGauge()
+                        .Name("npystream_store_tensors")
+                        .Help("Tensors with a live handle")
+                        .Register(r)
+                        .Add({});
+  staging_free_ = &BuildGauge()
+                       .Name("npystream_staging_ring_free_bytes")
                        .Help("Free bytes in the pinned staging ring (0: CPU backend, no ring)")
-                       .Register(r).Add({});
+                       .Register(r)
+                       .Add({});
 }
 
 void Metrics::SetStore(TensorStore* store) {
@@ -81,7 +110,10 @@ void Metrics::SetGpuMemorySource(int count, std::function<bool(int, uint64_t*)> 
 
 void Metrics::CallDone(absl::string_view method, int code, double seconds) {
   const std::string m(method);
-  requests_->Add({{"method", m}, {"code", absl::StatusCodeToString(static_cast<absl::StatusCode>(code))}}).Increment();
+  requests_
+      ->Add(
+          {{"method", m}, {"code", absl::StatusCodeToString(static_cast<absl::StatusCode>(code))}})
+      .Increment();
   durations_->Add({{"method", m}}, LatencyBuckets()).Observe(seconds);
 }
 

@@ -53,7 +53,9 @@ class Metrics : public rpc::RpcMetrics,
   void ContiguousCopy(const std::string& device, uint64_t bytes) override;
 
   // Read at each scrape: free staging bytes (unset: 0, the CPU backend).
-  void SetStagingFreeSource(std::function<uint64_t()> source) { staging_source_ = std::move(source); }
+  void SetStagingFreeSource(std::function<uint64_t()> source) {
+    staging_source_ = std::move(source);
+  }
   // Exports npystream_gpu_memory_used_bytes{device="cuda:N"} for N < count,
   // read at each scrape with `used(N, &bytes)`. Not called without GPUs.
   void SetGpuMemorySource(int count, std::function<bool(int, uint64_t*)> used);

@@ -60,8 +60,7 @@ class DictParser {
     RETURN_IF_ERROR(Expect('}'));
     SkipSpace();
     if (!AtEnd()) {
-      return Defect(absl::StrCat("unexpected text after the dict at offset ",
-                                 pos_));
+      return Defect(absl::StrCat("unexpected text after the dict at offset ", pos_));
     }
     if (!descr) return Defect("missing key 'descr'");
     if (!fortran) return Defect("missing key 'fortran_order'");
@@ -72,8 +71,7 @@ class DictParser {
     meta.fortran_order = *fortran;
     meta.shape = std::move(*shape);
     if (static_cast<int>(meta.shape.size()) > limits_.max_ndim) {
-      return Defect(absl::StrCat("ndim ", meta.shape.size(), " exceeds ",
-                                 limits_.max_ndim));
+      return Defect(absl::StrCat("ndim ", meta.shape.size(), " exceeds ", limits_.max_ndim));
     }
     RETURN_IF_ERROR(ValidateMeta(meta));
     return meta;
@@ -84,20 +82,17 @@ class DictParser {
   char Peek() const { return text_[pos_]; }
 
   void SkipSpace() {
-    while (!AtEnd() && (Peek() == ' ' || Peek() == '\t' || Peek() == '\n' ||
-                        Peek() == '\r')) {
+    while (!AtEnd() && (Peek() == ' ' || Peek() == '\t' || Peek() == '\n' || Peek() == '\r')) {
       ++pos_;
     }
   }
 
   absl::Status Expect(char c) {
     if (AtEnd()) {
-      return Defect(absl::StrCat("expected '", std::string(1, c),
-                                 "' but the header ended"));
+      return Defect(absl::StrCat("expected '", std::string(1, c), "' but the header ended"));
     }
     if (Peek() != c) {
-      return Defect(absl::StrCat("expected '", std::string(1, c),
-                                 "' at offset ", pos_));
+      return Defect(absl::StrCat("expected '", std::string(1, c), "' at offset ", pos_));
     }
     ++pos_;
     return absl::OkStatus();
@@ -105,8 +100,7 @@ class DictParser {
 
   absl::StatusOr<std::string> ParseString(absl::string_view what) {
     if (AtEnd() || (Peek() != '\'' && Peek() != '"')) {
-      return Defect(absl::StrCat("expected a quoted string for ", what,
-                                 " at offset ", pos_));
+      return Defect(absl::StrCat("expected a quoted string for ", what, " at offset ", pos_));
     }
     const char quote = text_[pos_++];
     std::string out;
@@ -142,21 +136,18 @@ class DictParser {
       ++pos_;
     }
     if (AtEnd() || Peek() < '0' || Peek() > '9') {
-      return Defect(absl::StrCat("shape dimension ", index,
-                                 " is not an integer"));
+      return Defect(absl::StrCat("shape dimension ", index, " is not an integer"));
     }
     uint64_t value = 0;
     while (!AtEnd() && Peek() >= '0' && Peek() <= '9') {
       value = value * 10 + (Peek() - '0');
       if (value > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-        return Defect(absl::StrCat("shape dimension ", index,
-                                   " overflows 64 bits"));
+        return Defect(absl::StrCat("shape dimension ", index, " overflows 64 bits"));
       }
       ++pos_;
     }
     if (negative && value != 0) {
-      return Defect(absl::StrCat("dimension ", index, " is negative (-",
-                                 value, ")"));
+      return Defect(absl::StrCat("dimension ", index, " is negative (-", value, ")"));
     }
     return static_cast<int64_t>(value);
   }
@@ -183,8 +174,7 @@ class DictParser {
         ++pos_;
         SkipSpace();
       } else if (!AtEnd() && Peek() != ')') {
-        return Defect(absl::StrCat("shape dimension ", dims.size() - 1,
-                                   " is not an integer"));
+        return Defect(absl::StrCat("shape dimension ", dims.size() - 1, " is not an integer"));
       }
     }
     if (AtEnd()) return Defect("unterminated 'shape' tuple");
@@ -211,16 +201,15 @@ absl::StatusOr<std::pair<size_t, int>> ReadPreamble(absl::string_view p) {
   const int major = static_cast<unsigned char>(p[6]);
   const int minor = static_cast<unsigned char>(p[7]);
   if ((major != 1 && major != 2 && major != 3) || minor != 0) {
-    return Defect(absl::StrCat("unsupported format version ", major, ".",
-                               minor, " (1.0, 2.0 and 3.0 are supported)"));
+    return Defect(absl::StrCat("unsupported format version ", major, ".", minor,
+                               " (1.0, 2.0 and 3.0 are supported)"));
   }
   return std::make_pair(size_t{major == 1 ? 10u : 12u}, major);
 }
 
 }  // namespace
 
-absl::StatusOr<size_t> PeekHeaderSize(absl::string_view prefix,
-                                      const ParseLimits& limits) {
+absl::StatusOr<size_t> PeekHeaderSize(absl::string_view prefix, const ParseLimits& limits) {
   ASSIGN_OR_RETURN(auto preamble, ReadPreamble(prefix));
   const auto [preamble_size, major] = preamble;
   if (preamble_size == 0 || prefix.size() < preamble_size) return 0;
@@ -237,16 +226,15 @@ absl::StatusOr<size_t> PeekHeaderSize(absl::string_view prefix,
   return static_cast<size_t>(total);
 }
 
-absl::StatusOr<ArrayMeta> ParseHeader(absl::string_view header,
-                                      const ParseLimits& limits) {
+absl::StatusOr<ArrayMeta> ParseHeader(absl::string_view header, const ParseLimits& limits) {
   ASSIGN_OR_RETURN(size_t total, PeekHeaderSize(header, limits));
   if (total == 0) {
-    return Defect(absl::StrCat("truncated: only ", header.size(),
-                               " bytes, the preamble needs more"));
+    return Defect(
+        absl::StrCat("truncated: only ", header.size(), " bytes, the preamble needs more"));
   }
   if (header.size() < total) {
-    return Defect(absl::StrCat("truncated: header length field says ", total,
-                               " bytes but only ", header.size(), " arrived"));
+    return Defect(absl::StrCat("truncated: header length field says ", total, " bytes but only ",
+                               header.size(), " arrived"));
   }
   if (header.size() > total) {
     return Defect("ParseHeader given more bytes than the header holds");

@@ -22,14 +22,12 @@ inline constexpr size_t kMaxPreambleBytes = 12;
 // (magic through the '\n' before the payload), or 0 when `prefix` is too
 // short to tell. INVALID_ARGUMENT naming the defect for a bad magic, an
 // unknown version or a header larger than `limits.max_header_bytes`.
-absl::StatusOr<size_t> PeekHeaderSize(absl::string_view prefix,
-                                      const ParseLimits& limits = {});
+absl::StatusOr<size_t> PeekHeaderSize(absl::string_view prefix, const ParseLimits& limits = {});
 
 // Parses a complete header (exactly the PeekHeaderSize bytes). The dict must
 // hold exactly 'descr', 'fortran_order' and 'shape' as a Python literal.
 // INVALID_ARGUMENT naming the defect otherwise.
-absl::StatusOr<ArrayMeta> ParseHeader(absl::string_view header,
-                                      const ParseLimits& limits = {});
+absl::StatusOr<ArrayMeta> ParseHeader(absl::string_view header, const ParseLimits& limits = {});
 
 }  // namespace npystream::npy
 

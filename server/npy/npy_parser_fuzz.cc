@@ -15,8 +15,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       npystream::npy::ParseHeader(input.substr(0, *header_size));
   if (!meta.ok()) return 0;
   const std::string again = npystream::npy::WriteHeader(*meta);
-  absl::StatusOr<npystream::npy::ArrayMeta> back =
-      npystream::npy::ParseHeader(again);
+  absl::StatusOr<npystream::npy::ArrayMeta> back = npystream::npy::ParseHeader(again);
   if (!back.ok() || back->shape != meta->shape || back->dtype != meta->dtype) {
     std::abort();
   }

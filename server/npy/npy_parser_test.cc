@@ -52,8 +52,7 @@ TEST(NpyParserTest, NamesEveryDefect) {
     absl::StatusOr<ArrayMeta> meta = ParseFile(bytes);
     ASSERT_FALSE(meta.ok());
     EXPECT_EQ(meta.status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_NE(meta.status().message().find(c["error"].get<std::string>()),
-              std::string::npos)
+    EXPECT_NE(meta.status().message().find(c["error"].get<std::string>()), std::string::npos)
         << "message: " << meta.status().message();
   }
 }
@@ -79,14 +78,12 @@ TEST(NpyParserTest, LimitsAreConfigurable) {
   two_dims.max_ndim = 2;
   absl::StatusOr<ArrayMeta> meta = ParseHeader(bytes.substr(0, 128), two_dims);
   ASSERT_FALSE(meta.ok());
-  EXPECT_NE(meta.status().message().find("ndim exceeds 2"), std::string::npos)
-      << meta.status();
+  EXPECT_NE(meta.status().message().find("ndim exceeds 2"), std::string::npos) << meta.status();
 }
 
 TEST(NpyParserTest, AcceptsDoubleQuotesAndSpacing) {
   // What a hand-written header (not numpy's) may look like.
-  std::string dict =
-      "{ \"shape\" : ( 2 , 3 ) , \"fortran_order\":True,\"descr\":\"<i8\"}";
+  std::string dict = "{ \"shape\" : ( 2 , 3 ) , \"fortran_order\":True,\"descr\":\"<i8\"}";
   std::string h = std::string("\x93NUMPY\x01\x00", 8);
   const size_t hlen = dict.size() + 1;
   h.push_back(static_cast<char>(hlen & 0xFF));

@@ -28,9 +28,9 @@ std::string ShapeRepr(const std::vector<int64_t>& shape) {
 
 std::string WriteHeader(const ArrayMeta& meta) {
   // The dict as numpy formats it: sorted keys, repr() values, trailing ", ".
-  std::string dict = absl::StrCat("{'descr': '", Descr(meta.dtype),
-                                  "', 'fortran_order': False, 'shape': ",
-                                  ShapeRepr(meta.shape), ", }");
+  std::string dict =
+      absl::StrCat("{'descr': '", Descr(meta.dtype),
+                   "', 'fortran_order': False, 'shape': ", ShapeRepr(meta.shape), ", }");
   // Spare room so the first axis can grow in place (numpy >= 1.23).
   if (!meta.shape.empty()) {
     const size_t digits = absl::StrCat(meta.shape[0]).size();

@@ -19,8 +19,7 @@ TEST(NpyWriterTest, HeaderIsByteIdenticalToNumpySave) {
   int compared = 0;
   const auto manifest = NumpyManifest();
   for (const auto& c : manifest["valid"]) {
-    if (c["fortran_order"].get<bool>() ||
-        c["version"][0].get<int>() != 1) {
+    if (c["fortran_order"].get<bool>() || c["version"][0].get<int>() != 1) {
       continue;  // numpy.save only writes those for Fortran arrays / on request
     }
     SCOPED_TRACE(c["file"].get<std::string>());

@@ -57,8 +57,9 @@ absl::StatusOr<std::unique_ptr<CallTicket>> CallGate::Admit(grpc::CallbackServer
   if (!options_.token.empty()) {
     const auto& md = context->client_metadata();
     auto it = md.find("authorization");
-    const absl::string_view value =
-        it == md.end() ? absl::string_view() : absl::string_view(it->second.data(), it->second.size());
+    const absl::string_view value = it == md.end()
+                                        ? absl::string_view()
+                                        : absl::string_view(it->second.data(), it->second.size());
     if (!BearerTokenMatches(value, options_.token)) {
       const absl::Status s = absl::UnauthenticatedError(
           it == md.end() ? "missing authorization: Bearer token" : "wrong bearer token");
@@ -97,12 +98,15 @@ int64_t CallGate::in_flight() {
 bool CallGate::WaitIdle(absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
   return mu_.AwaitWithTimeout(
-      absl::Condition(+[](std::set<CallTicket*>* live) { return live->empty(); }, &live_), timeout);
+      absl::Condition(
+          +[](std::set<CallTicket*>* live) { return live->empty(); }, &live_),
+      timeout);
 }
 
 int CallGate::CancelIdle() {
   if (options_.idle_timeout <= absl::ZeroDuration()) return 0;
-  const int64_t cutoff = absl::GetCurrentTimeNanos() - absl::ToInt64Nanoseconds(options_.idle_timeout);
+  const int64_t cutoff =
+      absl::GetCurrentTimeNanos() - absl::ToInt64Nanoseconds(options_.idle_timeout);
   int n = 0;
   absl::MutexLock lock(&mu_);
   for (CallTicket* t : live_) {

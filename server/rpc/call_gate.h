@@ -56,9 +56,9 @@ class CallTicket {
 class CallGate {
  public:
   struct Options {
-    std::string token;  // empty: no auth
+    std::string token;                                   // empty: no auth
     absl::Duration idle_timeout = absl::ZeroDuration();  // zero: never
-    RpcMetrics* metrics = nullptr;                        // may be null
+    RpcMetrics* metrics = nullptr;                       // may be null
   };
   explicit CallGate(const Options& options) : options_(options) {}
 

@@ -4,7 +4,6 @@
 
 #include <atomic>
 #include <memory>
-
 #include <string>
 
 #include "grpcpp/grpcpp.h"
@@ -18,9 +17,8 @@ namespace npystream::rpc {
 // slows only its own stream and holds at most one staged chunk.
 class FetchReactor : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
-  FetchReactor(std::shared_ptr<const StoredTensor> tensor,
-               std::unique_ptr<PayloadReader> reader, uint32_t chunk_bytes,
-               std::unique_ptr<CallTicket> ticket, RpcMetrics* metrics);
+  FetchReactor(std::shared_ptr<const StoredTensor> tensor, std::unique_ptr<PayloadReader> reader,
+               uint32_t chunk_bytes, std::unique_ptr<CallTicket> ticket, RpcMetrics* metrics);
   // Begins sending; call once, right after construction.
   void Start();
 

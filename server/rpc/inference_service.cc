@@ -12,9 +12,10 @@ namespace npystream::rpc {
 namespace {
 
 // An inline .npy input as an ephemeral tensor (no handle; freed after use).
-absl::StatusOr<std::shared_ptr<const StoredTensor>> FromInlineNpy(
-    TensorStore* store, const std::string& name, const std::string& npy,
-    const PutLimits& limits) {
+absl::StatusOr<std::shared_ptr<const StoredTensor>> FromInlineNpy(TensorStore* store,
+                                                                  const std::string& name,
+                                                                  const std::string& npy,
+                                                                  const PutLimits& limits) {
   auto fail = [&](const absl::Status& s) {
     return absl::Status(s.code(), absl::StrCat("input '", name, "': ", s.message()));
   };

@@ -40,8 +40,8 @@ void NpyFramer::Next(grpc::ByteBuffer* out, std::function<void(absl::Status, uin
   first_ = false;
   // Everything but the payload goes in one small copied slice: the info
   // (first message only), the data field's tag and length, header bytes.
-  auto emit = [this, out, ready = std::move(ready), begin, end, first, hsize](
-                  absl::StatusOr<HostChunk> chunk) mutable {
+  auto emit = [this, out, ready = std::move(ready), begin, end, first,
+               hsize](absl::StatusOr<HostChunk> chunk) mutable {
     if (!chunk.ok()) {
       ready(chunk.status(), 0);
       return;

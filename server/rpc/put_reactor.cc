@@ -58,7 +58,8 @@ void PutReactor::EndOfStream() {
     FinishWith(Complete());
     return;
   }
-  payload_->Flush([this](absl::Status flushed) { FinishWith(flushed.ok() ? Complete() : flushed); });
+  payload_->Flush(
+      [this](absl::Status flushed) { FinishWith(flushed.ok() ? Complete() : flushed); });
 }
 
 absl::Status PutReactor::Consume() {
@@ -113,11 +114,10 @@ absl::Status PutReactor::ConsumeData(const char* data, size_t size,
   if (writer_ != nullptr) return write(data, size);
   // Still inside the .npy header: gather just enough to parse it.
   while (size > 0 && writer_ == nullptr) {
-    ASSIGN_OR_RETURN(size_t header_size,
-                     npy::PeekHeaderSize(npy_prefix_, limits_.parse));
+    ASSIGN_OR_RETURN(size_t header_size, npy::PeekHeaderSize(npy_prefix_, limits_.parse));
     // Until the size is known, read no further than the preamble (10 bytes
     // in format 1.0, 12 in 2.0/3.0), so we never take payload bytes here.
-    const size_t want = header_size != 0   ? header_size
+    const size_t want = header_size != 0          ? header_size
                         : npy_prefix_.size() < 10 ? 10
                                                   : npy::kMaxPreambleBytes;
     if (npy_prefix_.size() < want) {
@@ -140,8 +140,7 @@ absl::Status PutReactor::StartTensor(const std::string& header_bytes) {
   const uint64_t nbytes = spec_.meta.NumBytes();
   if (nbytes > limits_.max_tensor_bytes) {
     return absl::ResourceExhaustedError(absl::StrCat(
-        "tensor of ", nbytes, " bytes exceeds --max-put-bytes (",
-        limits_.max_tensor_bytes, ")"));
+        "tensor of ", nbytes, " bytes exceeds --max-put-bytes (", limits_.max_tensor_bytes, ")"));
   }
   ASSIGN_OR_RETURN(writer_, store_->BeginPut(spec_));
   ASSIGN_OR_RETURN(payload_, transfer_->OpenWriter(writer_->device(), writer_->destination(),
@@ -155,9 +154,9 @@ absl::Status PutReactor::Complete() {
     return absl::InvalidArgumentError("Put stream ended without a PutHeader");
   }
   if (writer_ == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "npy stream truncated: it ended after ", npy_prefix_.size(),
-        " bytes, inside the .npy header"));
+    return absl::InvalidArgumentError(absl::StrCat("npy stream truncated: it ended after ",
+                                                   npy_prefix_.size(),
+                                                   " bytes, inside the .npy header"));
   }
   ASSIGN_OR_RETURN(std::shared_ptr<const StoredTensor> stored, writer_->Commit());
   payload_.reset();

@@ -27,14 +27,13 @@ absl::StatusOr<std::unique_ptr<RpcServer>> RpcServer::Start(const Options& optio
 
   grpc::ServerBuilder builder;
   builder.AddListeningPort(
-      options.listen,
-      options.credentials ? options.credentials : grpc::InsecureServerCredentials(),
+      options.listen, options.credentials ? options.credentials : grpc::InsecureServerCredentials(),
       &server->port_);
   builder.RegisterService(server->tensors_.get());
   if (options.engine != nullptr) {
-    server->inference_ = std::make_unique<InferenceService>(
-        options.engine, options.store, options.transfer, options.put_limits,
-        server->gate_.get(), /*workers=*/4);
+    server->inference_ =
+        std::make_unique<InferenceService>(options.engine, options.store, options.transfer,
+                                           options.put_limits, server->gate_.get(), /*workers=*/4);
     builder.RegisterService(server->inference_.get());
   }
   wire::ApplyStreamingServerArguments(&builder);

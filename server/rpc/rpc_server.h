@@ -33,9 +33,9 @@ class RpcServer {
     RpcMetrics* metrics = nullptr;           // not owned; may be null
     PutLimits put_limits;
     std::shared_ptr<grpc::ServerCredentials> credentials;  // null: insecure
-    std::string token;                       // bearer token required when set
-    absl::Duration idle_timeout = absl::ZeroDuration();  // Put/Fetch stalls; see CancelIdle
-    int max_concurrent_streams = 0;  // per connection; 0: gRPC's default
+    std::string token;                                     // bearer token required when set
+    absl::Duration idle_timeout = absl::ZeroDuration();    // Put/Fetch stalls; see CancelIdle
+    int max_concurrent_streams = 0;                        // per connection; 0: gRPC's default
   };
 
   // Binds and starts serving. UNAVAILABLE naming the address when it cannot

@@ -8,8 +8,8 @@
 #include "absl/synchronization/mutex.h"
 #include "grpcpp/grpcpp.h"
 #include "server/engine/subscriptions.h"
-#include "server/rpc/npy_framer.h"
 #include "server/rpc/call_gate.h"
+#include "server/rpc/npy_framer.h"
 #include "server/transfer/transfer.h"
 
 namespace npystream::rpc {

@@ -1,5 +1,4 @@
 #include "server/rpc/tensors_service.h"
-#include "server/rpc/fetch_reactor.h"
 
 #include <thread>
 
@@ -7,9 +6,10 @@
 #include "npystream/v1/tensors.grpc.pb.h"
 #include "server/npy/npy_writer.h"
 #include "server/npy/numpy_cases_testing.h"
+#include "server/rpc/fetch_reactor.h"
+#include "server/testing/fake_copy_device.h"
 #include "server/testing/in_process_server.h"
 #include "server/transfer/device_transfer.h"
-#include "server/testing/fake_copy_device.h"
 
 namespace npystream::rpc {
 namespace {
@@ -17,9 +17,9 @@ namespace {
 using npystream::v1::FetchRequest;
 using npystream::v1::FetchResponse;
 using npystream::v1::PutRequest;
-using npystream::v1::Tensors;
 using npystream::v1::TensorInfo;
 using npystream::v1::TensorRef;
+using npystream::v1::Tensors;
 
 constexpr size_t kRingBytes = 8 << 20;
 
@@ -198,7 +198,8 @@ TEST_P(TensorsServiceTest, ErrorsHavePreciseCodes) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_NE(s.error_message().find("'nope'"), std::string::npos);
 
-  const std::string good = npy::testing::ReadFile(npy::testing::NumpyCasesDir() + "/valid_int32_3.npy");
+  const std::string good =
+      npy::testing::ReadFile(npy::testing::NumpyCasesDir() + "/valid_int32_3.npy");
   s = Put(good, "", &info, 1 << 20, /*send_header=*/false);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(s.error_message().find("must carry the header"), std::string::npos);
@@ -215,7 +216,8 @@ TEST_P(TensorsServiceTest, ErrorsHavePreciseCodes) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(s.error_message().find("longer than its header"), std::string::npos);
 
-  const std::string be = npy::testing::ReadFile(npy::testing::NumpyCasesDir() + "/invalid_big_endian.npy");
+  const std::string be =
+      npy::testing::ReadFile(npy::testing::NumpyCasesDir() + "/invalid_big_endian.npy");
   s = Put(be, "be", &info);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(s.error_message().find("big-endian"), std::string::npos);
@@ -249,7 +251,8 @@ TEST_P(TensorsServiceTest, BudgetExceededIsResourceExhausted) {
 }
 
 TEST_P(TensorsServiceTest, StatListRelease) {
-  const std::string good = npy::testing::ReadFile(npy::testing::NumpyCasesDir() + "/valid_int32_3.npy");
+  const std::string good =
+      npy::testing::ReadFile(npy::testing::NumpyCasesDir() + "/valid_int32_3.npy");
   TensorInfo info;
   ASSERT_TRUE(Put(good, "a", &info).ok());
   ASSERT_TRUE(Put(good, "b", &info).ok());

@@ -9,10 +9,10 @@ absl::Status Budget::Reserve(const std::string& device, uint64_t bytes) {
   absl::MutexLock lock(&mu_);
   uint64_t& used = used_[device];
   if (bytes > limit_ || used > limit_ - bytes) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "store budget exceeded on ", device, ": need ", bytes, " bytes (",
-        FormatByteSize(bytes), "), ", used, " of ", limit_, " bytes (",
-        FormatByteSize(limit_), ") in use; release tensors or raise --store-budget"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("store budget exceeded on ", device, ": need ", bytes, " bytes (",
+                     FormatByteSize(bytes), "), ", used, " of ", limit_, " bytes (",
+                     FormatByteSize(limit_), ") in use; release tensors or raise --store-budget"));
   }
   used += bytes;
   return absl::OkStatus();

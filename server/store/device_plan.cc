@@ -27,9 +27,9 @@ absl::StatusOr<std::string> ResolveExplicit(absl::string_view requested, int cud
         absl::StrCat("device '", requested, "' is unknown (use auto, cpu or cuda:N)"));
   }
   if (index >= cuda_device_count) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("device '", requested, "' is not available: this server has ",
-                     cuda_device_count, " CUDA device(s)"));
+    return absl::InvalidArgumentError(absl::StrCat("device '", requested,
+                                                   "' is not available: this server has ",
+                                                   cuda_device_count, " CUDA device(s)"));
   }
   return absl::StrCat("cuda:", index);
 }

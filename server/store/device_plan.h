@@ -19,8 +19,7 @@ class DevicePlan {
   // `default_device` is what "" and "auto" mean ("auto": "cuda:0" when a
   // CUDA device is usable, else "cpu"); `cuda_device_count` devices are
   // usable. INVALID_ARGUMENT naming the default when it is malformed or absent.
-  static absl::StatusOr<DevicePlan> Create(absl::string_view default_device,
-                                           int cuda_device_count);
+  static absl::StatusOr<DevicePlan> Create(absl::string_view default_device, int cuda_device_count);
 
   // The canonical name ("cpu" or "cuda:N") for a request. INVALID_ARGUMENT
   // naming the request when it is malformed or names a device this plan lacks.

@@ -4,7 +4,6 @@
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <c10/util/Exception.h>
-
 #include <sys/mman.h>
 
 #include <cstring>
@@ -29,8 +28,8 @@ constexpr size_t kMaxNameLength = 128;
 
 std::string DeviceName(const at::Tensor& t) {
   if (t.device().is_cpu()) return "cpu";
-  return absl::StrCat(t.device().type() == c10::DeviceType::CUDA ? "cuda" : "other",
-                      ":", static_cast<int>(t.device().index()));
+  return absl::StrCat(t.device().type() == c10::DeviceType::CUDA ? "cuda" : "other", ":",
+                      static_cast<int>(t.device().index()));
 }
 
 // Put writes every byte of a fresh allocation; on VMs a 4 KiB page fault
@@ -81,9 +80,9 @@ TensorWriter::~TensorWriter() {
 absl::Status TensorWriter::Claim(size_t size) {
   if (impl_ == nullptr) return absl::FailedPreconditionError("Put already committed");
   if (size > info_.nbytes - received_) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "npy payload is longer than its header declares: expected ",
-        info_.nbytes, " bytes, got at least ", received_ + size));
+    return absl::InvalidArgumentError(
+        absl::StrCat("npy payload is longer than its header declares: expected ", info_.nbytes,
+                     " bytes, got at least ", received_ + size));
   }
   received_ += size;
   return absl::OkStatus();
@@ -108,9 +107,9 @@ std::shared_ptr<const void> TensorWriter::keepalive() const {
 absl::StatusOr<std::shared_ptr<const StoredTensor>> TensorWriter::Commit() {
   if (impl_ == nullptr) return absl::FailedPreconditionError("Put already committed");
   if (received_ != info_.nbytes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "npy payload truncated: header declares ", info_.nbytes,
-        " bytes, only ", received_, " arrived"));
+    return absl::InvalidArgumentError(absl::StrCat("npy payload truncated: header declares ",
+                                                   info_.nbytes, " bytes, only ", received_,
+                                                   " arrived"));
   }
   try {
     at::Tensor& t = impl_->tensor;
@@ -154,19 +153,18 @@ int TensorStore::TorchCudaDeviceCount() {
 
 absl::Status TensorStore::ValidateName(const std::string& name) const {
   if (name.size() > kMaxNameLength) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "name is ", name.size(), " characters; at most ", kMaxNameLength));
+    return absl::InvalidArgumentError(
+        absl::StrCat("name is ", name.size(), " characters; at most ", kMaxNameLength));
   }
   for (size_t i = 0; i < name.size(); ++i) {
     const char c = name[i];
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                    (c >= '0' && c <= '9') || c == '_' ||
-                    (i > 0 && (c == '.' || c == '-' || c == ':'));
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_' || (i > 0 && (c == '.' || c == '-' || c == ':'));
     if (!ok) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "name '%s' has character %d ('%c') outside [A-Za-z0-9_] (or "
-          "'.', '-', ':' after the first)",
-          name, i, c));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("name '%s' has character %d ('%c') outside [A-Za-z0-9_] (or "
+                          "'.', '-', ':' after the first)",
+                          name, i, c));
     }
   }
   return absl::OkStatus();
@@ -198,8 +196,8 @@ absl::StatusOr<std::unique_ptr<TensorWriter>> TensorStore::BeginPut(const PutSpe
                                        .device(TorchDeviceOf(info.device)));
   } catch (const std::exception& e) {
     AbandonPut(info, /*reserved=*/true);
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "could not allocate ", info.nbytes, " bytes for the tensor: ", e.what()));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("could not allocate ", info.nbytes, " bytes for the tensor: ", e.what()));
   }
   char* dst = static_cast<char*>(impl->tensor.data_ptr());
   if (info.device == "cpu") AdviseHugePages(dst, info.nbytes);
@@ -262,9 +260,9 @@ absl::StatusOr<std::shared_ptr<const StoredTensor>> TensorStore::Insert(
   at::Tensor contiguous;
   try {
     if (tensor.element_size() != npy::ItemSize(dtype)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "tensor elements are ", tensor.element_size(), " bytes but ",
-          npy::Name(dtype), " needs ", npy::ItemSize(dtype)));
+      return absl::InvalidArgumentError(absl::StrCat("tensor elements are ", tensor.element_size(),
+                                                     " bytes but ", npy::Name(dtype), " needs ",
+                                                     npy::ItemSize(dtype)));
     }
     // Made contiguous on its own device, never via the host.
     contiguous = tensor.is_contiguous() ? tensor : tensor.contiguous();

@@ -120,8 +120,8 @@ class TensorWriter {
 
  private:
   friend class TensorStore;
-  TensorWriter(TensorStore* store, TensorInfo info,
-               std::unique_ptr<StoredTensor::Impl> impl, char* dst);
+  TensorWriter(TensorStore* store, TensorInfo info, std::unique_ptr<StoredTensor::Impl> impl,
+               char* dst);
 
   TensorStore* store_;
   TensorInfo info_;
@@ -135,10 +135,10 @@ class TensorWriter {
 class TensorStore {
  public:
   struct Options {
-    Clock* clock = Clock::Real();  // not owned
+    Clock* clock = Clock::Real();               // not owned
     uint64_t budget_bytes = uint64_t{8} << 30;  // per device
-    DevicePlan devices;  // where ""/"auto" go; a host-only plan by default
-    StoreMetrics* metrics = nullptr;  // not owned; may be null
+    DevicePlan devices;                         // where ""/"auto" go; a host-only plan by default
+    StoreMetrics* metrics = nullptr;            // not owned; may be null
   };
 
   // What a Put asks for.
@@ -172,8 +172,9 @@ class TensorStore {
 
   // Stores an existing tensor (made contiguous on its own device when it is
   // not). `dtype` is the numpy dtype its bytes represent. Thread-safe.
-  absl::StatusOr<std::shared_ptr<const StoredTensor>> Insert(
-      const at::Tensor& tensor, npy::DType dtype, const InsertOptions& options);
+  absl::StatusOr<std::shared_ptr<const StoredTensor>> Insert(const at::Tensor& tensor,
+                                                             npy::DType dtype,
+                                                             const InsertOptions& options);
 
   // Pins the tensor under `handle`. NOT_FOUND when unknown or expired.
   absl::StatusOr<std::shared_ptr<const StoredTensor>> Acquire(const std::string& handle);

@@ -2,19 +2,17 @@
 
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/arange.h>
-
 #include <ATen/ops/from_blob.h>
 
 #include <cstring>
 #include <thread>
 
 #include "absl/synchronization/notification.h"
-
 #include "gtest/gtest.h"
-#include "server/testing/fake_clock.h"
-#include "server/testing/store_testing.h"
 #include "server/npy/npy_writer.h"
 #include "server/npy/numpy_cases_testing.h"
+#include "server/testing/fake_clock.h"
+#include "server/testing/store_testing.h"
 
 namespace npystream {
 namespace {
@@ -96,12 +94,10 @@ TEST_F(TensorStoreTest, UnnamedPutsGetDistinctHandles) {
 
 TEST_F(TensorStoreTest, DuplicateNameIsAlreadyExistsEvenWhilePending) {
   ASSERT_TRUE(Put(Spec({1}, "x"), Pattern(4)).ok());
-  EXPECT_EQ(Put(Spec({1}, "x"), Pattern(4)).status().code(),
-            absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(Put(Spec({1}, "x"), Pattern(4)).status().code(), absl::StatusCode::kAlreadyExists);
   auto pending = store_->BeginPut(Spec({1}, "y"));
   ASSERT_TRUE(pending.ok());
-  EXPECT_EQ(store_->BeginPut(Spec({1}, "y")).status().code(),
-            absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(store_->BeginPut(Spec({1}, "y")).status().code(), absl::StatusCode::kAlreadyExists);
   pending->reset();  // abandoned: the name is free again
   EXPECT_TRUE(Put(Spec({1}, "y"), Pattern(4)).ok());
 }
@@ -204,11 +200,10 @@ TEST_F(TensorStoreTest, NonContiguousInsertMatchesNumpySave) {
   ASSERT_FALSE(t.is_contiguous());
   auto stored = testing::InsertNamed(store_.get(), t, npy::DType::kInt32, "nc", 0);
   ASSERT_TRUE(stored.ok()) << stored.status();
-  const std::string numpy = npy::testing::ReadFile(
-      npy::testing::NumpyCasesDir() + "/noncontig_int32.npy");
+  const std::string numpy =
+      npy::testing::ReadFile(npy::testing::NumpyCasesDir() + "/noncontig_int32.npy");
   const std::string ours =
-      (*stored)->npy_header() +
-      std::string((*stored)->host_data(), (*stored)->info().nbytes);
+      (*stored)->npy_header() + std::string((*stored)->host_data(), (*stored)->info().nbytes);
   EXPECT_EQ(ours, numpy);
   ASSERT_EQ(metrics_.copies.size(), 1u);
   EXPECT_EQ(metrics_.copies[0], std::make_pair(std::string("cpu"), uint64_t{240}));
@@ -248,8 +243,8 @@ TEST(TensorStoreLockTest, ExpiringALargeTensorDoesNotBlockConcurrentCalls) {
       at::TensorOptions().dtype(c10::ScalarType::Float));
   ASSERT_TRUE(testing::InsertNamed(store.get(), blocking, npy::DType::kFloat32, "big", 1).ok());
   blocking = at::Tensor();  // the store holds the last reference
-  ASSERT_TRUE(testing::InsertNamed(store.get(), at::arange(4, at::TensorOptions().dtype(
-                                                                  c10::ScalarType::Float)),
+  ASSERT_TRUE(testing::InsertNamed(store.get(),
+                                   at::arange(4, at::TensorOptions().dtype(c10::ScalarType::Float)),
                                    npy::DType::kFloat32, "small")
                   .ok());
   clock.AdvanceMs(2000);

@@ -86,9 +86,8 @@ void FakeCopyDevice::SetPaused(bool paused) {
 void FakeCopyDevice::Drain() {
   absl::MutexLock lock(&mu_);
   mu_.Await(absl::Condition(
-      +[](FakeCopyDevice* d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(d->mu_) {
-        return d->queue_.empty() && d->running_ == 0;
-      },
+      +[](FakeCopyDevice* d)
+           ABSL_EXCLUSIVE_LOCKS_REQUIRED(d->mu_) { return d->queue_.empty() && d->running_ == 0; },
       this));
 }
 

@@ -10,9 +10,11 @@
 namespace npystream::testing {
 
 // Inserts `tensor` under `name` ("" : the store picks a handle).
-inline absl::StatusOr<std::shared_ptr<const StoredTensor>> InsertNamed(
-    TensorStore* store, const at::Tensor& tensor, npy::DType dtype, const std::string& name,
-    uint32_t ttl_seconds = 0) {
+inline absl::StatusOr<std::shared_ptr<const StoredTensor>> InsertNamed(TensorStore* store,
+                                                                       const at::Tensor& tensor,
+                                                                       npy::DType dtype,
+                                                                       const std::string& name,
+                                                                       uint32_t ttl_seconds = 0) {
   TensorStore::InsertOptions options;
   options.name = name;
   options.ttl_seconds = ttl_seconds;

@@ -14,8 +14,8 @@ class CpuPayloadReader : public PayloadReader {
   void Read(uint64_t offset, size_t size, ChunkCallback done) override {
     const uint64_t nbytes = tensor_->info().nbytes;
     if (offset > nbytes || size > nbytes - offset) {
-      done(absl::OutOfRangeError(absl::StrCat("payload range ", offset, "+", size,
-                                              " is past ", nbytes, " bytes")));
+      done(absl::OutOfRangeError(
+          absl::StrCat("payload range ", offset, "+", size, " is past ", nbytes, " bytes")));
       return;
     }
     HostChunk chunk;
@@ -58,9 +58,9 @@ class CpuTransfer : public Transfer {
   absl::StatusOr<std::unique_ptr<PayloadReader>> OpenReader(
       std::shared_ptr<const StoredTensor> tensor) override {
     if (tensor->host_data() == nullptr && tensor->info().nbytes > 0) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "tensor '", tensor->info().handle, "' is on ", tensor->info().device,
-          " and this server has no CUDA transfer engine"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("tensor '", tensor->info().handle, "' is on ", tensor->info().device,
+                       " and this server has no CUDA transfer engine"));
     }
     return std::unique_ptr<PayloadReader>(new CpuPayloadReader(std::move(tensor)));
   }
@@ -70,11 +70,10 @@ class CpuTransfer : public Transfer {
       std::shared_ptr<const void> keepalive) override {
     (void)keepalive;  // writes complete before Write returns
     if (device != "cpu" && nbytes > 0) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "cannot write to ", device, ": this server has no CUDA transfer engine"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot write to ", device, ": this server has no CUDA transfer engine"));
     }
-    return std::unique_ptr<PayloadWriter>(
-        new CpuPayloadWriter(static_cast<char*>(dst), nbytes));
+    return std::unique_ptr<PayloadWriter>(new CpuPayloadWriter(static_cast<char*>(dst), nbytes));
   }
 };
 

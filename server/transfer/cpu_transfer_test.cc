@@ -35,8 +35,9 @@ TEST(CpuTransferTest, ChunksAreViewsThatPinTheTensor) {
 
 TEST(CpuTransferTest, RangePastTheEndIsOutOfRange) {
   auto store = *TensorStore::Create({});
-  auto stored = *testing::InsertNamed(store.get(), at::arange(4, at::TensorOptions().dtype(c10::ScalarType::Float)),
-                               npy::DType::kFloat32, "", 0);
+  auto stored = *testing::InsertNamed(
+      store.get(), at::arange(4, at::TensorOptions().dtype(c10::ScalarType::Float)),
+      npy::DType::kFloat32, "", 0);
   auto reader = *NewCpuTransfer()->OpenReader(stored);
   absl::Status status;
   reader->Read(8, 9, [&](absl::StatusOr<HostChunk> c) { status = c.status(); });

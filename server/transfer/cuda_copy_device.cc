@@ -3,9 +3,8 @@
 // legacy default stream) and an event recorded after it; one
 // thread per stream waits on that stream's events in order and runs the
 // completion callbacks.
-#include "server/transfer/copy_device.h"
-
 #include "absl/strings/str_cat.h"
+#include "server/transfer/copy_device.h"
 
 #ifdef NPYSTREAM_WITH_CUDA
 #include <cuda_runtime_api.h>
@@ -121,9 +120,8 @@ class CudaCopyDevice : public CopyDevice {
       {
         absl::MutexLock lock(&lane->mu);
         lane->mu.Await(absl::Condition(
-            +[](Lane* l) ABSL_EXCLUSIVE_LOCKS_REQUIRED(l->mu) {
-              return l->stopping || !l->queue.empty();
-            },
+            +[](Lane* l)
+                 ABSL_EXCLUSIVE_LOCKS_REQUIRED(l->mu) { return l->stopping || !l->queue.empty(); },
             lane));
         if (lane->queue.empty()) return;
         p = std::move(lane->queue.front());
@@ -132,10 +130,11 @@ class CudaCopyDevice : public CopyDevice {
       cudaError_t err = p.error;
       if (err == cudaSuccess) err = cudaEventSynchronize(p.event);
       if (p.event != nullptr) cudaEventDestroy(p.event);
-      p.done(err == cudaSuccess ? absl::OkStatus()
-                                : CudaError(p.kind == cudaMemcpyDeviceToHost ? "device-to-host copy"
-                                                                             : "host-to-device copy",
-                                            err));
+      p.done(err == cudaSuccess
+                 ? absl::OkStatus()
+                 : CudaError(p.kind == cudaMemcpyDeviceToHost ? "device-to-host copy"
+                                                              : "host-to-device copy",
+                             err));
     }
   }
 

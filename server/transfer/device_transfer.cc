@@ -41,7 +41,8 @@ class DeviceRead : public std::enable_shared_from_this<DeviceRead> {
         passed.push_back(std::move(it->second));
         it = window_.erase(it);
       }
-      pending_ = Pending{k, offset - static_cast<uint64_t>(k) * slot_bytes_, max_size, std::move(done)};
+      pending_ =
+          Pending{k, offset - static_cast<uint64_t>(k) * slot_bytes_, max_size, std::move(done)};
       consumer_ = k;
     }
     Pump();
@@ -106,7 +107,8 @@ class DeviceRead : public std::enable_shared_from_this<DeviceRead> {
     if (it == window_.end() || !it->second.ready) return std::nullopt;
     Pending p = std::move(*pending_);
     pending_.reset();
-    if (!it->second.status.ok()) return std::make_pair(std::move(p.done), absl::StatusOr<HostChunk>(it->second.status));
+    if (!it->second.status.ok())
+      return std::make_pair(std::move(p.done), absl::StatusOr<HostChunk>(it->second.status));
     const uint64_t slot_len =
         std::min<uint64_t>(slot_bytes_, nbytes_ - static_cast<uint64_t>(p.slot) * slot_bytes_);
     HostChunk chunk;
@@ -188,7 +190,6 @@ class DeviceReader : public PayloadReader {
   std::shared_ptr<DeviceRead> read_;
 };
 
-
 // The shared state of one device write (a Put). Bytes queue in `backlog_`,
 // are copied into the slot being filled, and a full slot is copied to the
 // device; the slot returns to the ring when that copy completes.
@@ -210,8 +211,8 @@ class DeviceWrite : public std::enable_shared_from_this<DeviceWrite> {
       absl::MutexLock lock(&mu_);
       if (closed_ || !status_.ok() || chunk.size == 0) return;
       if (chunk.size > nbytes_ - queued_) {
-        status_ = absl::OutOfRangeError(absl::StrCat("write of ", chunk.size, " bytes at ",
-                                                     queued_, " is past ", nbytes_, " bytes"));
+        status_ = absl::OutOfRangeError(absl::StrCat("write of ", chunk.size, " bytes at ", queued_,
+                                                     " is past ", nbytes_, " bytes"));
       } else {
         queued_ += chunk.size;
         backlog_.push_back(std::move(chunk));
@@ -368,8 +369,8 @@ class DeviceWrite : public std::enable_shared_from_this<DeviceWrite> {
   const uint64_t owner_;
   absl::Mutex mu_;
   std::deque<HostChunk> backlog_ ABSL_GUARDED_BY(mu_);
-  size_t front_used_ ABSL_GUARDED_BY(mu_) = 0;   // bytes of backlog_.front() already taken
-  uint64_t queued_ ABSL_GUARDED_BY(mu_) = 0;     // bytes given to Write
+  size_t front_used_ ABSL_GUARDED_BY(mu_) = 0;  // bytes of backlog_.front() already taken
+  uint64_t queued_ ABSL_GUARDED_BY(mu_) = 0;    // bytes given to Write
   std::shared_ptr<SlotLease> filling_ ABSL_GUARDED_BY(mu_);
   int64_t filling_slot_ ABSL_GUARDED_BY(mu_) = 0;  // payload slot index of filling_
   size_t filled_ ABSL_GUARDED_BY(mu_) = 0;
@@ -400,7 +401,8 @@ class DeviceWriter : public PayloadWriter {
 
 std::unique_ptr<PayloadReader> NewDeviceReader(std::shared_ptr<StagingRing> ring,
                                                CopyDevice* device, const void* device_src,
-                                               uint64_t nbytes, std::shared_ptr<const void> keepalive,
+                                               uint64_t nbytes,
+                                               std::shared_ptr<const void> keepalive,
                                                int prefetch_slots, TransferMetrics* metrics) {
   return std::make_unique<DeviceReader>(std::make_shared<DeviceRead>(
       std::move(ring), device, device_src, nbytes, std::move(keepalive), prefetch_slots, metrics));
@@ -408,7 +410,8 @@ std::unique_ptr<PayloadReader> NewDeviceReader(std::shared_ptr<StagingRing> ring
 
 std::unique_ptr<PayloadWriter> NewDeviceWriter(std::shared_ptr<StagingRing> ring,
                                                CopyDevice* device, void* device_dst,
-                                               uint64_t nbytes, std::shared_ptr<const void> keepalive,
+                                               uint64_t nbytes,
+                                               std::shared_ptr<const void> keepalive,
                                                TransferMetrics* metrics) {
   return std::make_unique<DeviceWriter>(std::make_shared<DeviceWrite>(
       std::move(ring), device, device_dst, nbytes, std::move(keepalive), metrics));
@@ -444,8 +447,8 @@ absl::StatusOr<std::unique_ptr<PayloadReader>> DeviceTransfer::OpenReader(
   }
   const void* src = tensor->data();
   const uint64_t nbytes = tensor->info().nbytes;
-  return NewDeviceReader(it->second, options_.devices.at(it->first), src, nbytes,
-                         std::move(tensor), options_.prefetch_slots, options_.metrics);
+  return NewDeviceReader(it->second, options_.devices.at(it->first), src, nbytes, std::move(tensor),
+                         options_.prefetch_slots, options_.metrics);
 }
 
 absl::StatusOr<std::unique_ptr<PayloadWriter>> DeviceTransfer::OpenWriter(

@@ -29,7 +29,8 @@ class TransferMetrics {
 // until the reader and its in-flight copies are done.
 std::unique_ptr<PayloadReader> NewDeviceReader(std::shared_ptr<StagingRing> ring,
                                                CopyDevice* device, const void* device_src,
-                                               uint64_t nbytes, std::shared_ptr<const void> keepalive,
+                                               uint64_t nbytes,
+                                               std::shared_ptr<const void> keepalive,
                                                int prefetch_slots, TransferMetrics* metrics);
 
 // Writes `nbytes` of device memory at `device_dst` through `ring`: incoming
@@ -38,7 +39,8 @@ std::unique_ptr<PayloadReader> NewDeviceReader(std::shared_ptr<StagingRing> ring
 // copy is done.
 std::unique_ptr<PayloadWriter> NewDeviceWriter(std::shared_ptr<StagingRing> ring,
                                                CopyDevice* device, void* device_dst,
-                                               uint64_t nbytes, std::shared_ptr<const void> keepalive,
+                                               uint64_t nbytes,
+                                               std::shared_ptr<const void> keepalive,
                                                TransferMetrics* metrics);
 
 class DeviceTransfer : public Transfer {

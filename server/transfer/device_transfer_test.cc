@@ -149,7 +149,8 @@ TEST(DeviceTransferTest, ConcurrentFetchesAllCompleteAndNoneStarves) {
   });
   for (int i = 0; i < 8; ++i) {
     threads.emplace_back([&, i] {
-      auto r = NewDeviceReader(ring, &device, small[i].data(), small[i].size(), nullptr, 8, nullptr);
+      auto r =
+          NewDeviceReader(ring, &device, small[i].data(), small[i].size(), nullptr, 8, nullptr);
       if (ReadAll(r.get(), small[i].size(), kSlot / 2, 0) == small[i]) ++ok;
     });
   }
@@ -297,7 +298,8 @@ TEST(DeviceWriterTest, PutsAndFetchesShareTheRingAndAllComplete) {
         auto w = NewDeviceWriter(ring, &device, dsts[i].data(), dsts[i].size(), nullptr, nullptr);
         if (WriteAll(w.get(), srcs[i], kSlot / 2 + 1).ok() && dsts[i] == srcs[i]) ++ok;
       } else {
-        auto r = NewDeviceReader(ring, &device, srcs[i].data(), srcs[i].size(), nullptr, 8, nullptr);
+        auto r =
+            NewDeviceReader(ring, &device, srcs[i].data(), srcs[i].size(), nullptr, 8, nullptr);
         if (ReadAll(r.get(), srcs[i].size(), kSlot, 1) == srcs[i]) ++ok;
       }
     });

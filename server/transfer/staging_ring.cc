@@ -9,9 +9,9 @@ SlotLease::~SlotLease() { ring_->Return(slot_, owner_); }
 absl::StatusOr<std::shared_ptr<StagingRing>> StagingRing::Create(const Options& options) {
   if (options.device == nullptr) return absl::InvalidArgumentError("StagingRing needs a device");
   if (options.slot_bytes == 0 || options.ring_bytes < 2 * options.slot_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "staging ring of ", options.ring_bytes, " bytes needs at least two slots of ",
-        options.slot_bytes, " bytes"));
+    return absl::InvalidArgumentError(absl::StrCat("staging ring of ", options.ring_bytes,
+                                                   " bytes needs at least two slots of ",
+                                                   options.slot_bytes, " bytes"));
   }
   std::shared_ptr<StagingRing> ring(new StagingRing(options));
   const size_t n = options.ring_bytes / options.slot_bytes;
@@ -62,7 +62,8 @@ void StagingRing::CancelWaiters(uint64_t owner) {
 }
 
 void StagingRing::Return(int slot, uint64_t owner) {
-  std::vector<std::pair<std::function<void(std::shared_ptr<SlotLease>)>, std::shared_ptr<SlotLease>>>
+  std::vector<
+      std::pair<std::function<void(std::shared_ptr<SlotLease>)>, std::shared_ptr<SlotLease>>>
       grants;
   {
     absl::MutexLock lock(&mu_);

@@ -16,8 +16,7 @@
 namespace {
 
 struct NativeClient {
-  PyObject_HEAD
-  npystream::Client* client;
+  PyObject_HEAD npystream::Client* client;
 };
 
 int NativeClientInit(NativeClient* self, PyObject* args, PyObject* kwargs) {
@@ -92,16 +91,15 @@ PyObject* NativeClientFetch(NativeClient* self, PyObject* args) {
     PyGILState_Release(gil);
   };
   absl::StatusOr<npystream::v1::TensorInfo> info;
-  Py_BEGIN_ALLOW_THREADS
-  info = self->client->Fetch(
+  Py_BEGIN_ALLOW_THREADS info = self->client->Fetch(
       handle,
       [&](const npystream::v1::TensorInfo& i) {
         header_len = i.npy_bytes() - i.nbytes();
         total = i.npy_bytes();
         const std::string bytes = i.SerializeAsString();
         PyGILState_STATE gil = PyGILState_Ensure();
-        PyObject* buffer = PyObject_CallFunction(alloc, "y#", bytes.data(),
-                                                 static_cast<Py_ssize_t>(bytes.size()));
+        PyObject* buffer =
+            PyObject_CallFunction(alloc, "y#", bytes.data(), static_cast<Py_ssize_t>(bytes.size()));
         if (buffer == nullptr) {
           failed = true;
         } else if (PyObject_GetBuffer(buffer, &view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) != 0) {
@@ -135,8 +133,7 @@ PyObject* NativeClientFetch(NativeClient* self, PyObject* args) {
         if (pos - reported >= kProgressEvery || pos == total) report();
       },
       chunk_bytes);
-  Py_END_ALLOW_THREADS
-  if (have_view) PyBuffer_Release(&view);
+  Py_END_ALLOW_THREADS if (have_view) PyBuffer_Release(&view);
   if (failed) return nullptr;  // alloc's exception is set
   if (!info.ok()) {
     const std::string message(info.status().message());
