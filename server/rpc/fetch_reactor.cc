@@ -7,10 +7,10 @@ namespace npystream::rpc {
 FetchReactor::FetchReactor(std::shared_ptr<const StoredTensor> tensor,
                            std::unique_ptr<PayloadReader> reader, uint32_t chunk_bytes,
                            std::unique_ptr<CallTicket> ticket, RpcMetrics* metrics)
-    : framer_(tensor, std::move(reader), chunk_bytes),
+    : framer_(std::move(tensor), std::move(reader), chunk_bytes),
       ticket_(std::move(ticket)),
       metrics_(metrics) {
-  ticket_->set_handle(tensor->info().handle);
+  ticket_->set_handle(framer_.tensor()->info().handle);
 }
 
 void FetchReactor::Start() {
@@ -23,7 +23,7 @@ void FetchReactor::SendNext() {
     FinishWith(grpc::Status::OK);
     return;
   }
-  framer_.Next(&buffer_, [this](absl::Status status, uint64_t bytes) {
+  framer_.Next(&buffer_, [this](const absl::Status& status, uint64_t bytes) {
     if (!status.ok()) {
       FinishWith(ToGrpcStatus(status));
       return;

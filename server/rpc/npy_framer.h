@@ -32,6 +32,7 @@ class NpyFramer {
   // True once every message has been produced (there is always at least one).
   // Call only when no Next is outstanding.
   bool done() const;
+  const std::shared_ptr<const StoredTensor>& tensor() const { return tensor_; }
   // Builds the next message into `*out`, then calls `ready` with the .npy
   // bytes it carries (possibly on another thread, possibly before Next
   // returns). The payload slice pins the tensor until gRPC releases it.

@@ -43,7 +43,7 @@ void PutReactor::OnReadDone(bool ok) {
   }
   // Backpressure: the next message is read once this one is taken. Nothing
   // below may touch the reactor: `ready` may run on another thread at once.
-  payload_->WhenWritable([this](absl::Status ready) {
+  payload_->WhenWritable([this](const absl::Status& ready) {
     if (ready.ok()) {
       StartRead(&request_);
     } else {
@@ -59,7 +59,7 @@ void PutReactor::EndOfStream() {
     return;
   }
   payload_->Flush(
-      [this](absl::Status flushed) { FinishWith(flushed.ok() ? Complete() : flushed); });
+      [this](const absl::Status& flushed) { FinishWith(flushed.ok() ? Complete() : flushed); });
 }
 
 absl::Status PutReactor::Consume() {

@@ -47,7 +47,7 @@ void SubscribeReactor::Pump() {
     return;
   }
   // Outside the lock: the write may complete (and call OnWriteDone) at once.
-  framer->Next(&buffer_, [this](absl::Status status, uint64_t bytes) {
+  framer->Next(&buffer_, [this](const absl::Status& status, uint64_t bytes) {
     if (!status.ok()) {
       FinishOnce(ToGrpcStatus(status));
       return;

@@ -141,7 +141,7 @@ class DeviceRead : public std::enable_shared_from_this<DeviceRead> {
     device_->CopyToHostAsync(
         dst, src_ + begin, n, static_cast<int>(k % device_->num_streams()),
         [weak, k, n, lease = std::move(lease), keep = keepalive_](absl::Status status) {
-          if (auto self = weak.lock()) self->OnCopied(k, n, status);
+          if (auto self = weak.lock()) self->OnCopied(k, n, std::move(status));
         });
   }
 
@@ -153,7 +153,7 @@ class DeviceRead : public std::enable_shared_from_this<DeviceRead> {
       auto it = window_.find(k);
       if (closed_ || it == window_.end()) return;
       it->second.ready = true;
-      it->second.status = status;
+      it->second.status = std::move(status);
       answer = TakeAnswerLocked();
     }
     if (answer) answer->first(std::move(answer->second));
@@ -344,12 +344,12 @@ class DeviceWrite : public std::enable_shared_from_this<DeviceWrite> {
     device_->CopyToDeviceAsync(
         dst_ + static_cast<uint64_t>(c.slot) * slot_bytes_, src, n,
         static_cast<int>(c.slot % device_->num_streams()),
-        [weak, n, lease = std::move(c.lease), keep = keepalive_](absl::Status status) {
+        [weak, n, lease = std::move(c.lease), keep = keepalive_](const absl::Status& status) {
           if (auto self = weak.lock()) self->OnCopied(n, status);
         });
   }
 
-  void OnCopied(size_t n, absl::Status status) {
+  void OnCopied(size_t n, const absl::Status& status) {
     if (metrics_ != nullptr && status.ok()) metrics_->H2DBytes(n);
     {
       absl::MutexLock lock(&mu_);
