@@ -35,6 +35,7 @@
 #include <future>
 
 #include "server/transfer/cuda_probe.h"
+#include "server/transfer/device_reader.h"
 #include "server/transfer/device_transfer.h"
 #endif
 

@@ -85,12 +85,14 @@ absl::StatusOr<npystream::v1::TensorInfo> Client::Fetch(
     wire::MessageReader reader(in);
     wire::MessageReader::Field field;
     while (reader.Next(&field)) {
-      if (field.number == 1 && field.type == wire::kLengthDelimited) {
+      if (field.number == v1::FetchResponse::kInfoFieldNumber &&
+          field.type == wire::kLengthDelimited) {
         std::string bytes;
         reader.ReadString(field.value, &bytes);
         have_info = info.ParseFromString(bytes);
         if (have_info && on_info) on_info(info);
-      } else if (field.number == 2 && field.type == wire::kLengthDelimited) {
+      } else if (field.number == v1::FetchResponse::kDataFieldNumber &&
+                 field.type == wire::kLengthDelimited) {
         reader.ReadBytes(field.value, [&](const char* p, size_t n) {
           if (local.ok()) sink(p, n);
           received += n;

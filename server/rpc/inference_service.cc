@@ -16,26 +16,11 @@ absl::StatusOr<std::shared_ptr<const StoredTensor>> FromInlineNpy(TensorStore* s
                                                                   const std::string& name,
                                                                   const std::string& npy,
                                                                   const PutLimits& limits) {
-  auto fail = [&](const absl::Status& s) {
-    return absl::Status(s.code(), absl::StrCat("input '", name, "': ", s.message()));
-  };
-  auto header_size = npy::PeekHeaderSize(npy, limits.parse);
-  if (!header_size.ok()) return fail(header_size.status());
-  if (*header_size == 0 || *header_size > npy.size()) {
-    return fail(absl::InvalidArgumentError("npy header truncated"));
+  auto stored = StoreWholeNpy(store, npy, limits);
+  if (!stored.ok()) {
+    return absl::Status(stored.status().code(),
+                        absl::StrCat("input '", name, "': ", stored.status().message()));
   }
-  auto meta = npy::ParseHeader(absl::string_view(npy).substr(0, *header_size), limits.parse);
-  if (!meta.ok()) return fail(meta.status());
-  TensorStore::PutSpec spec;
-  spec.meta = *meta;
-  spec.ephemeral = true;
-  spec.device = "cpu";  // small, and already in host memory; the model moves it
-  auto writer = store->BeginPut(spec);
-  if (!writer.ok()) return fail(writer.status());
-  absl::Status s = (*writer)->Append(npy.data() + *header_size, npy.size() - *header_size);
-  if (!s.ok()) return fail(s);
-  auto stored = (*writer)->Commit();
-  if (!stored.ok()) return fail(stored.status());
   return stored;
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string>
 
+#include "npystream/v1/tensors.pb.h"
 #include "proto/wire/wire_format.h"
 #include "server/rpc/tensor_info_proto.h"
 
@@ -13,8 +14,8 @@ namespace {
 void ReleaseOwner(void* owner) { delete static_cast<std::shared_ptr<const void>*>(owner); }
 
 // FetchResponse field numbers.
-constexpr uint32_t kInfoField = 1;
-constexpr uint32_t kDataField = 2;
+constexpr uint32_t kInfoField = v1::FetchResponse::kInfoFieldNumber;
+constexpr uint32_t kDataField = v1::FetchResponse::kDataFieldNumber;
 
 }  // namespace
 

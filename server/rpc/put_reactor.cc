@@ -11,8 +11,8 @@ namespace npystream::rpc {
 namespace {
 
 // PutRequest field numbers.
-constexpr uint32_t kHeaderField = 1;
-constexpr uint32_t kDataField = 2;
+constexpr uint32_t kHeaderField = v1::PutRequest::kHeaderFieldNumber;
+constexpr uint32_t kDataField = v1::PutRequest::kDataFieldNumber;
 
 }  // namespace
 
@@ -136,13 +136,7 @@ absl::Status PutReactor::ConsumeData(const char* data, size_t size,
 }
 
 absl::Status PutReactor::StartTensor(const std::string& header_bytes) {
-  ASSIGN_OR_RETURN(spec_.meta, npy::ParseHeader(header_bytes, limits_.parse));
-  const uint64_t nbytes = spec_.meta.NumBytes();
-  if (nbytes > limits_.max_tensor_bytes) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "tensor of ", nbytes, " bytes exceeds --max-put-bytes (", limits_.max_tensor_bytes, ")"));
-  }
-  ASSIGN_OR_RETURN(writer_, store_->BeginPut(spec_));
+  ASSIGN_OR_RETURN(writer_, BeginNpyPut(store_, header_bytes, limits_, &spec_));
   ASSIGN_OR_RETURN(payload_, transfer_->OpenWriter(writer_->device(), writer_->destination(),
                                                    writer_->expected(), writer_->keepalive()));
   ticket_->set_handle(spec_.name);

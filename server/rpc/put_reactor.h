@@ -12,15 +12,11 @@
 #include "grpcpp/grpcpp.h"
 #include "server/npy/npy_parser.h"
 #include "server/rpc/call_gate.h"
+#include "server/rpc/npy_put.h"
 #include "server/store/tensor_store.h"
 #include "server/transfer/transfer.h"
 
 namespace npystream::rpc {
-
-struct PutLimits {
-  npy::ParseLimits parse;
-  uint64_t max_tensor_bytes = ~uint64_t{0};
-};
 
 // Owns itself: deletes itself in OnDone.
 class PutReactor : public grpc::ServerReadReactor<grpc::ByteBuffer> {

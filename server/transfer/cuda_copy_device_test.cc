@@ -8,7 +8,9 @@
 #include "gtest/gtest.h"
 #include "server/transfer/copy_device.h"
 #include "server/transfer/cuda_probe.h"
+#include "server/transfer/device_reader.h"
 #include "server/transfer/device_transfer.h"
+#include "server/transfer/device_writer.h"
 #include "server/transfer/transfer_testing.h"
 
 namespace npystream {

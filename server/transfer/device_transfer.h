@@ -13,35 +13,9 @@
 #include "server/transfer/copy_device.h"
 #include "server/transfer/staging_ring.h"
 #include "server/transfer/transfer.h"
+#include "server/transfer/transfer_metrics.h"
 
 namespace npystream {
-
-// What the transfer engine reports. Thread-safe; may be null.
-class TransferMetrics {
- public:
-  virtual ~TransferMetrics() = default;
-  virtual void D2HBytes(uint64_t n) = 0;
-  virtual void H2DBytes(uint64_t n) = 0;
-};
-
-// Reads `nbytes` of device memory at `device_src` through `ring`, prefetching
-// up to `prefetch_slots` slots. `keepalive` (e.g. the tensor's pin) is held
-// until the reader and its in-flight copies are done.
-std::unique_ptr<PayloadReader> NewDeviceReader(std::shared_ptr<StagingRing> ring,
-                                               CopyDevice* device, const void* device_src,
-                                               uint64_t nbytes,
-                                               std::shared_ptr<const void> keepalive,
-                                               int prefetch_slots, TransferMetrics* metrics);
-
-// Writes `nbytes` of device memory at `device_dst` through `ring`: incoming
-// bytes fill slot after slot, and each full slot is copied on stream k mod K
-// while the next fills. `keepalive` (the destination) is held until every
-// copy is done.
-std::unique_ptr<PayloadWriter> NewDeviceWriter(std::shared_ptr<StagingRing> ring,
-                                               CopyDevice* device, void* device_dst,
-                                               uint64_t nbytes,
-                                               std::shared_ptr<const void> keepalive,
-                                               TransferMetrics* metrics);
 
 class DeviceTransfer : public Transfer {
  public:

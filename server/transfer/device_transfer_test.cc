@@ -7,6 +7,8 @@
 
 #include "gtest/gtest.h"
 #include "server/testing/fake_copy_device.h"
+#include "server/transfer/device_reader.h"
+#include "server/transfer/device_writer.h"
 #include "server/transfer/transfer_testing.h"
 
 namespace npystream {

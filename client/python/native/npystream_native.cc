@@ -91,7 +91,8 @@ PyObject* NativeClientFetch(NativeClient* self, PyObject* args) {
     PyGILState_Release(gil);
   };
   absl::StatusOr<npystream::v1::TensorInfo> info;
-  Py_BEGIN_ALLOW_THREADS info = self->client->Fetch(
+  Py_BEGIN_ALLOW_THREADS;
+  info = self->client->Fetch(
       handle,
       [&](const npystream::v1::TensorInfo& i) {
         header_len = i.npy_bytes() - i.nbytes();
@@ -133,7 +134,8 @@ PyObject* NativeClientFetch(NativeClient* self, PyObject* args) {
         if (pos - reported >= kProgressEvery || pos == total) report();
       },
       chunk_bytes);
-  Py_END_ALLOW_THREADS if (have_view) PyBuffer_Release(&view);
+  Py_END_ALLOW_THREADS;
+  if (have_view) PyBuffer_Release(&view);
   if (failed) return nullptr;  // alloc's exception is set
   if (!info.ok()) {
     const std::string message(info.status().message());
@@ -142,7 +144,7 @@ PyObject* NativeClientFetch(NativeClient* self, PyObject* args) {
   }
   if (overflow) {
     static const char kMessage[] = "the server sent more bytes than the tensor holds";
-    return Py_BuildValue("(is#y#)", 15 /* DATA_LOSS */, kMessage,
+    return Py_BuildValue("(is#y#)", static_cast<int>(absl::StatusCode::kDataLoss), kMessage,
                          static_cast<Py_ssize_t>(sizeof(kMessage) - 1), "", Py_ssize_t{0});
   }
   return Py_BuildValue("(is#y#)", 0, "", Py_ssize_t{0}, header.data(),

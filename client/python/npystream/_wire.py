@@ -1,6 +1,11 @@
 """Hand framing of the two messages that carry bulk bytes, so payloads skip
-protobuf objects: FetchResponse {info = 1; data = 2} and PutRequest
-{header = 1; data = 2}."""
+protobuf objects: FetchResponse {info; data} and PutRequest {header; data},
+with the field numbers taken from the generated stubs."""
+from .v1 import tensors_pb2 as _pb
+
+_INFO = _pb.FetchResponse.INFO_FIELD_NUMBER
+_DATA = _pb.FetchResponse.DATA_FIELD_NUMBER
+_LENGTH_DELIMITED = 2
 
 
 def decode_varint(buf, pos):
@@ -35,13 +40,13 @@ def split_fetch_response(raw):
     while pos < end:
         tag, pos = decode_varint(raw, pos)
         wire_type = tag & 7
-        if wire_type == 2:
+        if wire_type == _LENGTH_DELIMITED:
             length, pos = decode_varint(raw, pos)
             if pos + length > end:
                 raise ValueError("FetchResponse field runs past the message")
-            if tag >> 3 == 1:
+            if tag >> 3 == _INFO:
                 info = bytes(raw[pos:pos + length])
-            elif tag >> 3 == 2:
+            elif tag >> 3 == _DATA:
                 data_pos, data_len = pos, length
             pos += length
         elif wire_type == 0:
@@ -51,9 +56,9 @@ def split_fetch_response(raw):
     return info, data_pos, data_len
 
 
-_DATA_TAG = bytes([(2 << 3) | 2])
+_PUT_DATA_TAG = encode_varint((_pb.PutRequest.DATA_FIELD_NUMBER << 3) | _LENGTH_DELIMITED)
 
 
 def put_data(chunk):
     """A serialized PutRequest carrying `chunk` (bytes-like) as data."""
-    return b"".join((_DATA_TAG, encode_varint(len(chunk)), chunk))
+    return b"".join((_PUT_DATA_TAG, encode_varint(len(chunk)), chunk))
