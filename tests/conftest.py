@@ -31,7 +31,8 @@ class Daemon:
                 "--store-budget", "8GiB", *flags]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      text=True, env=full_env)
-        threading.Thread(target=self._read_log, daemon=True).start()
+        self._reader = threading.Thread(target=self._read_log, daemon=True)
+        self._reader.start()
         if not self._ready.wait(30) or self.target is None:
             self.stop()
             raise RuntimeError("npystreamd did not start:\n" + "".join(self.log))
@@ -73,6 +74,7 @@ class Daemon:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self._reader.join(10)  # the log up to the last line the daemon wrote
         return self.proc.returncode
 
 

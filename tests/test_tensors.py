@@ -4,6 +4,7 @@ import io
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import grpc
@@ -343,3 +344,29 @@ def test_native_and_grpcio_fetch_paths_agree_with_numpy(daemon, unique, monkeypa
     finally:
         native.close()
         plain.close()
+
+
+def test_one_client_shared_by_threads_from_its_first_call(daemon, unique):
+    """The first fetch makes the native channel; eight threads race to it."""
+    name = unique()
+    arr = np.arange(100_000, dtype=np.float32).reshape(100, 1000)
+    with daemon.client() as seed:
+        seed.put(arr, name=name)
+    shared = daemon.client()
+    results, errors = [], []
+
+    def work():
+        try:
+            for _ in range(5):
+                results.append(np.array_equal(shared.fetch(name), arr))
+        except Exception as e:  # surfaced below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    shared.close()
+    assert not errors, errors
+    assert results == [True] * 40

@@ -83,6 +83,9 @@ std::string FormatDouble(double d) {
 }  // namespace
 
 void LogValue::AppendText(std::string* out) const {
+  if (std::holds_alternative<std::string>(v_)) {
+    return LogValue(absl::string_view(std::get<std::string>(v_))).AppendText(out);
+  }
   if (const auto* s = std::get_if<absl::string_view>(&v_)) {
     if (NeedsQuotes(*s)) {
       AppendQuoted(*s, out);
@@ -101,7 +104,9 @@ void LogValue::AppendText(std::string* out) const {
 }
 
 void LogValue::AppendJson(std::string* out) const {
-  if (const auto* s = std::get_if<absl::string_view>(&v_)) {
+  if (const auto* owned = std::get_if<std::string>(&v_)) {
+    AppendQuoted(*owned, out);
+  } else if (const auto* s = std::get_if<absl::string_view>(&v_)) {
     AppendQuoted(*s, out);
   } else if (const auto* d = std::get_if<double>(&v_); d != nullptr && !std::isfinite(*d)) {
     AppendQuoted(FormatDouble(*d), out);  // JSON has no NaN or infinities

@@ -9,6 +9,7 @@
 #include <initializer_list>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <variant>
 
 #include "absl/status/status.h"
@@ -25,16 +26,20 @@ void SetLogJson(bool json);
 // Parses "debug", "info", "warning", "error"; false when unknown.
 bool ParseLogLevel(absl::string_view text, LogLevel* level);
 
-// A field's value: text, a whole number, a real number or a boolean. Holds a
-// view of text, so it lives only as long as the Log call it is written for.
+// A field's value: text, a whole number, a real number or a boolean. Text
+// passed as a temporary std::string is owned; other text is viewed, so a
+// LogValue lives only as long as the Log call it is written for.
 class LogValue {
  public:
   LogValue(absl::string_view s) : v_(s) {}                      // NOLINT: implicit by design
   LogValue(const char* s) : v_(absl::string_view(s)) {}         // NOLINT
   LogValue(const std::string& s) : v_(absl::string_view(s)) {}  // NOLINT
-  LogValue(bool b) : v_(b) {}                                   // NOLINT
-  LogValue(double d) : v_(d) {}                                 // NOLINT
-  LogValue(float f) : v_(static_cast<double>(f)) {}             // NOLINT
+  LogValue(std::string&& s) : v_(std::move(s)) {}               // NOLINT
+  // A const temporary (`cond ? "-" : some_string`) is copied.
+  LogValue(const std::string&& s) : v_(std::string(s)) {}  // NOLINT
+  LogValue(bool b) : v_(b) {}                              // NOLINT
+  LogValue(double d) : v_(d) {}                            // NOLINT
+  LogValue(float f) : v_(static_cast<double>(f)) {}        // NOLINT
   template <typename T,
             typename = std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, bool>>>
   LogValue(T n) {  // NOLINT
@@ -52,7 +57,7 @@ class LogValue {
   void AppendJson(std::string* out) const;
 
  private:
-  std::variant<absl::string_view, int64_t, uint64_t, double, bool> v_;
+  std::variant<absl::string_view, std::string, int64_t, uint64_t, double, bool> v_;
 };
 
 struct LogField {

@@ -54,6 +54,17 @@ TEST(LogTest, JsonIsOneValidObjectWithTypedValues) {
   EXPECT_EQ(j.size(), 10u);
 }
 
+// A field list kept in a vector outlives the temporaries it was built from
+// (a ternary of std::strings, a function's result): their text is owned.
+TEST(LogTest, TemporaryStringsInAFieldVectorAreOwned) {
+  const std::string handle;
+  std::vector<LogField> fields = {{"handle", handle.empty() ? "-" : handle},
+                                  {"joined", std::string("a") + " b"}};
+  std::string filler(4096, 'x');  // reuse the freed stack/heap if it dangled
+  EXPECT_EQ(FormatLogLine("T", LogLevel::kInfo, "e", fields, /*json=*/false),
+            "T INFO e handle=- joined=\"a b\"\n");
+}
+
 TEST(LogTest, ParseLogLevel) {
   LogLevel level = LogLevel::kInfo;
   EXPECT_TRUE(ParseLogLevel("debug", &level));

@@ -1,6 +1,7 @@
 """Client: the Python API of npystream."""
 import io
 import os
+import threading
 
 import grpc
 import numpy as np
@@ -63,6 +64,9 @@ class Client:
                 else root_certificates
             self._native = lambda: _native.Client(target, token or None, roots)
         self._timeout = timeout
+        # Guards the lazily made native client and the pending releases: the
+        # class is used from many threads at once.
+        self._lock = threading.Lock()
         self._pending = []  # Release futures from infer(fetch=True)
         self._stub = pb_grpc.TensorsStub(self._channel)
         # Raw methods: bytes in and out, framed by _wire.
@@ -79,12 +83,13 @@ class Client:
 
     def close(self):
         """Waits for outstanding releases, then closes the channel."""
-        for f in self._pending:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for f in pending:
             try:
                 f.result(timeout=10)
             except Exception:  # the server may be gone; nothing to undo
                 pass
-        self._pending = []
         self._channel.close()
 
     def __enter__(self):
@@ -160,15 +165,17 @@ class Client:
         return assembler.finish()[1]
 
     def _fetch_native(self, handle, chunk_bytes, out, progress):
-        if callable(self._native):
-            self._native = self._native()  # the C++ channel, made at first use
+        with self._lock:
+            if callable(self._native):
+                self._native = self._native()  # the C++ channel, made at first use
+            native = self._native
         assembler = _Assembler(out)
 
         def alloc(info_bytes):
             assembler.start(info_bytes)
             return assembler.flat
 
-        code, message, header = self._native.fetch(handle, int(chunk_bytes), alloc, progress)
+        code, message, header = native.fetch(handle, int(chunk_bytes), alloc, progress)
         if code:
             raise from_status(code, message)
         assembler.header = bytearray(header)
@@ -261,10 +268,10 @@ class Client:
                                   else self.fetch(t.handle))
         finally:
             # The caller does not wait a round trip for these; close() does.
-            self._pending = [f for f in self._pending if not f.done()]
-            for t in stored:
-                self._pending.append(self._stub.Release.future(
-                    pb.TensorRef(handle=t.handle), metadata=self._metadata))
+            releases = [self._stub.Release.future(pb.TensorRef(handle=t.handle),
+                                                  metadata=self._metadata) for t in stored]
+            with self._lock:
+                self._pending = [f for f in self._pending if not f.done()] + releases
         return result
 
     def subscribe(self, model, layers):
