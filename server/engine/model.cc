@@ -200,9 +200,8 @@ absl::StatusOr<std::shared_ptr<torch::jit::GraphFunction>> Model::CaptureFunctio
   return fn;
 }
 
-absl::StatusOr<ModelRun> Model::Run(const NamedTensors& inputs,
-                                    const std::vector<std::string>& capture) {
-  // Arguments in forward()'s order.
+absl::StatusOr<std::map<std::string, at::Tensor>> Model::MatchInputs(
+    const NamedTensors& inputs) const {
   std::map<std::string, at::Tensor> by_name;
   for (const auto& [name, tensor] : inputs) {
     std::string key = name;
@@ -217,15 +216,118 @@ absl::StatusOr<ModelRun> Model::Run(const NamedTensors& inputs,
     }
     RETURN_IF_ERROR(CheckInput(key, tensor));
   }
-  // Split the capture names into layers (run through the capture graph) and
-  // output names (picked from the outputs afterwards).
-  std::vector<std::string> layers, from_outputs;
+  return by_name;
+}
+
+absl::StatusOr<std::vector<c10::IValue>> Model::ForwardArguments(
+    const std::map<std::string, at::Tensor>& by_name) const {
+  const c10::Device device = TorchDeviceOf(device_);
+  std::vector<c10::IValue> stack;
+  const auto& schema = module_->get_method("forward").function().getSchema();
+  for (size_t i = 0; i < input_names_.size(); ++i) {
+    auto it = by_name.find(input_names_[i]);
+    if (it != by_name.end()) {
+      stack.emplace_back(it->second.to(device));
+    } else if (schema.arguments()[i + 1].default_value()) {
+      stack.push_back(*schema.arguments()[i + 1].default_value());
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("missing input '", input_names_[i], "' for model '", name_, "'"));
+    }
+  }
+  return stack;
+}
+
+void Model::AcquireInstance() {
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(
+      +[](Model* m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(m->mu_) {
+        return m->running_ < static_cast<int>(m->config_.instances);
+      },
+      this));
+  ++running_;
+}
+
+void Model::ReleaseInstance() {
+  absl::MutexLock lock(&mu_);
+  --running_;
+}
+
+absl::Status Model::NameOutputs(const c10::IValue& output, ModelRun* run) {
+  RETURN_IF_ERROR(Flatten("", output,
+                          config_.outputs.empty() && output.isTensor()
+                              ? std::vector<std::string>{"output"}
+                              : config_.outputs,
+                          &run->outputs));
+  if (output.isTensor()) {
+    run->outputs[0].first = config_.outputs.empty() ? "output" : config_.outputs[0];
+  } else if (!output.isGenericDict()) {
+    for (size_t i = config_.outputs.size(); i < run->outputs.size(); ++i) {
+      run->outputs[i].first = absl::StrCat("output", i);
+    }
+  } else {
+    absl::MutexLock lock(&mu_);
+    if (dict_keys_.empty()) {
+      for (const auto& [k, t] : run->outputs) dict_keys_.push_back(k);
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Model::PickActivations(const std::vector<std::string>& capture,
+                                    const std::vector<std::string>& layers,
+                                    const std::vector<c10::IValue>& layer_values,
+                                    ModelRun* run) const {
+  NamedTensors captured;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    RETURN_IF_ERROR(Flatten(layers[i], layer_values[i], {}, &captured));
+  }
   for (const std::string& c : capture) {
     const std::string base = c.substr(0, c.find('.'));
-    if (std::find(layers_.begin(), layers_.end(), base) != layers_.end()) {
-      if (std::find(layers.begin(), layers.end(), base) == layers.end()) layers.push_back(base);
-    } else {
-      from_outputs.push_back(c);
+    const bool is_layer = std::find(layers.begin(), layers.end(), base) != layers.end();
+    const NamedTensors* source = is_layer ? &captured : &run->outputs;
+    bool matched = false;
+    for (const auto& [name, t] : *source) {
+      // "layer" matches the layer's tensor or every "layer.key" of a Dict.
+      if (name == c || (is_layer && name.size() > c.size() && name.compare(0, c.size(), c) == 0 &&
+                        name[c.size()] == '.')) {
+        run->activations.emplace_back(name, t);
+        matched = true;
+      }
+    }
+    if (!matched) {
+      std::vector<std::string> names = layers_;
+      for (const auto& [name, t] : run->outputs) names.push_back(name);
+      return absl::InvalidArgumentError(
+          absl::StrCat("model '", name_, "' has no layer or output '", c,
+                       "' to capture (available: ", absl::StrJoin(names, ", "), ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Model::RunFailure(const std::exception& e, const NamedTensors& inputs) const {
+  const std::string msg = FirstLine(e);
+  if (msg.find("out of memory") != std::string::npos) {
+    return absl::ResourceExhaustedError(absl::StrCat("model '", name_, "': ", msg));
+  }
+  std::vector<std::string> described;
+  for (const auto& [name, t] : inputs) described.push_back(absl::StrCat(name, "=", Describe(t)));
+  return absl::InvalidArgumentError(absl::StrCat("model '", name_, "' rejected its inputs (",
+                                                 absl::StrJoin(described, ", "), "): ", msg));
+}
+
+absl::StatusOr<ModelRun> Model::Run(const NamedTensors& inputs,
+                                    const std::vector<std::string>& capture) {
+  ASSIGN_OR_RETURN(const auto by_name, MatchInputs(inputs));
+  // Capture names that are layers run through the capture graph; the others
+  // are picked from the outputs afterwards.
+  std::vector<std::string> layers;
+  for (const std::string& c : capture) {
+    const std::string base = c.substr(0, c.find('.'));
+    if (std::find(layers_.begin(), layers_.end(), base) != layers_.end() &&
+        std::find(layers.begin(), layers.end(), base) == layers.end()) {
+      layers.push_back(base);
     }
   }
   std::sort(layers.begin(), layers.end());
@@ -233,41 +335,17 @@ absl::StatusOr<ModelRun> Model::Run(const NamedTensors& inputs,
   ModelRun run;
   try {
     torch::NoGradGuard no_grad;
-    const c10::Device device = TorchDeviceOf(device_);
-    std::vector<c10::IValue> stack;
-    const auto& schema = module_->get_method("forward").function().getSchema();
-    for (size_t i = 0; i < input_names_.size(); ++i) {
-      auto it = by_name.find(input_names_[i]);
-      if (it != by_name.end()) {
-        stack.emplace_back(it->second.to(device));
-      } else if (schema.arguments()[i + 1].default_value()) {
-        stack.push_back(*schema.arguments()[i + 1].default_value());
-      } else {
-        return absl::InvalidArgumentError(
-            absl::StrCat("missing input '", input_names_[i], "' for model '", name_, "'"));
-      }
-    }
+    ASSIGN_OR_RETURN(std::vector<c10::IValue> stack, ForwardArguments(by_name));
     std::shared_ptr<torch::jit::GraphFunction> capture_fn;
     if (!layers.empty()) {
       ASSIGN_OR_RETURN(capture_fn, CaptureFunction(layers));
     }
-
-    {
-      absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(
-          +[](Model* m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(m->mu_) {
-            return m->running_ < static_cast<int>(m->config_.instances);
-          },
-          this));
-      ++running_;
-    }
-    struct Done {
+    // At most config().instances runs at once.
+    AcquireInstance();
+    struct Release {
       Model* m;
-      ~Done() {
-        absl::MutexLock lock(&m->mu_);
-        --m->running_;
-      }
-    } done{this};
+      ~Release() { m->ReleaseInstance(); }
+    } release{this};
 
     const auto start = std::chrono::steady_clock::now();
     c10::IValue output;
@@ -283,59 +361,10 @@ absl::StatusOr<ModelRun> Model::Run(const NamedTensors& inputs,
     }
     run.compute_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-
-    RETURN_IF_ERROR(Flatten("", output,
-                            config_.outputs.empty() && output.isTensor()
-                                ? std::vector<std::string>{"output"}
-                                : config_.outputs,
-                            &run.outputs));
-    if (output.isTensor()) {
-      run.outputs[0].first = config_.outputs.empty() ? "output" : config_.outputs[0];
-    } else if (!output.isGenericDict()) {
-      for (size_t i = config_.outputs.size(); i < run.outputs.size(); ++i) {
-        run.outputs[i].first = absl::StrCat("output", i);
-      }
-    } else {
-      absl::MutexLock lock(&mu_);
-      if (dict_keys_.empty()) {
-        for (const auto& [k, t] : run.outputs) dict_keys_.push_back(k);
-      }
-    }
-    NamedTensors captured;
-    for (size_t i = 0; i < layers.size(); ++i) {
-      RETURN_IF_ERROR(Flatten(layers[i], layer_values[i], {}, &captured));
-    }
-    for (const std::string& c : capture) {
-      const NamedTensors* source = &captured;
-      if (std::find(from_outputs.begin(), from_outputs.end(), c) != from_outputs.end()) {
-        source = &run.outputs;
-      }
-      bool matched = false;
-      for (const auto& [name, t] : *source) {
-        // "layer" matches the layer's tensor or every "layer.key" of a Dict.
-        if (name == c || (name.size() > c.size() && name.compare(0, c.size(), c) == 0 &&
-                          name[c.size()] == '.' && source == &captured)) {
-          run.activations.emplace_back(name, t);
-          matched = true;
-        }
-      }
-      if (!matched) {
-        std::vector<std::string> names = layers_;
-        for (const auto& [name, t] : run.outputs) names.push_back(name);
-        return absl::InvalidArgumentError(
-            absl::StrCat("model '", name_, "' has no layer or output '", c,
-                         "' to capture (available: ", absl::StrJoin(names, ", "), ")"));
-      }
-    }
+    RETURN_IF_ERROR(NameOutputs(output, &run));
+    RETURN_IF_ERROR(PickActivations(capture, layers, layer_values, &run));
   } catch (const std::exception& e) {
-    const std::string msg = FirstLine(e);
-    if (msg.find("out of memory") != std::string::npos) {
-      return absl::ResourceExhaustedError(absl::StrCat("model '", name_, "': ", msg));
-    }
-    std::vector<std::string> described;
-    for (const auto& [name, t] : inputs) described.push_back(absl::StrCat(name, "=", Describe(t)));
-    return absl::InvalidArgumentError(absl::StrCat("model '", name_, "' rejected its inputs (",
-                                                   absl::StrJoin(described, ", "), "): ", msg));
+    return RunFailure(e, inputs);
   }
   return run;
 }

@@ -16,6 +16,10 @@
 #include "server/engine/model_config.h"
 #include "server/store/device_plan.h"
 
+namespace c10 {
+struct IValue;
+}  // namespace c10
+
 namespace torch::jit {
 struct Module;
 struct GraphFunction;
@@ -66,6 +70,19 @@ class Model {
  private:
   Model() = default;
   absl::Status CheckInput(const std::string& name, const at::Tensor& t) const;
+  // Run's steps: inputs by argument name; forward()'s argument stack on the
+  // model's device; the instance limit; output names; requested activations;
+  // a LibTorch exception as a status naming the inputs.
+  absl::StatusOr<std::map<std::string, at::Tensor>> MatchInputs(const NamedTensors& inputs) const;
+  absl::StatusOr<std::vector<c10::IValue>> ForwardArguments(
+      const std::map<std::string, at::Tensor>& by_name) const;
+  void AcquireInstance();
+  void ReleaseInstance();
+  absl::Status NameOutputs(const c10::IValue& output, ModelRun* run);
+  absl::Status PickActivations(const std::vector<std::string>& capture,
+                               const std::vector<std::string>& layers,
+                               const std::vector<c10::IValue>& layer_values, ModelRun* run) const;
+  absl::Status RunFailure(const std::exception& e, const NamedTensors& inputs) const;
   absl::StatusOr<std::shared_ptr<torch::jit::GraphFunction>> CaptureFunction(
       const std::vector<std::string>& layers);
 
