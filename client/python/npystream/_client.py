@@ -7,21 +7,18 @@ import grpc
 import numpy as np
 
 from . import _wire
-from ._errors import Error, InvalidArgumentError, from_rpc_error, from_status
+from ._errors import Error, InvalidArgumentError, from_rpc_error
 from ._info import TensorInfo
-from ._malloc import populate_async, tune_malloc
+from ._assembly import Assembler, npy_bytes
+from ._malloc import tune_malloc
+from ._transport import NativeFetcher, open_channel
 
-try:  # the C++ fetch path, built with the package when python3-dev is present
-    from . import _native
-except ImportError:  # pragma: no cover - grpcio alone still works
-    _native = None
 from .v1 import inference_pb2 as ipb
 from .v1 import inference_pb2_grpc as ipb_grpc
 from .v1 import tensors_pb2 as pb
 from .v1 import tensors_pb2_grpc as pb_grpc
 
 _PUT_CHUNK = 1 << 20
-_POPULATE_MIN_BYTES = 8 << 20
 _SERVICE = "/npystream.v1.Tensors/"
 _INFERENCE = "/npystream.v1.Inference/"
 
@@ -38,34 +35,14 @@ class Client:
     def __init__(self, target="127.0.0.1:50051", *, token=None, root_certificates=None,
                  private_key=None, certificate_chain=None, timeout=None):
         tune_malloc()  # see _malloc.py: large fetches at 2-3x the speed
-        # A fixed 16 MiB stream window from the first byte (gRPC's BDP probing
-        # starts a fresh channel at 64 KiB and ramps up slowly).
-        options = [("grpc.max_receive_message_length", 64 << 20),
-                   ("grpc.max_send_message_length", 64 << 20),
-                   ("grpc.http2.bdp_probe", 0),
-                   ("grpc.http2.lookahead_bytes", 16 << 20)]
-        if root_certificates is not None:
-            creds = grpc.ssl_channel_credentials(root_certificates=root_certificates,
-                                                 private_key=private_key,
-                                                 certificate_chain=certificate_chain)
-            self._channel = grpc.secure_channel(target, creds, options=options)
-        else:
-            self._channel = grpc.insecure_channel(target, options=options)
+        self._channel = open_channel(target, root_certificates, private_key, certificate_chain)
         token = token if token is not None else os.environ.get("NPYSTREAM_TOKEN")
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
-        # Fetches without a timeout take the C++ path (one copy from gRPC's
-        # slices into the array, GIL released; its channel opens at the first
-        # fetch) unless NPYSTREAM_NATIVE=0; client certificates (mTLS) stay
-        # on grpcio.
-        self._native = None
-        if (_native is not None and private_key is None and certificate_chain is None
-                and os.environ.get("NPYSTREAM_NATIVE", "1") != "0"):
-            roots = root_certificates.decode() if isinstance(root_certificates, bytes) \
-                else root_certificates
-            self._native = lambda: _native.Client(target, token or None, roots)
+        # Fetches without a timeout take the C++ path when it can serve them.
+        self._native = NativeFetcher.create(target, token, root_certificates, private_key,
+                                            certificate_chain)
         self._timeout = timeout
-        # Guards the lazily made native client and the pending releases: the
-        # class is used from many threads at once.
+        # Guards the pending releases: the class is used from many threads.
         self._lock = threading.Lock()
         self._pending = []  # Release futures from infer(fetch=True)
         self._stub = pb_grpc.TensorsStub(self._channel)
@@ -146,12 +123,12 @@ class Client:
         fetches of a live tensor; InvalidArgumentError when it does not fit.
         """
         if self._native is not None and self._timeout is None:
-            return self._fetch_native(handle, chunk_bytes, out, progress)
+            return self._native.fetch(handle, chunk_bytes, out, progress)
         call = None
         try:
             call = self._fetch_raw(pb.FetchRequest(handle=handle, chunk_bytes=chunk_bytes),
                                    metadata=self._metadata, timeout=self._timeout)
-            assembler = _Assembler(out)
+            assembler = Assembler(out)
             for raw in call:
                 if assembler.feed(raw) and progress:
                     progress(assembler.pos, assembler.total)
@@ -162,23 +139,6 @@ class Client:
             raise
         if not assembler.complete:
             raise Error(f"fetch of {handle!r} ended after {assembler.pos} bytes")
-        return assembler.finish()[1]
-
-    def _fetch_native(self, handle, chunk_bytes, out, progress):
-        with self._lock:
-            if callable(self._native):
-                self._native = self._native()  # the C++ channel, made at first use
-            native = self._native
-        assembler = _Assembler(out)
-
-        def alloc(info_bytes):
-            assembler.start(info_bytes)
-            return assembler.flat
-
-        code, message, header = native.fetch(handle, int(chunk_bytes), alloc, progress)
-        if code:
-            raise from_status(code, message)
-        assembler.header = bytearray(header)
         return assembler.finish()[1]
 
     def fetch_to(self, handle, path_or_file, progress=None, chunk_bytes=0):
@@ -254,7 +214,7 @@ class Client:
             elif isinstance(value, str):
                 item.handle = value
             else:
-                item.npy = _npy_bytes(value)
+                item.npy = npy_bytes(value)
         response = self._call(self._inference.Infer, request)
         infos = [TensorInfo.from_proto(t) for t in list(response.outputs) + list(response.activations)]
         if not fetch:
@@ -299,13 +259,13 @@ class _Subscription:
         self._call = call
 
     def __iter__(self):
-        assembler = _Assembler()
+        assembler = Assembler()
         try:
             for raw in self._call:
                 assembler.feed(raw)
                 if assembler.complete:
                     info, arr = assembler.finish()
-                    assembler = _Assembler()
+                    assembler = Assembler()
                     yield info.name, arr
         except grpc.RpcError as err:
             if err.code() != grpc.StatusCode.CANCELLED:
@@ -321,88 +281,3 @@ class _Subscription:
 
     def __exit__(self, *exc):
         self.cancel()
-
-
-class _Assembler:
-    """Builds one ndarray from raw FetchResponse messages: the first carries
-    the info, then data fields are copied once into a preallocated array."""
-
-    def __init__(self, out=None):
-        self.out = out
-        self.info = None
-        self.arr = None
-        self.flat = None
-        self.header = bytearray()
-        self.header_len = 0
-        self.pos = 0
-        self.total = 0
-
-    @property
-    def complete(self):
-        return self.info is not None and self.pos == self.total
-
-    def start(self, info_bytes):
-        """Reads the tensor's info and allocates (or checks `out` as) the array."""
-        self.info = pb.TensorInfo.FromString(info_bytes)
-        shape, dtype = tuple(self.info.shape), np.dtype(self.info.dtype)
-        if self.out is None:
-            self.arr = np.empty(shape, dtype=dtype)
-            if self.arr.nbytes >= _POPULATE_MIN_BYTES:
-                populate_async(self.arr)
-        elif (not isinstance(self.out, np.ndarray) or self.out.shape != shape
-              or self.out.dtype != dtype or not self.out.flags.c_contiguous
-              or not self.out.flags.writeable):
-            got = (f"{self.out.dtype} {self.out.shape}" if isinstance(self.out, np.ndarray)
-                   else type(self.out).__name__)
-            raise InvalidArgumentError(
-                f"out= must be a writeable C-contiguous {dtype} array of shape {shape}, "
-                f"got {got}")
-        else:
-            self.arr = self.out
-        self.flat = self.arr.reshape(-1).view(np.uint8)
-        self.header_len = self.info.npy_bytes - self.info.nbytes
-        self.total = self.info.npy_bytes
-
-    def feed(self, raw):
-        info_bytes, start, length = _wire.split_fetch_response(raw)
-        if info_bytes is not None:
-            self.start(info_bytes)
-        elif self.info is None:
-            raise Error("the server sent data before the tensor's info")
-        data = memoryview(raw)[start:start + length]
-        if self.pos < self.header_len:
-            take = min(self.header_len - self.pos, length)
-            self.header += data[:take]
-            data = data[take:]
-            self.pos += take
-        n = data.nbytes
-        if n:
-            off = self.pos - self.header_len
-            if off + n > self.flat.nbytes:
-                raise Error("the server sent more bytes than the tensor holds")
-            self.flat[off:off + n] = np.frombuffer(data, dtype=np.uint8)
-            self.pos += n
-        return True
-
-    def finish(self):
-        _check_header(bytes(self.header), self.arr)
-        return TensorInfo.from_proto(self.info), self.arr
-
-
-def _npy_bytes(array):
-    buf = io.BytesIO()
-    np.save(buf, np.asarray(array), allow_pickle=False)
-    return buf.getvalue()
-
-
-def _check_header(header, arr):
-    """The header the server sent must describe the array we built."""
-    f = io.BytesIO(header)
-    try:
-        version = np.lib.format.read_magic(f)
-        shape, fortran, dtype = np.lib.format._read_array_header(f, version)
-    except Exception as err:  # numpy raises ValueError and others
-        raise Error(f"the server sent a malformed .npy header: {err}") from None
-    if tuple(shape) != arr.shape or dtype != arr.dtype or fortran:
-        raise Error(f"the .npy header ({dtype}, {shape}) disagrees with the "
-                    f"tensor info ({arr.dtype}, {arr.shape})")

@@ -3,6 +3,16 @@ protobuf objects: FetchResponse {info; data} and PutRequest {header; data},
 with the field numbers taken from the generated stubs."""
 from .v1 import tensors_pb2 as _pb
 
+# The channel settings of proto/wire/channel_args.h: a fixed 16 MiB stream
+# window from the first byte (gRPC's BDP probing starts a fresh channel at
+# 64 KiB and ramps up slowly), messages up to 64 MiB.
+_MAX_MESSAGE_BYTES = 64 << 20
+_STREAM_WINDOW_BYTES = 16 << 20
+CHANNEL_OPTIONS = [("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
+                   ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
+                   ("grpc.http2.bdp_probe", 0),
+                   ("grpc.http2.lookahead_bytes", _STREAM_WINDOW_BYTES)]
+
 _INFO = _pb.FetchResponse.INFO_FIELD_NUMBER
 _DATA = _pb.FetchResponse.DATA_FIELD_NUMBER
 _LENGTH_DELIMITED = 2

@@ -1,0 +1,99 @@
+"""Array assembly: raw FetchResponse messages into one ndarray, and arrays
+into .npy bytes."""
+import io
+
+import numpy as np
+
+from . import _wire
+from ._errors import Error, InvalidArgumentError
+from ._info import TensorInfo
+from ._malloc import populate_async
+from .v1 import tensors_pb2 as pb
+
+# Fresh arrays this large are faulted in on a helper thread while data arrives.
+_POPULATE_MIN_BYTES = 8 << 20
+
+
+class Assembler:
+    """Builds one ndarray from raw FetchResponse messages: the first carries
+    the info, then data fields are copied once into a preallocated array."""
+
+    def __init__(self, out=None):
+        self.out = out
+        self.info = None
+        self.arr = None
+        self.flat = None
+        self.header = bytearray()
+        self.header_len = 0
+        self.pos = 0
+        self.total = 0
+
+    @property
+    def complete(self):
+        return self.info is not None and self.pos == self.total
+
+    def start(self, info_bytes):
+        """Reads the tensor's info and allocates (or checks `out` as) the array."""
+        self.info = pb.TensorInfo.FromString(info_bytes)
+        shape, dtype = tuple(self.info.shape), np.dtype(self.info.dtype)
+        if self.out is None:
+            self.arr = np.empty(shape, dtype=dtype)
+            if self.arr.nbytes >= _POPULATE_MIN_BYTES:
+                populate_async(self.arr)
+        elif (not isinstance(self.out, np.ndarray) or self.out.shape != shape
+              or self.out.dtype != dtype or not self.out.flags.c_contiguous
+              or not self.out.flags.writeable):
+            got = (f"{self.out.dtype} {self.out.shape}" if isinstance(self.out, np.ndarray)
+                   else type(self.out).__name__)
+            raise InvalidArgumentError(
+                f"out= must be a writeable C-contiguous {dtype} array of shape {shape}, "
+                f"got {got}")
+        else:
+            self.arr = self.out
+        self.flat = self.arr.reshape(-1).view(np.uint8)
+        self.header_len = self.info.npy_bytes - self.info.nbytes
+        self.total = self.info.npy_bytes
+
+    def feed(self, raw):
+        info_bytes, start, length = _wire.split_fetch_response(raw)
+        if info_bytes is not None:
+            self.start(info_bytes)
+        elif self.info is None:
+            raise Error("the server sent data before the tensor's info")
+        data = memoryview(raw)[start:start + length]
+        if self.pos < self.header_len:
+            take = min(self.header_len - self.pos, length)
+            self.header += data[:take]
+            data = data[take:]
+            self.pos += take
+        n = data.nbytes
+        if n:
+            off = self.pos - self.header_len
+            if off + n > self.flat.nbytes:
+                raise Error("the server sent more bytes than the tensor holds")
+            self.flat[off:off + n] = np.frombuffer(data, dtype=np.uint8)
+            self.pos += n
+        return True
+
+    def finish(self):
+        check_header(bytes(self.header), self.arr)
+        return TensorInfo.from_proto(self.info), self.arr
+
+
+def npy_bytes(array):
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(array), allow_pickle=False)
+    return buf.getvalue()
+
+
+def check_header(header, arr):
+    """The header the server sent must describe the array we built."""
+    f = io.BytesIO(header)
+    try:
+        version = np.lib.format.read_magic(f)
+        shape, fortran, dtype = np.lib.format._read_array_header(f, version)
+    except Exception as err:  # numpy raises ValueError and others
+        raise Error(f"the server sent a malformed .npy header: {err}") from None
+    if tuple(shape) != arr.shape or dtype != arr.dtype or fortran:
+        raise Error(f"the .npy header ({dtype}, {shape}) disagrees with the "
+                    f"tensor info ({arr.dtype}, {arr.shape})")
