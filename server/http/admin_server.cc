@@ -16,6 +16,7 @@
 #include "server/common/log.h"
 #include "server/common/token.h"
 #include "server/http/byte_range.h"
+#include "server/http/routes.h"
 
 namespace npystream {
 
@@ -29,21 +30,6 @@ namespace {
 
 constexpr size_t kBodyPiece = 1 << 20;
 constexpr auto kIoTimeout = std::chrono::seconds(60);
-
-std::string PercentDecode(beast::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    int v = 0;
-    if (s[i] == '%' && i + 2 < s.size() &&
-        absl::SimpleHexAtoi(absl::string_view(s.data() + i + 1, 2), &v)) {
-      out.push_back(static_cast<char>(v));
-      i += 2;
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
-}
 
 nlohmann::json InfoJson(const TensorInfo& info) {
   return {{"handle", info.handle},
@@ -144,37 +130,37 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
   void Handle() {
     const auto& o = server_->options;
-    beast::string_view target = req_.target();
-    if (auto q = target.find('?'); q != beast::string_view::npos) target = target.substr(0, q);
-    if (req_.method() != http::verb::get) {
-      return Error(http::status::method_not_allowed, "only GET is served");
+    const beast::string_view method = req_.method_string(), target = req_.target();
+    const Route route = MatchRoute(absl::string_view(method.data(), method.size()),
+                                   absl::string_view(target.data(), target.size()));
+    if (route.needs_token && !Authorized()) {
+      return Error(http::status::unauthorized, "missing or wrong bearer token");
     }
-    if (target == "/metrics") {
-      return Reply(http::status::ok, o.scrape ? o.scrape() : std::string(),
-                   "text/plain; version=0.0.4");
-    }
-    if (target == "/healthz") return Reply(http::status::ok, "{\"status\":\"ok\"}\n");
-    if (target == "/readyz") {
-      const std::string reason = o.not_ready_reason ? o.not_ready_reason() : "";
-      if (reason.empty()) return Reply(http::status::ok, "{\"ready\":true}\n");
-      return Reply(http::status::service_unavailable,
-                   nlohmann::json{{"ready", false}, {"reason", reason}}.dump() + "\n");
-    }
-    if (target == "/v1/tensors" || absl::StartsWith(std::string(target), "/v1/tensors/")) {
-      if (!Authorized()) return Error(http::status::unauthorized, "missing or wrong bearer token");
-      if (target == "/v1/tensors") {
+    switch (route.kind) {
+      case Route::kMetrics:
+        return Reply(http::status::ok, o.scrape ? o.scrape() : std::string(),
+                     "text/plain; version=0.0.4");
+      case Route::kHealthz:
+        return Reply(http::status::ok, "{\"status\":\"ok\"}\n");
+      case Route::kReadyz: {
+        const std::string reason = o.not_ready_reason ? o.not_ready_reason() : "";
+        if (reason.empty()) return Reply(http::status::ok, "{\"ready\":true}\n");
+        return Reply(http::status::service_unavailable,
+                     nlohmann::json{{"ready", false}, {"reason", reason}}.dump() + "\n");
+      }
+      case Route::kTensorList: {
         nlohmann::json list = nlohmann::json::array();
         for (const TensorInfo& info : o.store->List()) list.push_back(InfoJson(info));
         return Reply(http::status::ok, nlohmann::json{{"tensors", list}}.dump() + "\n");
       }
-      std::string handle = PercentDecode(target.substr(std::string("/v1/tensors/").size()));
-      if (!absl::EndsWith(handle, ".npy")) {
-        return Error(http::status::not_found, "use /v1/tensors/{handle}.npy");
-      }
-      handle.resize(handle.size() - 4);
-      return SendNpy(handle);
+      case Route::kTensorNpy:
+        return SendNpy(route.handle);
+      case Route::kMethodNotAllowed:
+        return Error(http::status::method_not_allowed, route.error);
+      case Route::kNotFound:
+        break;
     }
-    Error(http::status::not_found, absl::StrCat("no route for ", std::string(target)));
+    Error(http::status::not_found, route.error);
   }
 
   void SendNpy(const std::string& handle) {
