@@ -62,7 +62,7 @@ fuzz: $(BUILD)/bin/npy_parser_fuzz
 
 $(BUILD)/bin/npy_parser_fuzz: server/npy/*.cc server/npy/*.h server/common/*.h
 	mkdir -p $(BUILD)/bin
-	clang++ -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -I. \
+	clang++ -std=c++17 -O1 -g -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined -I. \
 	  server/npy/npy_parser_fuzz.cc server/npy/npy_parser.cc server/npy/npy_writer.cc \
 	  server/npy/dtype.cc -o $@ -labsl_status -labsl_statusor -labsl_strings \
 	  -labsl_str_format_internal -labsl_int128 -labsl_raw_logging_internal \

@@ -72,6 +72,7 @@ absl::Status Daemon::PlanDevices() {
       {{"tuning", env_.process_tuning},
        {"cuda_runtime", cuda.device_count},
        {"torch_cuda", torch_cuda},
+       {"using", devices_.uses_cuda() ? "cuda" : "cpu"},
        {"default", devices_.default_device()},
        {"detail", cuda.description}});
   return absl::OkStatus();

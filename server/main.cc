@@ -2,6 +2,7 @@
 // the Daemon (server/daemon.h).
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 #include <thread>
@@ -14,10 +15,7 @@ namespace npystream {
 namespace {
 
 int Run(const DaemonConfig& config, DaemonEnv env) {
-  LogLevel level = LogLevel::kInfo;
-  ParseLogLevel(config.log_level, &level);
-  SetLogLevel(level);
-  SetLogJson(config.log_format == "json");
+  ConfigureLogging(config.log_level, config.log_format);
   // Block the handled signals before any thread starts; this thread waits.
   sigset_t signals;
   sigemptyset(&signals);
@@ -25,23 +23,21 @@ int Run(const DaemonConfig& config, DaemonEnv env) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   auto daemon = Daemon::Create(config, std::move(env));
-  absl::Status started = daemon.ok() ? (*daemon)->Start() : daemon.status();
+  const absl::Status started = daemon.ok() ? (*daemon)->Start() : daemon.status();
   if (!started.ok()) {
-    LogError(
-        started.code() == absl::StatusCode::kInvalidArgument ? "config_failed" : "start_failed",
-        started);
+    LogError(absl::IsInvalidArgument(started) ? "config_failed" : "start_failed", started);
     return 1;
   }
   int sig = 0;
   while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) (*daemon)->Reload();
   Log(LogLevel::kInfo, "signal", {{"signal", sig}});
-  // A second signal while draining exits at once.
-  std::thread([signals] {
+  std::thread([signals] {  // a second signal while draining exits at once
     int again = 0;
     sigwait(&signals, &again);
     Log(LogLevel::kWarning, "exit_now", {{"signal", again}});
     std::_Exit(1);
-  }).detach();
+  })
+      .detach();
   (*daemon)->Drain(absl::Seconds(config.drain_timeout_seconds));
   return 0;
 }
@@ -52,12 +48,11 @@ int Run(const DaemonConfig& config, DaemonEnv env) {
 int main(int argc, char** argv) {
   npystream::DaemonEnv env;
   env.process_tuning = npystream::TuneProcessForStreaming();
-  std::vector<std::string> args(argv + 1, argv + argc);
-  for (const std::string& a : args) {
-    if (a == "--help" || a == "-h") {
-      std::cout << npystream::DaemonUsage();
-      return 0;
-    }
+  const std::vector<std::string> args(argv + 1, argv + argc);
+  if (std::find_if(args.begin(), args.end(),
+                   [](const std::string& a) { return a == "--help" || a == "-h"; }) != args.end()) {
+    std::cout << npystream::DaemonUsage();
+    return 0;
   }
   auto config = npystream::ParseDaemonConfig(args, [](const char* k) { return std::getenv(k); });
   if (!config.ok()) {

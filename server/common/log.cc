@@ -133,6 +133,13 @@ bool ParseLogLevel(absl::string_view text, LogLevel* level) {
   return true;
 }
 
+void ConfigureLogging(absl::string_view level, absl::string_view format) {
+  LogLevel parsed = LogLevel::kInfo;
+  ParseLogLevel(level, &parsed);
+  SetLogLevel(parsed);
+  SetLogJson(format == "json");
+}
+
 std::string FormatLogLine(absl::string_view ts, LogLevel level, absl::string_view event,
                           LogFields fields, bool json) {
   std::string line;

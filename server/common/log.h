@@ -25,6 +25,9 @@ void SetLogLevel(LogLevel level);
 void SetLogJson(bool json);
 // Parses "debug", "info", "warning", "error"; false when unknown.
 bool ParseLogLevel(absl::string_view text, LogLevel* level);
+// Both settings from flag values: `level` as ParseLogLevel (unknown: info),
+// `format` "json" or anything else for text.
+void ConfigureLogging(absl::string_view level, absl::string_view format);
 
 // A field's value: text, a whole number, a real number or a boolean. Text
 // passed as a temporary std::string is owned; other text is viewed, so a

@@ -2,11 +2,11 @@
 #ifndef NPYSTREAM_SERVER_NPY_NUMPY_CASES_TESTING_H_
 #define NPYSTREAM_SERVER_NPY_NUMPY_CASES_TESTING_H_
 
+#include <cstdio>
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 #include <string>
 
+#include "base/file_util.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 
@@ -28,11 +28,14 @@ inline const std::string& NumpyCasesDir() {
   return *dir;
 }
 
+// The file's bytes; a test case that cannot be read is a broken checkout.
 inline std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  auto bytes = ReadFileToString(path);
+  if (!bytes.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(bytes.status().message()).c_str());
+    std::abort();
+  }
+  return *std::move(bytes);
 }
 
 inline nlohmann::json NumpyManifest() {
