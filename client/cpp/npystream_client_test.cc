@@ -3,7 +3,7 @@
 #include <cstdio>
 
 #include "gtest/gtest.h"
-#include "server/npy/numpy_cases_testing.h"
+#include "server/testing/numpy_cases_testing.h"
 #include "server/testing/in_process_server.h"
 
 namespace npystream {

@@ -3,7 +3,7 @@
 #include <string>
 
 #include "gtest/gtest.h"
-#include "server/npy/numpy_cases_testing.h"
+#include "server/testing/numpy_cases_testing.h"
 
 namespace npystream::npy {
 namespace {

@@ -4,7 +4,7 @@
 
 #include "gtest/gtest.h"
 #include "server/npy/npy_parser.h"
-#include "server/npy/numpy_cases_testing.h"
+#include "server/testing/numpy_cases_testing.h"
 
 namespace npystream::npy {
 namespace {

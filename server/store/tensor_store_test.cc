@@ -10,7 +10,7 @@
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "server/npy/npy_writer.h"
-#include "server/npy/numpy_cases_testing.h"
+#include "server/testing/numpy_cases_testing.h"
 #include "server/testing/fake_clock.h"
 #include "server/testing/store_testing.h"
 

@@ -11,7 +11,7 @@
 #include "server/transfer/device_reader.h"
 #include "server/transfer/device_transfer.h"
 #include "server/transfer/device_writer.h"
-#include "server/transfer/transfer_testing.h"
+#include "server/testing/transfer_testing.h"
 
 namespace npystream {
 namespace {

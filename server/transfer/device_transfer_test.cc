@@ -9,7 +9,7 @@
 #include "server/testing/fake_copy_device.h"
 #include "server/transfer/device_reader.h"
 #include "server/transfer/device_writer.h"
-#include "server/transfer/transfer_testing.h"
+#include "server/testing/transfer_testing.h"
 
 namespace npystream {
 namespace {

@@ -1,6 +1,6 @@
 // Test-only: reference .npy files written by numpy itself (make_npy_cases.py).
-#ifndef NPYSTREAM_SERVER_NPY_NUMPY_CASES_TESTING_H_
-#define NPYSTREAM_SERVER_NPY_NUMPY_CASES_TESTING_H_
+#ifndef NPYSTREAM_SERVER_TESTING_NUMPY_CASES_TESTING_H_
+#define NPYSTREAM_SERVER_TESTING_NUMPY_CASES_TESTING_H_
 
 #include <cstdio>
 #include <cstdlib>
@@ -44,4 +44,4 @@ inline nlohmann::json NumpyManifest() {
 
 }  // namespace npystream::npy::testing
 
-#endif  // NPYSTREAM_SERVER_NPY_NUMPY_CASES_TESTING_H_
+#endif  // NPYSTREAM_SERVER_TESTING_NUMPY_CASES_TESTING_H_

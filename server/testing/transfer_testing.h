@@ -1,7 +1,7 @@
 // Test helpers that drive a PayloadReader or PayloadWriter to the end the way
 // the RPC layer does, for the transfer tests (fake and CUDA devices).
-#ifndef NPYSTREAM_SERVER_TRANSFER_TRANSFER_TESTING_H_
-#define NPYSTREAM_SERVER_TRANSFER_TRANSFER_TESTING_H_
+#ifndef NPYSTREAM_SERVER_TESTING_TRANSFER_TESTING_H_
+#define NPYSTREAM_SERVER_TESTING_TRANSFER_TESTING_H_
 
 #include <algorithm>
 #include <deque>
@@ -58,4 +58,4 @@ inline absl::Status WriteAll(PayloadWriter* writer, const std::string& src, size
 
 }  // namespace npystream::testing
 
-#endif  // NPYSTREAM_SERVER_TRANSFER_TRANSFER_TESTING_H_
+#endif  // NPYSTREAM_SERVER_TESTING_TRANSFER_TESTING_H_
