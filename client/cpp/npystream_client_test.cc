@@ -3,8 +3,8 @@
 #include <cstdio>
 
 #include "gtest/gtest.h"
-#include "server/testing/numpy_cases_testing.h"
 #include "server/testing/in_process_server.h"
+#include "server/testing/numpy_cases_testing.h"
 
 namespace npystream {
 namespace {

@@ -5,10 +5,10 @@
 #include "gtest/gtest.h"
 #include "npystream/v1/tensors.grpc.pb.h"
 #include "server/npy/npy_writer.h"
-#include "server/testing/numpy_cases_testing.h"
 #include "server/rpc/fetch_reactor.h"
 #include "server/testing/fake_copy_device.h"
 #include "server/testing/in_process_server.h"
+#include "server/testing/numpy_cases_testing.h"
 #include "server/transfer/device_transfer.h"
 
 namespace npystream::rpc {

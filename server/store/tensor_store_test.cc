@@ -10,8 +10,8 @@
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "server/npy/npy_writer.h"
-#include "server/testing/numpy_cases_testing.h"
 #include "server/testing/fake_clock.h"
+#include "server/testing/numpy_cases_testing.h"
 #include "server/testing/store_testing.h"
 
 namespace npystream {

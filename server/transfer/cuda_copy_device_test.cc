@@ -6,12 +6,12 @@
 #include <random>
 
 #include "gtest/gtest.h"
+#include "server/testing/transfer_testing.h"
 #include "server/transfer/copy_device.h"
 #include "server/transfer/cuda_probe.h"
 #include "server/transfer/device_reader.h"
 #include "server/transfer/device_transfer.h"
 #include "server/transfer/device_writer.h"
-#include "server/testing/transfer_testing.h"
 
 namespace npystream {
 namespace {

@@ -7,9 +7,9 @@
 
 #include "gtest/gtest.h"
 #include "server/testing/fake_copy_device.h"
+#include "server/testing/transfer_testing.h"
 #include "server/transfer/device_reader.h"
 #include "server/transfer/device_writer.h"
-#include "server/testing/transfer_testing.h"
 
 namespace npystream {
 namespace {
