@@ -52,21 +52,23 @@ test-asan:
 test-python:
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/
 
-# libFuzzer on the .npy parser, bounded in time (clang is installed by deps).
-fuzz: $(BUILD)/bin/npy_parser_fuzz
-	mkdir -p $(BUILD)/fuzz-corpus
-	$(BUILD)/bin/npy_parser_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
-	  -print_final_stats=1 $(BUILD)/fuzz-corpus server/npy/testdata/fuzz_seeds \
-	  > $(BUILD)/fuzz.log 2>&1 || { tail -n 40 $(BUILD)/fuzz.log; exit 1; }
-	@grep -E '^(Done|stat::number_of_executed_units)' $(BUILD)/fuzz.log
-
-$(BUILD)/bin/npy_parser_fuzz: server/npy/*.cc server/npy/*.h server/common/*.h
-	mkdir -p $(BUILD)/bin
-	clang++ -std=c++17 -O1 -g -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined -I. \
-	  server/npy/npy_parser_fuzz.cc server/npy/npy_parser.cc server/npy/npy_writer.cc \
-	  server/npy/dtype.cc -o $@ -labsl_status -labsl_statusor -labsl_strings \
-	  -labsl_str_format_internal -labsl_int128 -labsl_raw_logging_internal \
-	  -labsl_throw_delegate -labsl_cord -labsl_strings_internal
+# libFuzzer targets, built by CMake with clang in their own tree, each run
+# for FUZZ_SECONDS from its committed seeds (tests/fuzz/corpus/<target>/) plus
+# what earlier runs found ($(BUILD)-fuzz/corpus/<target>/). A crash fails the
+# run and leaves its input in $(BUILD)-fuzz/<target>.log's directory.
+FUZZERS := npy_parser_fuzz http_request_fuzz model_config_fuzz daemon_config_fuzz
+fuzz:
+	@test -f $(BUILD)-fuzz/build.ninja || CC=clang CXX=clang++ cmake -S . -B $(BUILD)-fuzz -G Ninja \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNPYSTREAM_FUZZ=ON -DNPYSTREAM_CUDA=OFF $(CMAKE_ARGS) > /dev/null
+	cmake --build $(BUILD)-fuzz -j $(JOBS) --target fuzzers
+	@for f in $(FUZZERS); do \
+	  mkdir -p $(BUILD)-fuzz/corpus/$$f; \
+	  (cd $(BUILD)-fuzz && bin/$$f -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 \
+	    corpus/$$f $(CURDIR)/tests/fuzz/corpus/$$f > $$f.log 2>&1) \
+	    || { tail -n 40 $(BUILD)-fuzz/$$f.log; echo "fuzz: $$f failed"; exit 1; }; \
+	  echo "fuzz: $$f $$(grep -E '^stat::number_of_executed_units' $(BUILD)-fuzz/$$f.log | \
+	    awk '{print $$2}') executions in $(FUZZ_SECONDS) s, no crash"; \
+	done
 
 demo: build
 	$(PYTHON) scripts/demo.py --build $(BUILD)
@@ -78,4 +80,4 @@ format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(BUILD)-asan
+	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-fuzz

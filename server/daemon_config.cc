@@ -162,6 +162,23 @@ std::string EnvName(const char* flag) {
 
 }  // namespace
 
+absl::Status ApplyConfigJson(absl::string_view json_text, DaemonConfig* config) {
+  nlohmann::json j = nlohmann::json::parse(json_text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return absl::InvalidArgumentError("not a JSON object");
+  }
+  for (const auto& [key, value] : j.items()) {
+    const Flag* flag = nullptr;
+    for (const Flag& f : Flags()) {
+      if (key == f.name && key != "config") flag = &f;
+    }
+    if (flag == nullptr) return absl::InvalidArgumentError(absl::StrCat("unknown key '", key, "'"));
+    const std::string text = value.is_string() ? value.get<std::string>() : value.dump();
+    RETURN_IF_ERROR(flag->set(config, text));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<DaemonConfig> ParseDaemonConfig(
     const std::vector<std::string>& args, const std::function<const char*(const char*)>& getenv) {
   DaemonConfig config;
@@ -178,26 +195,8 @@ absl::StatusOr<DaemonConfig> ParseDaemonConfig(
       return absl::InvalidArgumentError(
           absl::StrCat("--config ", config_file, ": cannot read (", text.status().message(), ")"));
     }
-    nlohmann::json j = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded() || !j.is_object()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--config ", config_file, ": not a JSON object"));
-    }
-    for (const auto& [key, value] : j.items()) {
-      const Flag* flag = nullptr;
-      for (const Flag& f : Flags()) {
-        if (key == f.name && key != "config") flag = &f;
-      }
-      if (flag == nullptr) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("--config ", config_file, ": unknown key '", key, "'"));
-      }
-      const std::string text = value.is_string() ? value.get<std::string>() : value.dump();
-      absl::Status s = flag->set(&config, text);
-      if (!s.ok()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("--config ", config_file, ": ", s.message()));
-      }
+    if (absl::Status s = ApplyConfigJson(*text, &config); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--config ", config_file, ": ", s.message()));
     }
     config.config_file = config_file;
   }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace npystream {
 
@@ -43,6 +44,10 @@ struct DaemonConfig {
 // INVALID_ARGUMENT naming the flag (or file key) for unknown names and bad values.
 absl::StatusOr<DaemonConfig> ParseDaemonConfig(
     const std::vector<std::string>& args, const std::function<const char*(const char*)>& getenv);
+
+// Applies a --config file's text ({"flag-name": value, ...}) over `config`.
+// INVALID_ARGUMENT naming the key or value; `config` may be partly updated.
+absl::Status ApplyConfigJson(absl::string_view json_text, DaemonConfig* config);
 
 // The --help text.
 std::string DaemonUsage();

@@ -46,10 +46,13 @@ absl::StatusOr<ModelConfig> ParseModelConfig(absl::string_view json_text) {
         config.outputs = value.get<std::vector<std::string>>();
       } else if (key == "layers") {
         config.layers = value.get<std::vector<std::string>>();
-      } else if (key == "max_batch") {
-        config.max_batch = value.get<uint32_t>();
-      } else if (key == "instances") {
-        config.instances = value.get<uint32_t>();
+      } else if (key == "max_batch" || key == "instances") {
+        // Whole, non-negative and 32-bit: nlohmann would wrap -1 or truncate 2.5.
+        if (!value.is_number_unsigned() || value.get<uint64_t>() > UINT32_MAX) {
+          return Bad(absl::StrCat("'", key, "' must be a whole number from 0 to ", UINT32_MAX,
+                                  ", not ", value.dump()));
+        }
+        (key == "max_batch" ? config.max_batch : config.instances) = value.get<uint32_t>();
         if (config.instances == 0) return Bad("'instances' must be at least 1");
       } else {
         return Bad(absl::StrCat("unknown key '", key, "'"));

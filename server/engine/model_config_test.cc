@@ -34,5 +34,19 @@ TEST(ModelConfigTest, DefaultsAndErrors) {
   EXPECT_FALSE(ParseModelConfig(R"({"max_batch": "many"})").ok());
 }
 
+// nlohmann converts -1 to 4294967295 and 2.5 to 2 without a word.
+TEST(ModelConfigTest, CountsMustBeWholeNonNegative32BitNumbers) {
+  for (const char* bad : {R"({"instances": -1})", R"({"instances": 2.5})",
+                          R"({"max_batch": 4294967296})", R"({"max_batch": true})"}) {
+    auto c = ParseModelConfig(bad);
+    EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(c.status().message().find("must be a whole number"), std::string::npos) << bad;
+  }
+  auto c = ParseModelConfig(R"({"instances": 3, "max_batch": 4294967295})");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->instances, 3u);
+  EXPECT_EQ(c->max_batch, 4294967295u);
+}
+
 }  // namespace
 }  // namespace npystream
