@@ -30,6 +30,7 @@ namespace {
 
 constexpr size_t kBodyPiece = 1 << 20;
 constexpr auto kIoTimeout = std::chrono::seconds(60);
+constexpr size_t kMaxHeaderBytes = 8 * 1024;  // Beast's default request header limit
 
 nlohmann::json InfoJson(const TensorInfo& info) {
   return {{"handle", info.handle},
@@ -87,8 +88,25 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     http::async_read(stream_, buffer_, req_,
                      [self = this->shared_from_this()](beast::error_code ec, size_t) {
                        if (ec == http::error::end_of_stream) return self->Close();
-                       if (!ec) self->Handle();
+                       if (!ec) return self->Handle();
+                       self->RefuseUnparsable(ec);
                      });
+  }
+
+  // A request Beast could not parse gets a status naming why, then the
+  // connection closes; I/O errors and timeouts just close it.
+  void RefuseUnparsable(const beast::error_code& ec) {
+    if (ec.category() != http::make_error_code(http::error::header_limit).category()) return;
+    req_.version(11);
+    req_.keep_alive(false);
+    if (ec == http::error::header_limit) {
+      return Error(http::status::request_header_fields_too_large,
+                   absl::StrCat("request headers exceed ", kMaxHeaderBytes, " bytes"));
+    }
+    if (ec == http::error::body_limit) {
+      return Error(http::status::payload_too_large, "request body too large");
+    }
+    Error(http::status::bad_request, absl::StrCat("malformed HTTP request: ", ec.message()));
   }
 
   void Close() {
