@@ -1,0 +1,121 @@
+"""Faults (#15): kills, the budget under concurrent Puts, expiry and
+deadlines mid-stream, a client that stops reading. Each ends with the daemon
+serving and no stored tensor lost or changed."""
+import threading
+import time
+
+import grpc
+import numpy as np
+import pytest
+
+import npystream
+from npystream.v1 import tensors_pb2 as pb
+from test_operations import metrics
+
+MIB = 1 << 20
+
+
+def test_sigkill_then_restart_handles_are_not_found(make_daemon):
+    first = make_daemon()
+    with first.client() as c:
+        handle = c.put(np.arange(10.0)).handle
+    first.proc.kill()
+    first.proc.wait(30)
+    second = make_daemon()
+    with second.client() as c:
+        with pytest.raises(npystream.NotFoundError) as err:
+            c.fetch(handle)
+        assert handle in str(err.value)
+
+
+def test_budget_under_32_concurrent_puts(make_daemon):
+    """Exactly the Puts that fit succeed; stored bytes never exceed the budget."""
+    d = make_daemon("--store-budget", "10MiB")
+    arrays = {f"p{i}": np.full(MIB // 4, i, dtype=np.float32) for i in range(32)}  # 1 MiB each
+    stored, refused, over = [], [], []
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            used = metrics(d).get('npystream_store_bytes{device="cpu"}', 0)
+            if used > 10 * MIB:
+                over.append(used)
+
+    def put(name):
+        with d.client() as c:
+            try:
+                c.put(arrays[name], name=name)
+                stored.append(name)
+            except npystream.ResourceExhaustedError as e:
+                refused.append(str(e))
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    threads = [threading.Thread(target=put, args=(n,)) for n in arrays]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    done.set()
+    sampler.join()
+    assert len(stored) == 10 and len(refused) == 22, (stored, refused[:2])
+    assert all("budget" in r for r in refused)
+    assert not over, f"stored bytes went over the budget: {over[:3]}"
+    with d.client() as c:
+        assert sorted(t.handle for t in c.list()) == sorted(stored)
+        for name in stored:
+            assert np.array_equal(c.fetch(name), arrays[name])
+
+
+def test_ttl_expiry_during_an_active_fetch_completes_it(make_daemon):
+    d = make_daemon()
+    arr = np.arange(64 * MIB // 8, dtype=np.float64)
+    with d.client() as c:
+        info = c.put(arr, ttl=1)
+        paused = []
+
+        def slow(done, total):  # the first progress call outlives the TTL
+            if not paused:
+                paused.append(done)
+                time.sleep(2)
+
+        got = c.fetch(info.handle, progress=slow)
+        assert paused and np.array_equal(got, arr)
+        with pytest.raises(npystream.NotFoundError):
+            c.stat(info.handle)
+
+
+def test_deadline_exceeded_mid_stream_leaves_the_tensor_intact(make_daemon):
+    d = make_daemon()
+    arr = np.arange(64 * MIB // 4, dtype=np.float32)
+    with d.client() as c:
+        c.put(arr, name="big")
+    with d.client(timeout=0.5) as slow_client:
+        with pytest.raises(npystream.Error) as err:
+            slow_client.fetch("big", progress=lambda done, total: time.sleep(0.05))
+        assert err.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    with d.client() as c:
+        assert np.array_equal(c.fetch("big"), arr)
+    assert d.alive()
+
+
+def test_a_client_that_stops_reading_is_cancelled_after_the_idle_timeout(make_daemon):
+    d = make_daemon("--idle-timeout", "1")
+    arr = np.arange(256 * MIB // 4, dtype=np.float32)
+    with d.client() as c:
+        c.put(arr, name="big")
+    channel = grpc.insecure_channel(d.target)
+    fetch = channel.unary_stream("/npystream.v1.Tensors/Fetch",
+                                 request_serializer=None, response_deserializer=None)
+
+    call = fetch(pb.FetchRequest(handle="big").SerializeToString())
+    next(call)  # one message, then nothing read: flow control stalls the server
+    time.sleep(3)
+    with pytest.raises(grpc.RpcError) as err:
+        for _ in call:
+            pass
+    assert err.value.code() == grpc.StatusCode.CANCELLED
+    channel.close()
+    assert any("rpc_idle_cancelled" in line for line in d.log)
+    with d.client() as c:
+        assert np.array_equal(c.fetch("big"), arr)
