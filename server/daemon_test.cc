@@ -6,6 +6,8 @@
 
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "gtest/gtest.h"
@@ -142,6 +144,56 @@ TEST_F(DaemonTest, SubscribeDeliversTheActivationOfAnInfer) {
   context.TryCancel();
   read.join();
   ExpectClose(FloatsOf(npy, {2, 10}), RunLocally(x).logits);
+}
+
+// The demo model with dynamic batching: 64 concurrent one-row Infers share
+// forward passes, and each result equals that row run alone.
+TEST(DaemonBatchingTest, ConcurrentInfersAreBatchedAndEachGetsItsOwnRow) {
+  const std::string repo = ::testing::TempDir() + "/batching_repo";
+  std::filesystem::create_directories(repo + "/demo");
+  std::filesystem::copy_file(kRepository + "/demo/model.pt", repo + "/demo/model.pt",
+                             std::filesystem::copy_options::overwrite_existing);
+  {
+    std::ofstream config(repo + "/demo/config.json");
+    config << R"({"dynamic_batching": {"max_batch": 64, "max_queue_delay_us": 20000}})";
+  }
+  testing::InProcessServer::Options options;
+  options.model_repository = repo;
+  auto server = testing::InProcessServer::Start(std::move(options));
+  ASSERT_TRUE(server.ok()) << server.status();
+  const at::Tensor all =
+      torch::cos(torch::arange(64 * 28 * 28, torch::kFloat32) * 0.11f).reshape({64, 1, 28, 28});
+  std::vector<std::vector<float>> got(64);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 64; ++i) {
+    threads.emplace_back([&, i] {
+      auto stub = v1::Inference::NewStub((*server)->NewChannel());
+      v1::InferRequest request;
+      request.set_model("demo");
+      request.add_inputs()->set_npy(NpyOf(all.narrow(0, i, 1).contiguous()));
+      request.set_inline_max_bytes(1 << 20);
+      v1::InferResponse response;
+      grpc::ClientContext context;
+      if (stub->Infer(&context, request, &response).ok() && response.output_npy_size() == 1) {
+        got[i] = FloatsOf(response.output_npy(0), {1, 10});
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < 64; ++i) {
+    ExpectClose(got[i], RunLocally(all.narrow(0, i, 1).contiguous()).logits);
+  }
+  // Some forward pass took more than one row.
+  const std::string scrape = (*server)->daemon()->metrics()->Scrape();
+  const std::string one_row = "npystream_batch_size_bucket{model=\"demo\",le=\"1\"} ";
+  const std::string total = "npystream_batch_size_count{model=\"demo\"} ";
+  auto value = [&](const std::string& key) {
+    const size_t at = scrape.find(key);
+    return at == std::string::npos ? -1.0 : std::stod(scrape.substr(at + key.size()));
+  };
+  EXPECT_GT(value(total), 0);
+  EXPECT_LT(value(total), 64) << "every request ran alone";
+  EXPECT_LT(value(one_row), value(total));
 }
 
 TEST_F(DaemonTest, DrainRefusesNewCallsAndEndsClean) {

@@ -66,6 +66,7 @@ ModelListing InferenceEngine::Reload() {
       mo.name = name;
       mo.dir = repo + "/" + name;
       mo.devices = options_.devices;
+      mo.metrics = options_.metrics;
       const auto start = std::chrono::steady_clock::now();
       auto model = Model::Load(mo);
       if (!model.ok()) {
@@ -175,7 +176,10 @@ absl::StatusOr<InferResult> InferenceEngine::Infer(const InferCall& call) {
   for (const std::string& layer : wanted) {
     if (std::find(capture.begin(), capture.end(), layer) == capture.end()) capture.push_back(layer);
   }
-  ASSIGN_OR_RETURN(ModelRun run, model->Run(inputs, capture));
+  RunControl control;
+  control.cancelled = call.cancelled;
+  control.deadline = call.deadline;
+  ASSIGN_OR_RETURN(ModelRun run, model->Run(inputs, capture, control));
 
   InferResult result;
   result.compute_ms = run.compute_ms;

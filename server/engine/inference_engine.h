@@ -4,6 +4,7 @@
 #ifndef NPYSTREAM_SERVER_ENGINE_INFERENCE_ENGINE_H_
 #define NPYSTREAM_SERVER_ENGINE_INFERENCE_ENGINE_H_
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -13,6 +14,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/engine/engine_metrics.h"
 #include "server/engine/model_config.h"
 #include "server/engine/subscriptions.h"
 #include "server/store/device_plan.h"
@@ -21,14 +24,6 @@
 namespace npystream {
 
 class Model;
-
-// What the engine reports; implemented by the daemon's metrics registry.
-class EngineMetrics {
- public:
-  virtual ~EngineMetrics() = default;
-  virtual void InferDone(const std::string& model, double seconds) = 0;
-  virtual void SubscribeDropped(const std::string& model, const std::string& layer) = 0;
-};
 
 struct ModelSummary {
   std::string name;
@@ -57,6 +52,10 @@ struct InferCall {
   std::vector<std::string> capture;
   uint32_t ttl_seconds = 0;
   uint64_t inline_max_bytes = 0;  // results this small are ephemeral host tensors
+  // While queued for a batch: give up when this says so (the client left)
+  // or at the deadline. Unset: never.
+  std::function<bool()> cancelled;
+  absl::Time deadline = absl::InfiniteFuture();
 };
 
 // Results of at most InferCall::inline_max_bytes are ephemeral (no handle)

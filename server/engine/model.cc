@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "base/file_util.h"
 #include "server/common/status_macros.h"
+#include "server/engine/batcher.h"
 #include "server/store/device_plan.h"
 #include "server/store/torch_dtype.h"
 
@@ -131,6 +132,18 @@ absl::StatusOr<std::shared_ptr<Model>> Model::Load(const Options& options) {
           absl::StrCat(config_path, ": input '", spec.name, "' is not an argument of forward(",
                        absl::StrJoin(model->input_names_, ", "), ")"));
     }
+  }
+  if (model->config_.dynamic_batching) {
+    Batcher::Options bo;
+    bo.config = *model->config_.dynamic_batching;
+    bo.model = model->name_;
+    bo.instances = static_cast<int>(model->config_.instances);
+    bo.metrics = options.metrics;
+    Model* m = model.get();  // the batcher lives and dies with the model
+    model->batcher_ = std::make_unique<Batcher>(
+        bo, [m](const NamedTensors& inputs, const std::vector<std::string>& capture) {
+          return m->RunOnce(inputs, capture);
+        });
   }
   return model;
 }
@@ -318,7 +331,14 @@ absl::Status Model::RunFailure(const std::exception& e, const NamedTensors& inpu
 }
 
 absl::StatusOr<ModelRun> Model::Run(const NamedTensors& inputs,
-                                    const std::vector<std::string>& capture) {
+                                    const std::vector<std::string>& capture,
+                                    const RunControl& control) {
+  if (batcher_ != nullptr) return batcher_->Run(inputs, capture, control);
+  return RunOnce(inputs, capture);
+}
+
+absl::StatusOr<ModelRun> Model::RunOnce(const NamedTensors& inputs,
+                                        const std::vector<std::string>& capture) {
   ASSIGN_OR_RETURN(const auto by_name, MatchInputs(inputs));
   // Capture names that are layers run through the capture graph; the others
   // are picked from the outputs afterwards.

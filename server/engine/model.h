@@ -4,6 +4,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -13,6 +14,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/engine/engine_metrics.h"
 #include "server/engine/model_config.h"
 #include "server/store/device_plan.h"
 
@@ -27,7 +30,15 @@ struct GraphFunction;
 
 namespace npystream {
 
+class Batcher;
+
 using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
+
+// How a caller waiting for a model (queued for a batch) gives up.
+struct RunControl {
+  std::function<bool()> cancelled;  // unset: never
+  absl::Time deadline = absl::InfiniteFuture();
+};
 
 struct ModelRun {
   NamedTensors outputs;      // by output name (config, "output", "outputN" or Dict key)
@@ -41,8 +52,9 @@ class Model {
  public:
   struct Options {
     std::string name;
-    std::string dir;     // holds model.pt and optionally config.json
-    DevicePlan devices;  // resolves the config's device ("auto": the default)
+    std::string dir;                   // holds model.pt and optionally config.json
+    DevicePlan devices;                // resolves the config's device ("auto": the default)
+    EngineMetrics* metrics = nullptr;  // not owned; batching metrics; may be null
   };
 
   // INVALID_ARGUMENT / NOT_FOUND naming the file and the defect when the
@@ -65,10 +77,16 @@ class Model {
   // names layers, "layer.key" for Dict-returning layers, or output names.
   // INVALID_ARGUMENT naming the input or capture for bad requests or when the
   // model rejects its inputs; RESOURCE_EXHAUSTED when it runs out of memory.
-  absl::StatusOr<ModelRun> Run(const NamedTensors& inputs, const std::vector<std::string>& capture);
+  // With dynamic_batching configured, the run may share a forward pass with
+  // concurrent ones (see Batcher); `control` lets a queued caller give up.
+  absl::StatusOr<ModelRun> Run(const NamedTensors& inputs, const std::vector<std::string>& capture,
+                               const RunControl& control = RunControl());
 
  private:
   Model() = default;
+  // One forward pass of exactly these inputs.
+  absl::StatusOr<ModelRun> RunOnce(const NamedTensors& inputs,
+                                   const std::vector<std::string>& capture);
   absl::Status CheckInput(const std::string& name, const at::Tensor& t) const;
   // Run's steps: inputs by argument name; forward()'s argument stack on the
   // model's device; the instance limit; output names; requested activations;
@@ -92,6 +110,7 @@ class Model {
   std::unique_ptr<torch::jit::Module> module_;
   std::vector<std::string> input_names_;
   std::vector<std::string> layers_;
+  std::unique_ptr<Batcher> batcher_;  // when config_.dynamic_batching is set
 
   absl::Mutex mu_;
   int running_ ABSL_GUARDED_BY(mu_) = 0;

@@ -34,6 +34,27 @@ TEST(ModelConfigTest, DefaultsAndErrors) {
   EXPECT_FALSE(ParseModelConfig(R"({"max_batch": "many"})").ok());
 }
 
+TEST(ModelConfigTest, DynamicBatching) {
+  auto c = ParseModelConfig(R"({"dynamic_batching": {"max_batch": 32, "max_queue_delay_us": 200,
+                                                      "preferred_batch_sizes": [16, 8]}})");
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(c->dynamic_batching.has_value());
+  EXPECT_EQ(c->dynamic_batching->max_batch, 32u);
+  EXPECT_EQ(c->dynamic_batching->max_queue_delay_us, 200u);
+  EXPECT_EQ(c->dynamic_batching->preferred_batch_sizes, (std::vector<uint32_t>{8, 16}));
+  EXPECT_FALSE(ParseModelConfig("{}")->dynamic_batching.has_value());
+  auto defaults = ParseModelConfig(R"({"dynamic_batching": {}})");
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults->dynamic_batching->max_batch, 64u);
+  EXPECT_EQ(defaults->dynamic_batching->max_queue_delay_us, 500u);
+  for (const char* bad :
+       {R"({"dynamic_batching": 1})", R"({"dynamic_batching": {"max_batch": 0}})",
+        R"({"dynamic_batching": {"max_batch": 8, "preferred_batch_sizes": [16]}})",
+        R"({"dynamic_batching": {"delay": 5}})"}) {
+    EXPECT_EQ(ParseModelConfig(bad).status().code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+}
+
 // nlohmann converts -1 to 4294967295 and 2.5 to 2 without a word.
 TEST(ModelConfigTest, CountsMustBeWholeNonNegative32BitNumbers) {
   for (const char* bad : {R"({"instances": -1})", R"({"instances": 2.5})",

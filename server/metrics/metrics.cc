@@ -27,6 +27,18 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                     .Name("npystream_rpc_duration_seconds")
                     .Help("gRPC call duration, by method")
                     .Register(r);
+  batch_size_ = &BuildHistogram()
+                     .Name("npystream_batch_size")
+                     .Help("Rows in each dynamically batched forward pass, by model")
+                     .Register(r);
+  queue_duration_ = &BuildHistogram()
+                         .Name("npystream_queue_duration_seconds")
+                         .Help("Time a request waited for its batch, by model")
+                         .Register(r);
+  queue_depth_ = &BuildGauge()
+                      .Name("npystream_queue_depth")
+                      .Help("Requests queued for a batch now, by model")
+                      .Register(r);
   infer_durations_ = &BuildHistogram()
                           .Name("npystream_infer_duration_seconds")
                           .Help("Infer duration (inputs to stored outputs), by model")
@@ -119,6 +131,22 @@ void Metrics::CallDone(absl::string_view method, int code, double seconds) {
 
 void Metrics::InferDone(const std::string& model, double seconds) {
   infer_durations_->Add({{"model", model}}, LatencyBuckets()).Observe(seconds);
+}
+
+void Metrics::BatchRan(const std::string& model, int64_t rows) {
+  static const auto* buckets =
+      new prometheus::Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32, 64, 128, 256};
+  batch_size_->Add({{"model", model}}, *buckets).Observe(static_cast<double>(rows));
+}
+
+void Metrics::QueueWaited(const std::string& model, double seconds) {
+  static const auto* buckets = new prometheus::Histogram::BucketBoundaries{
+      0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1};
+  queue_duration_->Add({{"model", model}}, *buckets).Observe(seconds);
+}
+
+void Metrics::QueueDepth(const std::string& model, int64_t depth) {
+  queue_depth_->Add({{"model", model}}).Set(static_cast<double>(depth));
 }
 
 void Metrics::SubscribeDropped(const std::string& model, const std::string& layer) {

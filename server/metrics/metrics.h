@@ -44,6 +44,9 @@ class Metrics : public rpc::RpcMetrics,
   // EngineMetrics
   void InferDone(const std::string& model, double seconds) override;
   void SubscribeDropped(const std::string& model, const std::string& layer) override;
+  void BatchRan(const std::string& model, int64_t rows) override;
+  void QueueWaited(const std::string& model, double seconds) override;
+  void QueueDepth(const std::string& model, int64_t depth) override;
 
   // TransferMetrics
   void D2HBytes(uint64_t n) override { d2h_bytes_->Increment(static_cast<double>(n)); }
@@ -71,6 +74,9 @@ class Metrics : public rpc::RpcMetrics,
   prometheus::Family<prometheus::Histogram>* durations_;
   prometheus::Family<prometheus::Histogram>* infer_durations_;
   prometheus::Family<prometheus::Counter>* dropped_;
+  prometheus::Family<prometheus::Histogram>* batch_size_;
+  prometheus::Family<prometheus::Histogram>* queue_duration_;
+  prometheus::Family<prometheus::Gauge>* queue_depth_;
   prometheus::Family<prometheus::Gauge>* store_bytes_;
   prometheus::Family<prometheus::Gauge>* store_budget_;
   prometheus::Counter* bytes_sent_;

@@ -92,21 +92,27 @@ grpc::ServerUnaryReactor* InferenceService::Infer(grpc::CallbackServerContext* c
     absl::Status status =
         context->IsCancelled()
             ? absl::DeadlineExceededError("call cancelled or past its deadline before it ran")
-            : RunInfer(*request, response, ticket.get());
+            : RunInfer(*request, response, ticket.get(), context);
     FinishUnary(reactor, std::move(ticket), status);
   });
   return reactor;
 }
 
 absl::Status InferenceService::RunInfer(const npystream::v1::InferRequest& request,
-                                        npystream::v1::InferResponse* response,
-                                        CallTicket* ticket) {
+                                        npystream::v1::InferResponse* response, CallTicket* ticket,
+                                        grpc::CallbackServerContext* context) {
   InferCall call;
   call.model = request.model();
   call.outputs.assign(request.outputs().begin(), request.outputs().end());
   call.capture.assign(request.capture().begin(), request.capture().end());
   call.ttl_seconds = request.ttl_seconds();
   call.inline_max_bytes = request.inline_max_bytes();
+  // A request queued for a batch leaves it when its client goes or its
+  // deadline passes.
+  call.cancelled = [context] { return context->IsCancelled(); };
+  if (context->deadline() < std::chrono::system_clock::now() + std::chrono::hours(24 * 365)) {
+    call.deadline = absl::FromChrono(context->deadline());
+  }
   for (const auto& in : request.inputs()) {
     InferInputRef ref;
     ref.name = in.name();

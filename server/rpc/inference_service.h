@@ -38,7 +38,8 @@ class InferenceService final : public InferenceBase {
 
  private:
   absl::Status RunInfer(const npystream::v1::InferRequest& request,
-                        npystream::v1::InferResponse* response, CallTicket* ticket);
+                        npystream::v1::InferResponse* response, CallTicket* ticket,
+                        grpc::CallbackServerContext* context);
 
   InferenceEngine* const engine_;
   TensorStore* const store_;

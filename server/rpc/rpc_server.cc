@@ -8,6 +8,14 @@
 #include "server/rpc/tensors_service.h"
 
 namespace npystream::rpc {
+namespace {
+
+// Infer calls in the engine at once. Each holds its thread while it waits
+// for a model instance or for its batch to fill, so this bounds the largest
+// dynamic batch that concurrent clients can form (max_batch 64 by default).
+constexpr int kInferWorkers = 64;
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<RpcServer>> RpcServer::Start(const Options& options) {
   if (options.store == nullptr || options.transfer == nullptr) {
@@ -33,7 +41,7 @@ absl::StatusOr<std::unique_ptr<RpcServer>> RpcServer::Start(const Options& optio
   if (options.engine != nullptr) {
     server->inference_ =
         std::make_unique<InferenceService>(options.engine, options.store, options.transfer,
-                                           options.put_limits, server->gate_.get(), /*workers=*/4);
+                                           options.put_limits, server->gate_.get(), kInferWorkers);
     builder.RegisterService(server->inference_.get());
   }
   wire::ApplyStreamingServerArguments(&builder);
