@@ -7,6 +7,7 @@ import datetime
 import io
 import json
 import os
+import shutil
 import platform
 import re
 import socket
@@ -85,6 +86,52 @@ def fmt_rate(bps):
     return f"{bps / 1e9:.2f} GB/s" if bps >= 1e8 else f"{bps / 1e6:.1f} MB/s"
 
 
+def bench_models(build):
+    """The demo model twice: as built, and with dynamic batching on."""
+    repo = os.path.join(build, "bench-models")
+    src = os.path.join(build, "models", "demo")
+    for name, extra in (("demo", {}), ("demo_batched", {"dynamic_batching": {
+            "max_batch": 64, "max_queue_delay_us": 500, "preferred_batch_sizes": [8, 16, 32, 64]}})):
+        os.makedirs(os.path.join(repo, name), exist_ok=True)
+        shutil.copyfile(os.path.join(src, "model.pt"), os.path.join(repo, name, "model.pt"))
+        with open(os.path.join(src, "config.json")) as f:
+            config = json.load(f)
+        config.update(extra)
+        with open(os.path.join(repo, name, "config.json"), "w") as f:
+            json.dump(config, f)
+    return repo
+
+
+def infer_load(make_call, clients, seconds):
+    """`clients` threads, each with its own connection, call in a loop for
+    `seconds`: requests per second and latency percentiles."""
+    calls = [make_call() for _ in range(clients)]
+    for call in calls:
+        call()  # connect and warm
+    latencies = [[] for _ in range(clients)]
+    barrier = threading.Barrier(clients + 1)
+
+    def run(i):
+        barrier.wait()
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            t = time.perf_counter()
+            calls[i]()
+            latencies[i].append(time.perf_counter() - t)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    lat = sorted(x for per in latencies for x in per)
+    return {"clients": clients, "rps": len(lat) / elapsed, "p50": lat[len(lat) // 2],
+            "p99": lat[min(len(lat) - 1, int(len(lat) * 0.99))], "calls": len(lat)}
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--build", default=os.path.join(ROOT, "build"))
@@ -122,7 +169,7 @@ def main():
 
     daemon, m = start([os.path.join(bin_dir, "npystreamd"), "--listen", "127.0.0.1:0",
                        "--http-listen", "127.0.0.1:0", "--store-budget", "16GiB",
-                       "--model-repository", os.path.join(args.build, "models")],
+                       "--model-repository", bench_models(args.build)],
                       r" listening grpc=(\S+) http=(\S+)")
     target, http = m.group(1), m.group(2)
     raw, m = start([tool, "raw-server", str(max(sizes))], r"port (\d+)")
@@ -152,6 +199,33 @@ def main():
         print(f"{'infer+fetch demo (batch 8)':<34} npystream p50 {ours['p50'] * 1e3:.2f} ms p99 "
               f"{ours['p99'] * 1e3:.2f} ms vs usual Python server p50 {theirs['p50'] * 1e3:.2f} ms "
               f"p99 {theirs['p99'] * 1e3:.2f} ms ({ours['p50'] / theirs['p50']:.2f}x)", flush=True)
+        # Inference under load: batch-1 requests from 1, 16 and 64 concurrent
+        # clients; batching off, on, and the usual Python server.
+        x1 = x[:1].copy()
+        seconds = 1.5 if quick else 3
+        variants = {
+            "batching off": lambda: (lambda c: lambda: c.infer("demo", {"x": x1}))(
+                npystream.Client(target)),
+            "batching on": lambda: (lambda c: lambda: c.infer("demo_batched", {"x": x1}))(
+                npystream.Client(target)),
+            "usual Python server": lambda: (lambda u: lambda: u.infer(model_path, x1))(
+                UsualClient(peer_target)),
+        }
+        load = results["infer_load"] = {}
+        for name, make_call in variants.items():
+            load[name] = []
+            for clients in (1, 16, 64):
+                r = infer_load(make_call, clients, seconds)
+                load[name].append(r)
+                print(f"{'infer load, ' + name:<34} {clients:>3} clients {r['rps']:>8.0f} req/s "
+                      f"p50 {r['p50'] * 1e3:7.2f} ms  p99 {r['p99'] * 1e3:7.2f} ms", flush=True)
+        off64, on64 = load["batching off"][2], load["batching on"][2]
+        off1 = load["batching off"][0]
+        results["infer_load_ratios"] = {"on_vs_off_64_clients": on64["rps"] / off64["rps"],
+                                        "p99_on64_vs_off1": on64["p99"] / off1["p99"]}
+        print(f"{'limit check: batching':<34} 64 clients on/off {on64['rps'] / off64['rps']:.2f}x "
+              f"(goal >= 3x); p99 on@64 / off@1 {on64['p99'] / off1['p99']:.2f}x (goal <= 2x)",
+              flush=True)
         if args.only_infer:
             return
         wire = iperf3(2 if quick else 4)
