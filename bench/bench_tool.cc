@@ -10,12 +10,17 @@
 //   put TARGET BYTES REPEAT               npystream C++ client Put from memory
 //   stat TARGET HANDLE REPEAT             unary Stat latency
 //   d2h BYTES                             GPU: ring vs one cudaMemcpy vs pageable
+//   infer-load TARGET MODEL NPY CLIENTS SECONDS
+//                                         CLIENTS threads, a connection each, Infer
+//                                         the .npy file NPY (inline in, inline out)
+//                                         in a loop: requests/s and latency
 // Each client prints one JSON line.
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -25,8 +30,10 @@
 #include <thread>
 #include <vector>
 
+#include "base/file_util.h"
 #include "base/process_tuning.h"
 #include "client/cpp/npystream_client.h"
+#include "npystream/v1/inference.grpc.pb.h"
 #include "proto/wire/channel_args.h"
 
 #ifdef NPYSTREAM_WITH_CUDA
@@ -353,6 +360,52 @@ int StatLatency(const std::string& target, const std::string& handle, int repeat
   return 0;
 }
 
+int InferLoad(const std::string& target, const std::string& model, const std::string& npy_path,
+              int clients, double seconds) {
+  auto npy = npystream::ReadFileToString(npy_path);
+  if (!npy.ok()) {
+    std::cerr << npy.status().message() << "\n";
+    return 2;
+  }
+  npystream::v1::InferRequest request;
+  request.set_model(model);
+  request.add_inputs()->set_npy(*npy);
+  request.set_inline_max_bytes(1 << 20);
+  std::vector<std::unique_ptr<npystream::v1::Inference::Stub>> stubs;
+  for (int i = 0; i < clients; ++i) {
+    stubs.push_back(npystream::v1::Inference::NewStub(grpc::CreateCustomChannel(
+        target, grpc::InsecureChannelCredentials(), npystream::wire::StreamingChannelArguments())));
+    npystream::v1::InferResponse warm;
+    grpc::ClientContext context;
+    if (!stubs.back()->Infer(&context, request, &warm).ok()) return 1;
+  }
+  std::vector<std::vector<double>> latencies(clients);
+  std::atomic<int> errors{0};
+  std::vector<std::thread> threads;
+  const auto start = Clock::now();
+  const auto end =
+      start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  for (int i = 0; i < clients; ++i) {
+    threads.emplace_back([&, i] {
+      while (Clock::now() < end) {
+        npystream::v1::InferResponse response;
+        grpc::ClientContext context;
+        const auto t0 = Clock::now();
+        if (!stubs[i]->Infer(&context, request, &response).ok()) ++errors;
+        latencies[i].push_back(Seconds(t0, Clock::now()));
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  const double elapsed = Seconds(start, Clock::now());
+  std::vector<double> all;
+  for (const auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
+  std::cout << "{\"case\": \"infer-load\", \"clients\": " << clients
+            << ", \"rps\": " << all.size() / elapsed << ", \"errors\": " << errors.load() << ", "
+            << Stats(all) << "}" << std::endl;
+  return errors.load() == 0 ? 0 : 1;
+}
+
 #ifdef NPYSTREAM_WITH_CUDA
 // Device-to-host copy of BYTES of GPU memory three ways: one cudaMemcpy into
 // pinned memory (the physical limit), into fresh pageable memory (what
@@ -429,6 +482,9 @@ int main(int argc, char** argv) {
   if (a.size() == 4 && a[0] == "put") return Put(a[1], std::stoull(a[2]), std::stoi(a[3]));
   if (a.size() == 4 && a[0] == "stat") return StatLatency(a[1], a[2], std::stoi(a[3]));
   if (a.size() == 2 && a[0] == "d2h") return D2H(std::stoull(a[1]));
+  if (a.size() == 6 && a[0] == "infer-load") {
+    return InferLoad(a[1], a[2], a[3], std::stoi(a[4]), std::stod(a[5]));
+  }
   if (a.size() == 5 && a[0] == "fetch") return Fetch(a[1], a[2], std::stoi(a[3]), std::stoi(a[4]));
   std::cerr << "usage: see the comment at the top of bench/bench_tool.cc\n";
   return 2;

@@ -200,22 +200,29 @@ def main():
               f"{ours['p99'] * 1e3:.2f} ms vs usual Python server p50 {theirs['p50'] * 1e3:.2f} ms "
               f"p99 {theirs['p99'] * 1e3:.2f} ms ({ours['p50'] / theirs['p50']:.2f}x)", flush=True)
         # Inference under load: batch-1 requests from 1, 16 and 64 concurrent
-        # clients; batching off, on, and the usual Python server.
+        # clients; batching off and on (C++ clients, so the daemon is what is
+        # measured), and the usual Python server (its own Python client).
         x1 = x[:1].copy()
+        x1_path = os.path.join(tmp, "x1.npy")
+        np.save(x1_path, x1)
         seconds = 1.5 if quick else 3
+
+        def cpp_load(model):
+            return lambda clients: run_json([tool, "infer-load", target, model, x1_path,
+                                             str(clients), str(seconds)])
+
         variants = {
-            "batching off": lambda: (lambda c: lambda: c.infer("demo", {"x": x1}))(
-                npystream.Client(target)),
-            "batching on": lambda: (lambda c: lambda: c.infer("demo_batched", {"x": x1}))(
-                npystream.Client(target)),
-            "usual Python server": lambda: (lambda u: lambda: u.infer(model_path, x1))(
-                UsualClient(peer_target)),
+            "batching off": cpp_load("demo"),
+            "batching on": cpp_load("demo_batched"),
+            "usual Python server": lambda clients: infer_load(
+                lambda: (lambda u: lambda: u.infer(model_path, x1))(UsualClient(peer_target)),
+                clients, seconds),
         }
         load = results["infer_load"] = {}
-        for name, make_call in variants.items():
+        for name, measure in variants.items():
             load[name] = []
             for clients in (1, 16, 64):
-                r = infer_load(make_call, clients, seconds)
+                r = measure(clients)
                 load[name].append(r)
                 print(f"{'infer load, ' + name:<34} {clients:>3} clients {r['rps']:>8.0f} req/s "
                       f"p50 {r['p50'] * 1e3:7.2f} ms  p99 {r['p99'] * 1e3:7.2f} ms", flush=True)
