@@ -117,30 +117,31 @@ void Batcher::DropAbandonedLocked() {
   }
 }
 
-int64_t Batcher::ReadyRowsLocked() {
-  if (queue_.empty()) return 0;
+std::vector<Batcher::Request*> Batcher::CandidatesLocked() {
+  std::vector<Request*> batch;
+  if (queue_.empty()) return batch;
   const std::string& key = queue_.front()->key;
   int64_t rows = 0;
-  for (const Request* r : queue_) {
+  for (Request* r : queue_) {
     if (r->key != key) continue;
     if (rows + r->rows > static_cast<int64_t>(options_.config.max_batch)) break;
     rows += r->rows;
+    batch.push_back(r);
   }
+  return batch;
+}
+
+int64_t Batcher::ReadyRowsLocked() {
+  int64_t rows = 0;
+  for (const Request* r : CandidatesLocked()) rows += r->rows;
   return rows;
 }
 
 std::vector<Batcher::Request*> Batcher::TakeBatchLocked() {
-  const std::string key = queue_.front()->key;
-  const int64_t max_batch = options_.config.max_batch;
-  std::vector<Request*> batch;
+  std::vector<Request*> batch = CandidatesLocked();
   std::vector<int64_t> cumulative;  // rows after each member
-  int64_t rows = 0;
-  for (Request* r : queue_) {
-    if (r->key != key) continue;
-    if (rows + r->rows > max_batch) break;
-    rows += r->rows;
-    batch.push_back(r);
-    cumulative.push_back(rows);
+  for (const Request* r : batch) {
+    cumulative.push_back((cumulative.empty() ? 0 : cumulative.back()) + r->rows);
   }
   // The largest preferred size that falls on a member boundary, if any.
   const auto& preferred = options_.config.preferred_batch_sizes;

@@ -57,10 +57,13 @@ class Batcher {
   void LeadLocked(const Request* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Completes queued requests whose callers gave up.
   void DropAbandonedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Queued requests compatible with the head, FIFO, up to max_batch rows,
-  // cut at a preferred size when one falls on a request boundary.
-  std::vector<Request*> TakeBatchLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Queued requests compatible with the head, FIFO, up to max_batch rows.
+  std::vector<Request*> CandidatesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Rows of the candidates: the batch that would form now.
   int64_t ReadyRowsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Removes the candidates from the queue, cut at the largest preferred size
+  // that falls on a request boundary, and returns them.
+  std::vector<Request*> TakeBatchLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The results of one batch, in member order.
   std::vector<absl::StatusOr<ModelRun>> RunBatch(const std::vector<Request*>& batch);
 

@@ -13,12 +13,12 @@ import pkgutil as _pkgutil
 # checkout, $NPYSTREAM_BUILD/python/npystream (default: build/ beside the
 # sources) joins this package, as does any npystream folder on sys.path.
 __path__ = _pkgutil.extend_path(__path__, __name__)
-_generated = _os.path.join(
+_generated = _os.path.normpath(_os.path.join(
     _os.environ.get("NPYSTREAM_BUILD") or
     _os.path.join(_os.path.dirname(_os.path.abspath(__file__)), "..", "..", "..", "build"),
-    "python", "npystream")
+    "python", "npystream"))
 if _os.path.isdir(_generated) and _generated not in __path__:
-    __path__.append(_os.path.normpath(_generated))
+    __path__.append(_generated)
 
 from ._client import Client  # noqa: E402
 from ._errors import (AlreadyExistsError, Error, InvalidArgumentError,
