@@ -16,7 +16,9 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   # Python client, tests, demo and benchmarks (for /usr/bin/python3)
   python3 python3-dev python3-grpcio python3-numpy python3-protobuf python3-pytest python3-torch
-  python3-matplotlib
+  python3-matplotlib python3-sklearn python3-websocket
+  # the dashboard's browser test (driven by playwright-core from npm)
+  chromium
   # benchmarks and HTTP checks
   iperf3 curl procps
 )
@@ -26,6 +28,10 @@ for p in "${PACKAGES[@]}"; do
   status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
   [ "$status" = "installed" ] || missing+=("$p")
 done
+
+# Node.js with npm: the machine's own when it has one (a nodesource build
+# carries npm inside), Debian's otherwise.
+command -v npm > /dev/null || missing+=(nodejs npm)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -153,9 +153,11 @@ absl::Status Daemon::Start() {
   }
   rpc_options.token = token_;
   rpc_options.idle_timeout = absl::Seconds(config_.idle_timeout_seconds);
-  rpc_options.put_limits.parse.max_header_bytes = config_.max_header_bytes;
-  rpc_options.put_limits.parse.max_ndim = config_.max_ndim;
-  if (config_.max_put_bytes > 0) rpc_options.put_limits.max_tensor_bytes = config_.max_put_bytes;
+  PutLimits put_limits;  // gRPC Puts, inline Infer inputs, HTTP infer bodies
+  put_limits.parse.max_header_bytes = config_.max_header_bytes;
+  put_limits.parse.max_ndim = config_.max_ndim;
+  if (config_.max_put_bytes > 0) put_limits.max_tensor_bytes = config_.max_put_bytes;
+  rpc_options.put_limits = put_limits;
   rpc_options.max_concurrent_streams = config_.max_concurrent_streams;
   ASSIGN_OR_RETURN(rpc_, rpc::RpcServer::Start(rpc_options));
 
@@ -166,6 +168,8 @@ absl::Status Daemon::Start() {
     admin_options.scrape = [metrics = metrics_] { return metrics->Scrape(); };
     admin_options.store = store_.get();
     admin_options.transfer = transfer_.get();
+    admin_options.engine = engine_.get();
+    admin_options.put_limits = put_limits;
     admin_options.token = token_;
     admin_options.tls_cert_pem = tls_cert_pem_;
     admin_options.tls_key_pem = tls_key_pem_;

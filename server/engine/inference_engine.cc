@@ -221,7 +221,7 @@ absl::StatusOr<InferResult> InferenceEngine::Infer(const InferCall& call) {
         }
         stored = std::move(*ephemeral);
       }
-      hub_.Publish(call.model, wanted.count(name) ? name : base, stored);
+      hub_.Publish(call.model, wanted.count(name) ? name : base, stored, run.compute_ms);
     }
   }
   if (options_.metrics != nullptr) {
@@ -240,7 +240,7 @@ absl::StatusOr<std::shared_ptr<Subscription>> InferenceEngine::Subscribe(
   for (const std::string& o : model->output_names()) known.push_back(o);
   for (const std::string& layer : layers) {
     if (std::find(known.begin(), known.end(), layer.substr(0, layer.find('.'))) == known.end()) {
-      return absl::InvalidArgumentError(
+      return absl::NotFoundError(
           absl::StrCat("model '", model_name, "' has no layer '", layer,
                        "' (layers: ", absl::StrJoin(known, ", "), ")"));
     }

@@ -4,21 +4,22 @@
 
 namespace npystream {
 
-bool Subscription::Offer(const std::string& layer, std::shared_ptr<const StoredTensor> value) {
+bool Subscription::Offer(LiveValue value) {
   std::function<void()> wake;
-  std::shared_ptr<const StoredTensor> replaced;  // freed outside the lock
+  LiveValue replaced;  // freed outside the lock
   bool dropped = false;
   {
     absl::MutexLock lock(&mu_);
     if (closed_) return false;
-    auto it = pending_.find(layer);
+    auto it = pending_.find(value.layer);
     if (it != pending_.end()) {
       replaced = std::move(it->second);
       it->second = std::move(value);
       dropped = true;
     } else {
+      order_.push_back(value.layer);
+      const std::string& layer = order_.back();
       pending_.emplace(layer, std::move(value));
-      order_.push_back(layer);
     }
     wake.swap(wake_);
   }
@@ -26,11 +27,11 @@ bool Subscription::Offer(const std::string& layer, std::shared_ptr<const StoredT
   return dropped;
 }
 
-std::shared_ptr<const StoredTensor> Subscription::TakeOrNotify(std::function<void()> wake) {
+LiveValue Subscription::TakeOrNotify(std::function<void()> wake) {
   absl::MutexLock lock(&mu_);
   if (order_.empty()) {
     if (!closed_) wake_ = std::move(wake);
-    return nullptr;
+    return {};
   }
   const std::string layer = order_.front();
   order_.pop_front();
@@ -40,10 +41,11 @@ std::shared_ptr<const StoredTensor> Subscription::TakeOrNotify(std::function<voi
 
 void Subscription::Close() {
   std::function<void()> wake;
+  std::map<std::string, LiveValue> pending;  // freed outside the lock
   {
     absl::MutexLock lock(&mu_);
     closed_ = true;
-    pending_.clear();
+    pending.swap(pending_);
     order_.clear();
     wake.swap(wake_);
   }
@@ -79,16 +81,19 @@ std::set<std::string> SubscriptionHub::LayersWanted(const std::string& model) {
 }
 
 void SubscriptionHub::Publish(const std::string& model, const std::string& layer,
-                              const std::shared_ptr<const StoredTensor>& value) {
+                              const std::shared_ptr<const StoredTensor>& value, double infer_ms) {
   std::vector<std::shared_ptr<Subscription>> targets;
+  LiveValue live{layer, 0, infer_ms, value};
   {
     absl::MutexLock lock(&mu_);
     for (const auto& s : subs_) {
       if (s->model() == model && s->layers().count(layer)) targets.push_back(s);
     }
+    if (targets.empty()) return;
+    live.seq = ++seq_[{model, layer}];
   }
   for (const auto& s : targets) {
-    if (s->Offer(layer, value)) {
+    if (s->Offer(live)) {
       {
         absl::MutexLock lock(&mu_);
         ++dropped_[{model, layer}];

@@ -18,6 +18,14 @@
 
 namespace npystream {
 
+// One value a layer produced, as a subscriber receives it.
+struct LiveValue {
+  std::string layer;
+  uint64_t seq = 0;     // per (model, layer): 1, 2, ... over the values published
+  double infer_ms = 0;  // compute time of the Infer call that produced it
+  std::shared_ptr<const StoredTensor> tensor;  // null: no value
+};
+
 // One subscriber's pending values. Thread-safe.
 class Subscription {
  public:
@@ -27,13 +35,14 @@ class Subscription {
   const std::string& model() const { return model_; }
   const std::set<std::string>& layers() const { return layers_; }
 
-  // Makes `value` the pending value of `layer`. Returns true when it
+  // Makes `value` the pending value of its layer. Returns true when it
   // replaced one the subscriber had not taken (a drop).
-  bool Offer(const std::string& layer, std::shared_ptr<const StoredTensor> value);
+  bool Offer(LiveValue value);
   // Pops the pending value that waited longest. When there is none, returns
-  // null and keeps `wake`, which is called once (without locks held, on the
-  // offering thread) when a value arrives or the subscription closes.
-  std::shared_ptr<const StoredTensor> TakeOrNotify(std::function<void()> wake);
+  // a value with a null tensor and keeps `wake`, which is called once
+  // (without locks held, on the offering thread) when a value arrives or the
+  // subscription closes.
+  LiveValue TakeOrNotify(std::function<void()> wake);
   void Close();
   bool closed();
 
@@ -41,7 +50,7 @@ class Subscription {
   const std::string model_;
   const std::set<std::string> layers_;
   absl::Mutex mu_;
-  std::map<std::string, std::shared_ptr<const StoredTensor>> pending_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, LiveValue> pending_ ABSL_GUARDED_BY(mu_);
   std::deque<std::string> order_ ABSL_GUARDED_BY(mu_);
   std::function<void()> wake_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
@@ -60,9 +69,10 @@ class SubscriptionHub {
   void Unsubscribe(const std::shared_ptr<Subscription>& subscription);
   // Layers some subscriber of `model` wants.
   std::set<std::string> LayersWanted(const std::string& model);
-  // Hands `value` to every subscriber of (model, layer); never blocks.
+  // Hands `value` (with the next seq of (model, layer)) to every subscriber
+  // of (model, layer); never blocks.
   void Publish(const std::string& model, const std::string& layer,
-               const std::shared_ptr<const StoredTensor>& value);
+               const std::shared_ptr<const StoredTensor>& value, double infer_ms = 0);
   uint64_t dropped(const std::string& model, const std::string& layer);
   size_t subscriber_count();
 
@@ -71,6 +81,7 @@ class SubscriptionHub {
   absl::Mutex mu_;
   std::vector<std::shared_ptr<Subscription>> subs_ ABSL_GUARDED_BY(mu_);
   std::map<std::pair<std::string, std::string>, uint64_t> dropped_ ABSL_GUARDED_BY(mu_);
+  std::map<std::pair<std::string, std::string>, uint64_t> seq_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace npystream

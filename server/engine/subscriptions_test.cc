@@ -24,16 +24,19 @@ TEST(SubscriptionsTest, SlowSubscriberGetsOnlyTheNewestValue) {
   auto sub = hub.Subscribe("demo", {"conv1"});
   EXPECT_EQ(hub.LayersWanted("demo"), std::set<std::string>{"conv1"});
   EXPECT_TRUE(hub.LayersWanted("other").empty());
-  for (int i = 0; i < 100; ++i) hub.Publish("demo", "conv1", Value(store.get(), i));
+  for (int i = 0; i < 100; ++i) hub.Publish("demo", "conv1", Value(store.get(), i), 1.5);
   EXPECT_EQ(drops, 99);
   EXPECT_EQ(hub.dropped("demo", "conv1"), 99u);
   // Dropped values were freed: only the pending one is alive.
   EXPECT_EQ(store->resident_count(), 1);
-  auto v = sub->TakeOrNotify(nullptr);
-  ASSERT_NE(v, nullptr);
-  EXPECT_EQ(reinterpret_cast<const float*>(v->host_data())[0], 99.0f);
-  EXPECT_EQ(v->info().name, "conv1");
-  EXPECT_EQ(sub->TakeOrNotify(nullptr), nullptr);
+  LiveValue v = sub->TakeOrNotify(nullptr);
+  ASSERT_NE(v.tensor, nullptr);
+  EXPECT_EQ(reinterpret_cast<const float*>(v.tensor->host_data())[0], 99.0f);
+  EXPECT_EQ(v.tensor->info().name, "conv1");
+  EXPECT_EQ(v.layer, "conv1");
+  EXPECT_EQ(v.seq, 100u);  // the 100th value published: the gap tells the drops
+  EXPECT_EQ(v.infer_ms, 1.5);
+  EXPECT_EQ(sub->TakeOrNotify(nullptr).tensor, nullptr);
   EXPECT_EQ(store->size(), 0u);  // ephemeral: no handles
 }
 
@@ -42,18 +45,23 @@ TEST(SubscriptionsTest, WakeFiresOnceOnOfferAndOnClose) {
   SubscriptionHub hub;
   auto sub = hub.Subscribe("m", {"a", "b"});
   int wakes = 0;
-  EXPECT_EQ(sub->TakeOrNotify([&] { ++wakes; }), nullptr);
+  EXPECT_EQ(sub->TakeOrNotify([&] { ++wakes; }).tensor, nullptr);
   hub.Publish("m", "b", Value(store.get(), 1));
   hub.Publish("m", "a", Value(store.get(), 2));
   EXPECT_EQ(wakes, 1);
   // Oldest first.
-  EXPECT_EQ(reinterpret_cast<const float*>(sub->TakeOrNotify(nullptr)->host_data())[0], 1.0f);
-  EXPECT_EQ(reinterpret_cast<const float*>(sub->TakeOrNotify(nullptr)->host_data())[0], 2.0f);
-  EXPECT_EQ(sub->TakeOrNotify([&] { ++wakes; }), nullptr);
+  LiveValue first = sub->TakeOrNotify(nullptr), second = sub->TakeOrNotify(nullptr);
+  EXPECT_EQ(reinterpret_cast<const float*>(first.tensor->host_data())[0], 1.0f);
+  EXPECT_EQ(first.layer, "b");
+  EXPECT_EQ(reinterpret_cast<const float*>(second.tensor->host_data())[0], 2.0f);
+  EXPECT_EQ(second.layer, "a");
+  EXPECT_EQ(second.seq, 1u);  // seq counts per layer
+  EXPECT_EQ(sub->TakeOrNotify([&] { ++wakes; }).tensor, nullptr);
   hub.Unsubscribe(sub);
   EXPECT_EQ(wakes, 2);
   EXPECT_EQ(hub.subscriber_count(), 0u);
   hub.Publish("m", "a", Value(store.get(), 3));
+  first = second = {};
   EXPECT_EQ(store->resident_count(), 0);
 }
 

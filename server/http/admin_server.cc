@@ -6,17 +6,26 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <boost/beast/websocket.hpp>
+#include <optional>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "nlohmann/json.hpp"
 #include "server/common/log.h"
+#include "server/common/thread_pool.h"
 #include "server/common/token.h"
 #include "server/http/byte_range.h"
+#include "server/http/http_status.h"
+#include "server/http/json_views.h"
+#include "server/http/live_socket.h"
 #include "server/http/routes.h"
+#include "server/http/stream_thinner.h"
+#include "server/http/web_assets.h"
 
 namespace npystream {
 
@@ -24,6 +33,7 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace net = boost::asio;
 namespace ssl = boost::asio::ssl;
+namespace websocket = beast::websocket;
 using tcp = net::ip::tcp;
 
 namespace {
@@ -31,24 +41,31 @@ namespace {
 constexpr size_t kBodyPiece = 1 << 20;
 constexpr auto kIoTimeout = std::chrono::seconds(60);
 constexpr size_t kMaxHeaderBytes = 8 * 1024;  // Beast's default request header limit
+constexpr uint64_t kMaxBodyBytes = uint64_t{1} << 30;  // an infer body, unless --max-put-bytes is less
+// The dashboard's page may load and connect only to this daemon.
+constexpr const char* kDashboardPolicy =
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; frame-ancestors 'none'";
 
-nlohmann::json InfoJson(const TensorInfo& info) {
-  return {{"handle", info.handle},
-          {"name", info.name},
-          {"dtype", npy::Descr(info.meta.dtype)},
-          {"shape", info.meta.shape},
-          {"nbytes", info.nbytes},
-          {"npy_bytes", info.npy_bytes},
-          {"device", info.device},
-          {"created_unix_ms", info.created_unix_ms},
-          {"expires_unix_ms", info.expires_unix_ms}};
+std::vector<std::string> SplitList(const std::map<std::string, std::string>& query,
+                                   const char* name) {
+  const auto it = query.find(name);
+  if (it == query.end()) return {};
+  return absl::StrSplit(it->second, ',', absl::SkipWhitespace());
 }
 
 }  // namespace
 
 struct AdminServer::Impl {
-  explicit Impl(const Options& o) : options(o), acceptor(ioc) {}
+  explicit Impl(const Options& o)
+      : options(o), acceptor(ioc), infer_pool(std::max(1, o.infer_threads)) {}
   void Accept();
+  uint64_t body_limit() const {
+    const PutLimits& p = options.put_limits;
+    return std::min<uint64_t>(kMaxBodyBytes, p.max_tensor_bytes == ~uint64_t{0}
+                                                 ? kMaxBodyBytes
+                                                 : p.max_tensor_bytes + p.parse.max_header_bytes);
+  }
 
   Options options;
   net::io_context ioc;
@@ -56,6 +73,7 @@ struct AdminServer::Impl {
   tcp::acceptor acceptor;
   std::vector<std::thread> threads;
   std::atomic<bool> stopped{false};
+  ThreadPool infer_pool;  // declared after ioc: drained before it is destroyed
 };
 
 namespace {
@@ -84,11 +102,18 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
  private:
   void Read() {
     req_ = {};
+    parser_.emplace();
+    parser_->header_limit(kMaxHeaderBytes);
+    parser_->body_limit(server_->body_limit());
     beast::get_lowest_layer(stream_).expires_after(kIoTimeout);
-    http::async_read(stream_, buffer_, req_,
+    http::async_read(stream_, buffer_, *parser_,
                      [self = this->shared_from_this()](beast::error_code ec, size_t) {
                        if (ec == http::error::end_of_stream) return self->Close();
-                       if (!ec) return self->Handle();
+                       if (!ec) {
+                         self->req_ = self->parser_->release();
+                         return self->Handle();
+                       }
+                       self->req_ = self->parser_->get();  // for the version and method
                        self->RefuseUnparsable(ec);
                      });
   }
@@ -104,7 +129,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
                    absl::StrCat("request headers exceed ", kMaxHeaderBytes, " bytes"));
     }
     if (ec == http::error::body_limit) {
-      return Error(http::status::payload_too_large, "request body too large");
+      return Error(http::status::payload_too_large,
+                   absl::StrCat("request body exceeds ", server_->body_limit(), " bytes"));
     }
     Error(http::status::bad_request, absl::StrCat("malformed HTTP request: ", ec.message()));
   }
@@ -118,10 +144,15 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     }
   }
 
-  void Reply(http::status status, std::string body, const char* type = "application/json") {
+  void Reply(http::status status, std::string body, absl::string_view type = "application/json",
+             std::initializer_list<std::pair<absl::string_view, absl::string_view>> headers = {}) {
     auto res = std::make_shared<http::response<http::string_body>>(status, req_.version());
     res->set(http::field::server, "npystreamd");
-    res->set(http::field::content_type, type);
+    res->set(http::field::content_type, beast::string_view(type.data(), type.size()));
+    for (const auto& [name, value] : headers) {
+      res->set(beast::string_view(name.data(), name.size()),
+               beast::string_view(value.data(), value.size()));
+    }
     if (status == http::status::unauthorized) res->set(http::field::www_authenticate, "Bearer");
     res->keep_alive(req_.keep_alive());
     res->body() = std::move(body);
@@ -134,16 +165,24 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
                       });
   }
 
-  void Error(http::status status, const std::string& message) {
-    Reply(status, nlohmann::json{{"error", message}}.dump() + "\n");
+  void Error(http::status status, const std::string& message,
+             std::initializer_list<std::pair<absl::string_view, absl::string_view>> headers = {}) {
+    Reply(status, nlohmann::json{{"error", message}}.dump() + "\n", "application/json", headers);
+  }
+  void Error(const absl::Status& status) {
+    Error(static_cast<http::status>(HttpStatusCode(status)), std::string(status.message()));
   }
 
-  bool Authorized() {
+  // A bearer header, or a `token` query parameter (what a browser can send on
+  // a WebSocket upgrade or a page load).
+  bool Authorized(const Route& route) {
     const std::string& token = server_->options.token;
     if (token.empty()) return true;
     auto it = req_.find(http::field::authorization);
-    const std::string value = it == req_.end() ? std::string() : std::string(it->value());
-    return BearerTokenMatches(value, token);
+    if (it != req_.end()) return BearerTokenMatches(std::string(it->value()), token);
+    const auto query = route.query.find("token");
+    return query != route.query.end() &&
+           BearerTokenMatches(absl::StrCat("Bearer ", query->second), token);
   }
 
   void Handle() {
@@ -151,7 +190,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     const beast::string_view method = req_.method_string(), target = req_.target();
     const Route route = MatchRoute(absl::string_view(method.data(), method.size()),
                                    absl::string_view(target.data(), target.size()));
-    if (route.needs_token && !Authorized()) {
+    if (route.needs_token && !Authorized(route)) {
       return Error(http::status::unauthorized, "missing or wrong bearer token");
     }
     switch (route.kind) {
@@ -166,28 +205,126 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         return Reply(http::status::service_unavailable,
                      nlohmann::json{{"ready", false}, {"reason", reason}}.dump() + "\n");
       }
+      case Route::kDashboard:
+      case Route::kAsset: {
+        const WebAsset* asset =
+            FindWebAsset(route.kind == Route::kDashboard ? "index.html" : route.asset);
+        if (asset == nullptr) break;
+        return Reply(http::status::ok, std::string(asset->body), asset->content_type,
+                     {{"Cache-Control", "no-cache"},
+                      {"Content-Security-Policy", kDashboardPolicy},
+                      {"X-Content-Type-Options", "nosniff"}});
+      }
       case Route::kTensorList: {
         nlohmann::json list = nlohmann::json::array();
-        for (const TensorInfo& info : o.store->List()) list.push_back(InfoJson(info));
+        for (const TensorInfo& info : o.store->List()) list.push_back(TensorInfoJson(info));
         return Reply(http::status::ok, nlohmann::json{{"tensors", list}}.dump() + "\n");
       }
       case Route::kTensorNpy:
         return SendNpy(route.handle);
+      case Route::kModelList:
+        return Reply(http::status::ok,
+                     ModelListingJson(o.engine ? o.engine->ListModels() : ModelListing{}).dump() +
+                         "\n");
+      case Route::kModelInfer:
+        return Infer(route);
+      case Route::kModelSubscribe:
+        return Subscribe(route);
       case Route::kMethodNotAllowed:
-        return Error(http::status::method_not_allowed, route.error);
+        return Error(http::status::method_not_allowed, route.error,
+                     {{"Allow", route.allow}});
       case Route::kNotFound:
         break;
     }
-    Error(http::status::not_found, route.error);
+    Error(http::status::not_found,
+          route.error.empty() ? absl::StrCat("no dashboard file ", route.asset) : route.error);
+  }
+
+  // POST /v1/models/{m}/infer?capture=a,b&ttl=S, body one .npy for a
+  // single-input model. Runs on the infer pool; the reply comes back on
+  // this connection's strand.
+  void Infer(const Route& route) {
+    InferenceEngine* engine = server_->options.engine;
+    if (engine == nullptr) return Error(absl::NotFoundError("this daemon serves no models"));
+    const auto type = req_.find(http::field::content_type);
+    if (type != req_.end() && type->value() != "application/x-npy" &&
+        type->value() != "application/octet-stream") {
+      return Error(http::status::unsupported_media_type,
+                   absl::StrCat("Content-Type ", std::string(type->value()),
+                                ": send the .npy as application/x-npy"));
+    }
+    InferCall call;
+    call.model = route.model;
+    call.capture = SplitList(route.query, "capture");
+    if (auto ttl = route.query.find("ttl"); ttl != route.query.end()) {
+      if (!absl::SimpleAtoi(ttl->second, &call.ttl_seconds)) {
+        return Error(absl::InvalidArgumentError(
+            absl::StrCat("ttl=", ttl->second, ": use whole seconds")));
+      }
+    }
+    auto self = this->shared_from_this();
+    server_->infer_pool.Schedule([self, engine, call = std::move(call)]() mutable {
+      absl::StatusOr<nlohmann::json> reply = self->RunInfer(engine, &call);
+      net::post(self->stream_.get_executor(), [self, reply = std::move(reply)] {
+        if (!reply.ok()) return self->Error(reply.status());
+        self->Reply(http::status::ok, reply->dump() + "\n");
+      });
+    });
+  }
+
+  absl::StatusOr<nlohmann::json> RunInfer(InferenceEngine* engine, InferCall* call) {
+    const ModelListing listing = engine->ListModels();
+    const auto model = std::find_if(listing.models.begin(), listing.models.end(),
+                                    [&](const ModelSummary& m) { return m.name == call->model; });
+    if (model == listing.models.end()) {
+      return absl::NotFoundError(absl::StrCat("no model '", call->model, "'"));
+    }
+    if (model->inputs.size() != 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("model '", call->model, "' takes ", model->inputs.size(),
+                       " inputs; POST .../infer sends one .npy (use gRPC Infer)"));
+    }
+    absl::StatusOr<std::shared_ptr<const StoredTensor>> input =
+        StoreWholeNpy(server_->options.store, req_.body(), server_->options.put_limits);
+    if (!input.ok()) {
+      return absl::Status(input.status().code(),
+                          absl::StrCat("body: ", input.status().message()));
+    }
+    call->inputs.push_back({model->inputs[0].name, std::move(*input)});
+    absl::StatusOr<InferResult> result = engine->Infer(*call);
+    call->inputs.clear();  // the input's memory goes back now, not with the reply
+    if (!result.ok()) return result.status();
+    return InferResultJson(*result);
+  }
+
+  // GET /v1/models/{m}/subscribe?layers=a,b[&every=N][&max_hz=H]: a
+  // WebSocket upgrade. Refused with 404 naming an unknown model or layer
+  // before the handshake.
+  void Subscribe(const Route& route) {
+    InferenceEngine* engine = server_->options.engine;
+    if (engine == nullptr) return Error(absl::NotFoundError("this daemon serves no models"));
+    absl::StatusOr<ThinPolicy> policy = ParseThinPolicy(route.query);
+    if (!policy.ok()) return Error(policy.status());
+    absl::StatusOr<std::shared_ptr<Subscription>> subscription =
+        engine->Subscribe(route.model, SplitList(route.query, "layers"));
+    if (!subscription.ok()) return Error(subscription.status());
+    if (!websocket::is_upgrade(req_)) {
+      engine->hub()->Unsubscribe(*subscription);
+      return Error(http::status::upgrade_required,
+                   "subscribe is a WebSocket: send Connection: Upgrade, Upgrade: websocket",
+                   {{"Upgrade", "websocket"}});
+    }
+    std::make_shared<LiveSocket<Stream>>(std::move(stream_), engine->hub(),
+                                         std::move(*subscription), server_->options.transfer,
+                                         *policy)
+        ->Start(req_);
   }
 
   void SendNpy(const std::string& handle) {
     auto tensor = server_->options.store->Acquire(handle);
-    if (!tensor.ok()) return Error(http::status::not_found, std::string(tensor.status().message()));
+    if (!tensor.ok()) return Error(tensor.status());
     auto reader = server_->options.transfer->OpenReader(*tensor);
-    if (!reader.ok()) {
-      return Error(http::status::internal_server_error, std::string(reader.status().message()));
-    }
+    if (!reader.ok()) return Error(reader.status());
     const uint64_t total = (*tensor)->info().npy_bytes;
     auto range = req_.find(http::field::range);
     uint64_t first = 0, last = total - 1;
@@ -249,11 +386,11 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     }
     const uint64_t offset = pos_ - header.size();
     const size_t n = static_cast<size_t>(std::min<uint64_t>(kBodyPiece, end_ - pos_));
-    reader_->Read(offset, n, [self, n](absl::StatusOr<HostChunk> chunk) {
-      net::dispatch(self->stream_.get_executor(), [self, n, chunk = std::move(chunk)]() mutable {
+    reader_->Read(offset, n, [self](absl::StatusOr<HostChunk> chunk) {
+      net::dispatch(self->stream_.get_executor(), [self, chunk = std::move(chunk)]() mutable {
         if (!chunk.ok()) return self->Close();
         self->chunk_ = std::move(*chunk);
-        self->pos_ += n;
+        self->pos_ += self->chunk_.size;  // a device reader may return less than asked
         net::async_write(self->stream_, net::buffer(self->chunk_.data, self->chunk_.size),
                          [self](beast::error_code ec, size_t) {
                            if (!ec) self->WriteBody();
@@ -265,6 +402,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   AdminServer::Impl* const server_;
   Stream stream_;
   beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
   http::request<http::string_body> req_;
   std::shared_ptr<const StoredTensor> tensor_;
   std::unique_ptr<PayloadReader> reader_;

@@ -1,8 +1,14 @@
 // AdminServer: the admin HTTP port (Boost.Beast on Boost.Asio):
-//   GET /metrics                 Prometheus text (no auth)
-//   GET /healthz, /readyz        liveness, readiness (no auth)
-//   GET /v1/tensors              JSON list (token when configured)
-//   GET /v1/tensors/{h}.npy      the .npy, with Range support (token)
+//   GET /metrics                       Prometheus text (no auth)
+//   GET /healthz, /readyz              liveness, readiness (no auth)
+//   GET /                              the dashboard page (token); its code under /static/
+//   GET /v1/tensors                    JSON list (token when configured)
+//   GET /v1/tensors/{h}.npy            the .npy, with Range support (token)
+//   GET /v1/models                     models, inputs, outputs, layers (token)
+//   POST /v1/models/{m}/infer          body .npy -> JSON output handles (token)
+//   GET /v1/models/{m}/subscribe       WebSocket: JSON text + .npy binary per value (token)
+// The token is a bearer header or a `token` query parameter (browsers cannot
+// set headers on a WebSocket or a module script).
 #ifndef NPYSTREAM_SERVER_HTTP_ADMIN_SERVER_H_
 #define NPYSTREAM_SERVER_HTTP_ADMIN_SERVER_H_
 
@@ -11,6 +17,8 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "server/engine/inference_engine.h"
+#include "server/store/npy_put.h"
 #include "server/store/tensor_store.h"
 #include "server/transfer/transfer.h"
 
@@ -22,8 +30,11 @@ class AdminServer {
     std::string listen = "127.0.0.1:8080";  // port 0 picks one
     // The Prometheus text for GET /metrics; called on an I/O thread.
     std::function<std::string()> scrape;
-    TensorStore* store = nullptr;  // not owned
-    Transfer* transfer = nullptr;  // not owned
+    TensorStore* store = nullptr;         // not owned
+    Transfer* transfer = nullptr;         // not owned
+    InferenceEngine* engine = nullptr;    // not owned; null: no models
+    PutLimits put_limits;                 // for infer bodies
+    int infer_threads = 4;                // run HTTP infer calls off the I/O threads
     // Why the daemon is not ready ("" when ready), asked on each /readyz.
     std::function<std::string()> not_ready_reason;
     std::string token;         // bearer token for /v1/tensors*, when set
@@ -39,7 +50,8 @@ class AdminServer {
   ~AdminServer();
 
   int port() const;
-  // Stops accepting, closes connections and joins the threads. Idempotent.
+  // Stops accepting, closes connections and joins the threads; HTTP infer
+  // calls already running finish first. Idempotent.
   void Stop();
 
   struct Impl;

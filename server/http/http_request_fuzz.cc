@@ -1,6 +1,8 @@
 // libFuzzer target: the admin port's request parsing (route, percent
-// decoding, Range) never crashes, and what it accepts is consistent.
+// decoding, query, thinning parameters, Range) never crashes, and what it
+// accepts is consistent.
 // Input: method '\n' target '\n' range-header '\n' then the body size.
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -10,6 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "server/http/byte_range.h"
 #include "server/http/routes.h"
+#include "server/http/stream_thinner.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string input(reinterpret_cast<const char*>(data), size);
@@ -17,6 +20,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   parts.resize(4);
   const npystream::Route route = npystream::MatchRoute(parts[0], parts[1]);
   if (route.kind == npystream::Route::kTensorNpy && !route.needs_token) std::abort();
+  if ((route.kind == npystream::Route::kModelInfer ||
+       route.kind == npystream::Route::kModelSubscribe || route.kind == npystream::Route::kModelList) &&
+      (!route.needs_token || (route.kind != npystream::Route::kModelList && route.model.empty()))) {
+    std::abort();
+  }
+  if (auto policy = npystream::ParseThinPolicy(route.query); policy.ok()) {
+    if (policy->every < 1 || !(policy->max_hz >= 0) || !std::isfinite(policy->max_hz)) std::abort();
+  } else if (policy.status().message().empty()) {
+    std::abort();
+  }
   if ((route.kind == npystream::Route::kNotFound ||
        route.kind == npystream::Route::kMethodNotAllowed) &&
       route.error.empty()) {

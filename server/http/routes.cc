@@ -1,23 +1,69 @@
 #include "server/http/routes.h"
 
+#include <vector>
+
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 
 namespace npystream {
 namespace {
 
 constexpr absl::string_view kTensorsPrefix = "/v1/tensors/";
+constexpr absl::string_view kModelsPrefix = "/v1/models/";
+constexpr absl::string_view kStaticPrefix = "/static/";
+
+std::map<std::string, std::string> ParseQuery(absl::string_view query) {
+  std::map<std::string, std::string> out;
+  for (absl::string_view pair : absl::StrSplit(query, '&', absl::SkipEmpty())) {
+    const size_t eq = pair.find('=');
+    std::string key = PercentDecode(pair.substr(0, eq), true);
+    std::string value = eq == absl::string_view::npos ? "" : PercentDecode(pair.substr(eq + 1), true);
+    out[std::move(key)] = std::move(value);
+  }
+  return out;
+}
+
+// Sets `route` to 405 unless `method` is `want`.
+bool MethodIs(absl::string_view method, absl::string_view want, absl::string_view path,
+              Route* route) {
+  if (method == want) return true;
+  route->kind = Route::kMethodNotAllowed;
+  route->allow = std::string(want);
+  route->error = absl::StrCat(path, " takes ", want, ", not ", method);
+  return false;
+}
+
+void MatchModelRoute(absl::string_view method, absl::string_view rest, Route* route) {
+  const std::vector<absl::string_view> parts = absl::StrSplit(rest, '/');
+  if (parts.size() != 2 || parts[0].empty()) {
+    route->error = "use /v1/models/{model}/infer or /v1/models/{model}/subscribe";
+    return;
+  }
+  route->model = PercentDecode(parts[0]);
+  if (parts[1] == "infer") {
+    if (MethodIs(method, "POST", "infer", route)) route->kind = Route::kModelInfer;
+  } else if (parts[1] == "subscribe") {
+    if (MethodIs(method, "GET", "subscribe", route)) route->kind = Route::kModelSubscribe;
+  } else {
+    route->error = absl::StrCat("no route for model '", route->model, "': ", parts[1],
+                                " (use infer or subscribe)");
+  }
+}
 
 }  // namespace
 
-std::string PercentDecode(absl::string_view s) {
+std::string PercentDecode(absl::string_view s, bool plus_is_space) {
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
     int v = 0;
-    if (s[i] == '%' && i + 2 < s.size() && absl::SimpleHexAtoi(s.substr(i + 1, 2), &v)) {
+    if (s[i] == '%' && i + 2 < s.size() &&
+        absl::SimpleHexAtoi(s.substr(i + 1, 2), &v)) {
       out.push_back(static_cast<char>(v));
       i += 2;
+    } else if (s[i] == '+' && plus_is_space) {
+      out.push_back(' ');
     } else {
       out.push_back(s[i]);
     }
@@ -27,23 +73,32 @@ std::string PercentDecode(absl::string_view s) {
 
 Route MatchRoute(absl::string_view method, absl::string_view target) {
   Route route;
-  if (auto q = target.find('?'); q != absl::string_view::npos) target = target.substr(0, q);
-  if (method != "GET") {
-    route.kind = Route::kMethodNotAllowed;
-    route.error = "only GET is served";
+  if (auto q = target.find('?'); q != absl::string_view::npos) {
+    route.query = ParseQuery(target.substr(q + 1));
+    target = target.substr(0, q);
+  }
+  route.needs_token = target == "/" || target == "/index.html" || absl::StartsWith(target, "/v1/");
+  if (absl::StartsWith(target, kModelsPrefix)) {
+    MatchModelRoute(method, target.substr(kModelsPrefix.size()), &route);
     return route;
   }
+  if (!MethodIs(method, "GET", target, &route)) return route;
   if (target == "/metrics") {
     route.kind = Route::kMetrics;
   } else if (target == "/healthz") {
     route.kind = Route::kHealthz;
   } else if (target == "/readyz") {
     route.kind = Route::kReadyz;
+  } else if (target == "/" || target == "/index.html") {
+    route.kind = Route::kDashboard;
+  } else if (absl::StartsWith(target, kStaticPrefix)) {
+    route.kind = Route::kAsset;
+    route.asset = std::string(target.substr(kStaticPrefix.size()));
   } else if (target == "/v1/tensors") {
     route.kind = Route::kTensorList;
-    route.needs_token = true;
+  } else if (target == "/v1/models") {
+    route.kind = Route::kModelList;
   } else if (absl::StartsWith(target, kTensorsPrefix)) {
-    route.needs_token = true;
     std::string handle = PercentDecode(target.substr(kTensorsPrefix.size()));
     if (absl::EndsWith(handle, ".npy")) {
       route.kind = Route::kTensorNpy;

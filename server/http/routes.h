@@ -3,6 +3,7 @@
 #ifndef NPYSTREAM_SERVER_HTTP_ROUTES_H_
 #define NPYSTREAM_SERVER_HTTP_ROUTES_H_
 
+#include <map>
 #include <string>
 
 #include "absl/strings/string_view.h"
@@ -14,16 +15,26 @@ struct Route {
     kMetrics,           // GET /metrics
     kHealthz,           // GET /healthz
     kReadyz,            // GET /readyz
+    kDashboard,         // GET / (token)
+    kAsset,             // GET /static/{name}: the dashboard's code (no data, no token)
     kTensorList,        // GET /v1/tensors (token)
     kTensorNpy,         // GET /v1/tensors/{handle}.npy (token)
+    kModelList,         // GET /v1/models (token)
+    kModelInfer,        // POST /v1/models/{model}/infer (token)
+    kModelSubscribe,    // GET /v1/models/{model}/subscribe, a WebSocket upgrade (token)
     kNotFound,          // 404 with `error`
     kMethodNotAllowed,  // 405
   };
   Kind kind = kNotFound;
   std::string handle;  // kTensorNpy: percent-decoded, without ".npy"
+  std::string model;   // kModelInfer, kModelSubscribe: percent-decoded
+  std::string asset;   // kAsset: the name under /static/
   std::string error;   // kNotFound, kMethodNotAllowed: the message
-  // Under /v1/tensors: the bearer token (when configured) is checked first,
-  // even before a 404.
+  std::string allow;   // kMethodNotAllowed: the method that is served
+  // Decoded query parameters; the last of a repeated name wins.
+  std::map<std::string, std::string> query;
+  // The dashboard and everything under /v1/: the bearer token (when
+  // configured) is checked first, even before a 404.
   bool needs_token = false;
 };
 
@@ -31,8 +42,9 @@ struct Route {
 // request method ("GET", ...). Never fails: unknown paths are kNotFound.
 Route MatchRoute(absl::string_view method, absl::string_view target);
 
-// Decodes %XX escapes; a malformed escape is kept as it is.
-std::string PercentDecode(absl::string_view s);
+// Decodes %XX escapes (and '+' as a space when `plus_is_space`); a malformed
+// escape is kept as it is.
+std::string PercentDecode(absl::string_view s, bool plus_is_space = false);
 
 }  // namespace npystream
 

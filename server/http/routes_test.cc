@@ -25,7 +25,16 @@ TEST(RoutesTest, NpyDownloadDecodesTheHandle) {
 TEST(RoutesTest, RefusalsNameTheProblem) {
   const Route post = MatchRoute("POST", "/metrics");
   EXPECT_EQ(post.kind, Route::kMethodNotAllowed);
-  EXPECT_EQ(post.error, "only GET is served");
+  EXPECT_EQ(post.error, "/metrics takes GET, not POST");
+  EXPECT_EQ(post.allow, "GET");
+  const Route get_infer = MatchRoute("GET", "/v1/models/demo/infer");
+  EXPECT_EQ(get_infer.kind, Route::kMethodNotAllowed);
+  EXPECT_EQ(get_infer.allow, "POST");
+  EXPECT_TRUE(get_infer.needs_token);
+  EXPECT_EQ(MatchRoute("GET", "/v1/models/demo/run").error,
+            "no route for model 'demo': run (use infer or subscribe)");
+  EXPECT_EQ(MatchRoute("GET", "/v1/models//infer").kind, Route::kNotFound);
+  EXPECT_EQ(MatchRoute("GET", "/v1/models/a/b/subscribe").kind, Route::kNotFound);
   const Route bare = MatchRoute("GET", "/v1/tensors/abc");
   EXPECT_EQ(bare.kind, Route::kNotFound);
   EXPECT_TRUE(bare.needs_token);  // 401 before 404 under /v1/tensors
@@ -33,11 +42,35 @@ TEST(RoutesTest, RefusalsNameTheProblem) {
   EXPECT_EQ(MatchRoute("GET", "/nope").error, "no route for /nope");
 }
 
+TEST(RoutesTest, DashboardModelsAndQueries) {
+  EXPECT_EQ(MatchRoute("GET", "/").kind, Route::kDashboard);
+  EXPECT_TRUE(MatchRoute("GET", "/?token=x").needs_token);
+  EXPECT_EQ(MatchRoute("GET", "/?token=x").query.at("token"), "x");
+  const Route asset = MatchRoute("GET", "/static/app.js");
+  EXPECT_EQ(asset.kind, Route::kAsset);
+  EXPECT_EQ(asset.asset, "app.js");
+  EXPECT_FALSE(asset.needs_token);  // code only; every datum it shows needs the token
+  EXPECT_EQ(MatchRoute("GET", "/v1/models").kind, Route::kModelList);
+  const Route infer = MatchRoute("POST", "/v1/models/my%20net/infer?capture=conv1,fc&x");
+  EXPECT_EQ(infer.kind, Route::kModelInfer);
+  EXPECT_EQ(infer.model, "my net");
+  EXPECT_EQ(infer.query.at("capture"), "conv1,fc");
+  EXPECT_EQ(infer.query.at("x"), "");
+  const Route sub = MatchRoute("GET", "/v1/models/demo/subscribe?layers=a%2Cb&max_hz=2.5&t=a+b");
+  EXPECT_EQ(sub.kind, Route::kModelSubscribe);
+  EXPECT_EQ(sub.model, "demo");
+  EXPECT_EQ(sub.query.at("layers"), "a,b");
+  EXPECT_EQ(sub.query.at("max_hz"), "2.5");
+  EXPECT_EQ(sub.query.at("t"), "a b");
+}
+
 TEST(RoutesTest, PercentDecodeKeepsMalformedEscapes) {
   EXPECT_EQ(PercentDecode("a%20b"), "a b");
   EXPECT_EQ(PercentDecode("%zz%4"), "%zz%4");
   EXPECT_EQ(PercentDecode("%41"), "A");
   EXPECT_EQ(PercentDecode("%"), "%");
+  EXPECT_EQ(PercentDecode("a+b"), "a+b");
+  EXPECT_EQ(PercentDecode("a+b", true), "a b");
 }
 
 }  // namespace

@@ -12,7 +12,7 @@
 #include "grpcpp/grpcpp.h"
 #include "server/npy/npy_parser.h"
 #include "server/rpc/call_gate.h"
-#include "server/rpc/npy_put.h"
+#include "server/store/npy_put.h"
 #include "server/store/tensor_store.h"
 #include "server/transfer/transfer.h"
 

@@ -26,13 +26,13 @@ void SubscribeReactor::Pump() {
         absl::MutexLock lock(&liveness->mu);
         if (liveness->reactor != nullptr) liveness->reactor->Pump();
       });
-      if (value == nullptr) {
+      if (value.tensor == nullptr) {
         if (!subscription_->closed()) return;
         break;  // closed: finish below, outside the lock
       }
-      auto reader = transfer_->OpenReader(value);
+      auto reader = transfer_->OpenReader(value.tensor);
       if (!reader.ok()) continue;  // this value cannot be read here: skip it
-      framer_ = std::make_unique<NpyFramer>(std::move(value), std::move(*reader), 0);
+      framer_ = std::make_unique<NpyFramer>(std::move(value.tensor), std::move(*reader), 0);
     }
     if (framer_ == nullptr) {
       if (finished_) return;

@@ -1,9 +1,9 @@
-#include "server/rpc/npy_put.h"
+#include "server/store/npy_put.h"
 
 #include "absl/strings/str_cat.h"
 #include "server/common/status_macros.h"
 
-namespace npystream::rpc {
+namespace npystream {
 
 absl::StatusOr<std::unique_ptr<TensorWriter>> BeginNpyPut(TensorStore* store,
                                                           absl::string_view header_bytes,
@@ -34,4 +34,4 @@ absl::StatusOr<std::shared_ptr<const StoredTensor>> StoreWholeNpy(TensorStore* s
   return writer->Commit();
 }
 
-}  // namespace npystream::rpc
+}  // namespace npystream

@@ -1,7 +1,7 @@
 // NpyPut: the one path from a .npy header to a tensor being written into the
-// store, shared by streamed Puts and inline Infer inputs.
-#ifndef NPYSTREAM_SERVER_RPC_NPY_PUT_H_
-#define NPYSTREAM_SERVER_RPC_NPY_PUT_H_
+// store, shared by streamed Puts, inline Infer inputs and HTTP infer bodies.
+#ifndef NPYSTREAM_SERVER_STORE_NPY_PUT_H_
+#define NPYSTREAM_SERVER_STORE_NPY_PUT_H_
 
 #include <cstdint>
 #include <memory>
@@ -12,7 +12,7 @@
 #include "server/npy/npy_parser.h"
 #include "server/store/tensor_store.h"
 
-namespace npystream::rpc {
+namespace npystream {
 
 struct PutLimits {
   npy::ParseLimits parse;
@@ -35,6 +35,6 @@ absl::StatusOr<std::shared_ptr<const StoredTensor>> StoreWholeNpy(TensorStore* s
                                                                   absl::string_view npy,
                                                                   const PutLimits& limits);
 
-}  // namespace npystream::rpc
+}  // namespace npystream
 
-#endif  // NPYSTREAM_SERVER_RPC_NPY_PUT_H_
+#endif  // NPYSTREAM_SERVER_STORE_NPY_PUT_H_

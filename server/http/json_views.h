@@ -1,0 +1,32 @@
+// The admin port's JSON documents, built apart from the connection that
+// sends them (so their shape is unit-tested).
+#ifndef NPYSTREAM_SERVER_HTTP_JSON_VIEWS_H_
+#define NPYSTREAM_SERVER_HTTP_JSON_VIEWS_H_
+
+#include "nlohmann/json.hpp"
+#include "server/engine/inference_engine.h"
+#include "server/engine/subscriptions.h"
+#include "server/store/tensor_store.h"
+
+namespace npystream {
+
+// {"handle", "name", "dtype", "shape", "nbytes", "npy_bytes", "device",
+//  "created_unix_ms", "expires_unix_ms"}: one row of GET /v1/tensors.
+nlohmann::json TensorInfoJson(const TensorInfo& info);
+
+// GET /v1/models: {"models": [{"name", "device", "inputs": [{"name",
+// "dtype" (descr or null), "shape"}], "outputs", "layers", "max_batch",
+// "instances"}], "errors": [{"name", "error"}]}.
+nlohmann::json ModelListingJson(const ModelListing& listing);
+
+// POST /v1/models/{m}/infer: {"outputs": {name: {"handle", "dtype",
+// "shape"}}, "activations": {layer: {...}}, "infer_ms"}.
+nlohmann::json InferResultJson(const InferResult& result);
+
+// The text frame sent before a live value's .npy: {"layer", "seq", "dtype",
+// "shape", "infer_ms"}.
+nlohmann::json LiveValueJson(const LiveValue& value);
+
+}  // namespace npystream
+
+#endif  // NPYSTREAM_SERVER_HTTP_JSON_VIEWS_H_
