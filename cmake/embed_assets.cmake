@@ -1,11 +1,12 @@
 # Writes OUT, a C++ file defining FindWebAsset() over the files FILES
-# (a ;-list, relative to BASE). Run as `cmake -DOUT=... -DBASE=... -DFILES=...
+# (comma-separated, relative to BASE). Run as `cmake -DOUT=... -DBASE=... -DFILES=...
 # -P embed_assets.cmake` by the build; the output is never committed.
 set(types_js "text/javascript; charset=utf-8")
 set(types_css "text/css; charset=utf-8")
 set(types_html "text/html; charset=utf-8")
 set(types_png "image/png")
 set(types_svg "image/svg+xml")
+string(REPLACE "," ";" FILES "${FILES}")
 set(arrays "")
 set(table "")
 set(i 0)

@@ -11,6 +11,8 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -41,6 +43,7 @@ namespace {
 constexpr size_t kBodyPiece = 1 << 20;
 constexpr auto kIoTimeout = std::chrono::seconds(60);
 constexpr size_t kMaxHeaderBytes = 8 * 1024;  // Beast's default request header limit
+constexpr absl::string_view kTokenCookie = "npystream_token";
 constexpr uint64_t kMaxBodyBytes = uint64_t{1} << 30;  // an infer body, unless --max-put-bytes is less
 // The dashboard's page may load and connect only to this daemon.
 constexpr const char* kDashboardPolicy =
@@ -102,6 +105,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
  private:
   void Read() {
     req_ = {};
+    set_cookie_.clear();
     parser_.emplace();
     parser_->header_limit(kMaxHeaderBytes);
     parser_->body_limit(server_->body_limit());
@@ -149,6 +153,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     auto res = std::make_shared<http::response<http::string_body>>(status, req_.version());
     res->set(http::field::server, "npystreamd");
     res->set(http::field::content_type, beast::string_view(type.data(), type.size()));
+    if (!set_cookie_.empty()) res->set(http::field::set_cookie, set_cookie_);
     for (const auto& [name, value] : headers) {
       res->set(beast::string_view(name.data(), name.size()),
                beast::string_view(value.data(), value.size()));
@@ -173,16 +178,52 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     Error(static_cast<http::status>(HttpStatusCode(status)), std::string(status.message()));
   }
 
-  // A bearer header, or a `token` query parameter (what a browser can send on
-  // a WebSocket upgrade or a page load).
+  // A bearer header; or a `token` query parameter, which also sets a cookie
+  // (HttpOnly, SameSite=Strict) so the page can drop the token from its URL
+  // and still reload, load its scripts and open its WebSocket; or that cookie.
   bool Authorized(const Route& route) {
     const std::string& token = server_->options.token;
     if (token.empty()) return true;
     auto it = req_.find(http::field::authorization);
     if (it != req_.end()) return BearerTokenMatches(std::string(it->value()), token);
     const auto query = route.query.find("token");
-    return query != route.query.end() &&
-           BearerTokenMatches(absl::StrCat("Bearer ", query->second), token);
+    if (query != route.query.end()) {
+      if (!BearerTokenMatches(absl::StrCat("Bearer ", query->second), token)) return false;
+      set_cookie_ = absl::StrCat(kTokenCookie, "=", absl::BytesToHexString(token),
+                                 "; Path=/; HttpOnly; SameSite=Strict",
+                                 server_->tls ? "; Secure" : "");
+      return true;
+    }
+    const std::string cookie = CookieValue(kTokenCookie);
+    return !cookie.empty() &&
+           BearerTokenMatches(absl::StrCat("Bearer ", absl::HexStringToBytes(cookie)), token);
+  }
+
+  // The value of cookie `name` in the request ("" when absent).
+  std::string CookieValue(absl::string_view name) {
+    auto it = req_.find(http::field::cookie);
+    if (it == req_.end()) return "";
+    for (absl::string_view part : absl::StrSplit(
+             absl::string_view(it->value().data(), it->value().size()), ';', absl::SkipEmpty())) {
+      part = absl::StripAsciiWhitespace(part);
+      if (absl::StartsWith(part, name) && part.size() > name.size() && part[name.size()] == '=') {
+        return std::string(part.substr(name.size() + 1));
+      }
+    }
+    return "";
+  }
+
+  // A browser's WebSocket from another site's page is refused (the cookie
+  // would otherwise let it read activations).
+  bool SameOrigin() {
+    auto origin = req_.find(http::field::origin);
+    auto host = req_.find(http::field::host);
+    if (origin == req_.end()) return true;  // not a browser
+    if (host == req_.end()) return false;
+    const absl::string_view o(origin->value().data(), origin->value().size());
+    const size_t scheme = o.find("://");
+    return scheme != absl::string_view::npos &&
+           o.substr(scheme + 3) == absl::string_view(host->value().data(), host->value().size());
   }
 
   void Handle() {
@@ -303,6 +344,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   void Subscribe(const Route& route) {
     InferenceEngine* engine = server_->options.engine;
     if (engine == nullptr) return Error(absl::NotFoundError("this daemon serves no models"));
+    if (!SameOrigin()) {
+      return Error(http::status::forbidden, "WebSocket Origin does not match Host");
+    }
     absl::StatusOr<ThinPolicy> policy = ParseThinPolicy(route.query);
     if (!policy.ok()) return Error(policy.status());
     absl::StatusOr<std::shared_ptr<Subscription>> subscription =
@@ -403,6 +447,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
+  std::string set_cookie_;  // for the reply to a request authorised by ?token=
   http::request<http::string_body> req_;
   std::shared_ptr<const StoredTensor> tensor_;
   std::unique_ptr<PayloadReader> reader_;

@@ -77,7 +77,8 @@ Route MatchRoute(absl::string_view method, absl::string_view target) {
     route.query = ParseQuery(target.substr(q + 1));
     target = target.substr(0, q);
   }
-  route.needs_token = target == "/" || target == "/index.html" || absl::StartsWith(target, "/v1/");
+  route.needs_token = target == "/" || target == "/index.html" ||
+                      absl::StartsWith(target, "/v1/") || absl::StartsWith(target, kStaticPrefix);
   if (absl::StartsWith(target, kModelsPrefix)) {
     MatchModelRoute(method, target.substr(kModelsPrefix.size()), &route);
     return route;

@@ -16,7 +16,7 @@ struct Route {
     kHealthz,           // GET /healthz
     kReadyz,            // GET /readyz
     kDashboard,         // GET / (token)
-    kAsset,             // GET /static/{name}: the dashboard's code (no data, no token)
+    kAsset,             // GET /static/{name}: the dashboard's code (token)
     kTensorList,        // GET /v1/tensors (token)
     kTensorNpy,         // GET /v1/tensors/{handle}.npy (token)
     kModelList,         // GET /v1/models (token)
@@ -33,7 +33,7 @@ struct Route {
   std::string allow;   // kMethodNotAllowed: the method that is served
   // Decoded query parameters; the last of a repeated name wins.
   std::map<std::string, std::string> query;
-  // The dashboard and everything under /v1/: the bearer token (when
+  // Everything but /metrics, /healthz and /readyz: the token (when
   // configured) is checked first, even before a 404.
   bool needs_token = false;
 };

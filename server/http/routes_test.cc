@@ -49,7 +49,7 @@ TEST(RoutesTest, DashboardModelsAndQueries) {
   const Route asset = MatchRoute("GET", "/static/app.js");
   EXPECT_EQ(asset.kind, Route::kAsset);
   EXPECT_EQ(asset.asset, "app.js");
-  EXPECT_FALSE(asset.needs_token);  // code only; every datum it shows needs the token
+  EXPECT_TRUE(asset.needs_token);
   EXPECT_EQ(MatchRoute("GET", "/v1/models").kind, Route::kModelList);
   const Route infer = MatchRoute("POST", "/v1/models/my%20net/infer?capture=conv1,fc&x");
   EXPECT_EQ(infer.kind, Route::kModelInfer);

@@ -1,0 +1,251 @@
+// The dashboard: models and layers, live activations over the WebSocket
+// stream, the draw pad (POST /infer), resident tensors and store metrics.
+// Everything comes from this daemon's admin port.
+import { decodeNpy, encodeFloat32Npy, toNumbers } from './npy.js';
+import { drawBars, drawHeatmap, drawHistogram, drawLegend } from './plots.js';
+import { DrawPad } from './pad.js';
+
+const $ = (id) => document.getElementById(id);
+const state = { models: [], model: null, layers: new Set(), socket: null, sent: null };
+// Read by the browser test: what the page last sent and showed.
+window.npystream = { lastInput: null, predicted: null, live: {}, errors: [] };
+
+// A `?token=` in the address was turned into a cookie by the daemon; drop it
+// from the address bar and history.
+if (new URLSearchParams(location.search).has('token')) {
+  history.replaceState(null, '', location.pathname);
+}
+
+async function getJson(path, init) {
+  const res = await fetch(path, { credentials: 'same-origin', ...init });
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) throw new Error(body.error || `${res.status} ${res.statusText}`);
+  return body;
+}
+
+function el(tag, props = {}, ...children) {
+  const e = Object.assign(document.createElement(tag), props);
+  e.append(...children);
+  return e;
+}
+
+function bytes(n) {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
+}
+
+function setStatus(text, ok) {
+  $('status').textContent = text;
+  $('status').className = `status ${ok ? 'ok' : 'bad'}`;
+}
+
+// ---- models and layers ----
+
+async function loadModels() {
+  const { models, errors } = await getJson('/v1/models');
+  state.models = models;
+  const list = $('models');
+  list.replaceChildren(...models.map((m) => {
+    const inputs = m.inputs.map((i) => `${i.name} ${i.dtype ?? 'any'} [${i.shape.join(',')}]`);
+    const item = el('li', { className: 'model', tabIndex: 0 },
+      el('strong', { textContent: m.name }), ` on ${m.device}`,
+      el('div', { className: 'muted', textContent: `in: ${inputs.join('; ')} → ${m.outputs.join(', ')}` }));
+    item.dataset.model = m.name;
+    item.addEventListener('click', () => selectModel(m.name));
+    return item;
+  }), ...errors.map((e) => el('li', { className: 'error', textContent: `${e.name}: ${e.error}` })));
+  if (!state.model && models.length) {
+    selectModel((models.find((m) => m.name === 'demo') || models[0]).name);
+  }
+}
+
+function selectModel(name) {
+  const model = state.models.find((m) => m.name === name);
+  state.model = model;
+  for (const li of document.querySelectorAll('#models li.model')) {
+    li.classList.toggle('selected', li.dataset.model === name);
+  }
+  const defaults = ['conv1', 'conv2', 'fc'].filter((l) => model.layers.includes(l));
+  state.layers = new Set(defaults.length ? defaults : model.layers.slice(0, 2));
+  $('layers').replaceChildren(el('h3', { textContent: 'Layers' }), ...model.layers.map((layer) => {
+    const box = el('input', { type: 'checkbox', checked: state.layers.has(layer) });
+    box.addEventListener('change', () => {
+      if (box.checked) state.layers.add(layer); else state.layers.delete(layer);
+      subscribe();
+    });
+    return el('label', { className: 'layer' }, box, ` ${layer}`);
+  }));
+  const input = model.inputs.length === 1 ? model.inputs[0] : null;
+  const image = input && input.shape.length === 4 && input.shape.slice(1).join(',') === '1,28,28';
+  $('pad-panel').hidden = !image;
+  $('live-model').textContent = `· ${name}`;
+  subscribe();
+}
+
+// ---- live activations (WebSocket) ----
+
+function subscribe() {
+  if (state.socket) state.socket.close();
+  state.socket = null;
+  $('live').replaceChildren();
+  window.npystream.live = {};
+  if (!state.model || state.layers.size === 0) return;
+  const hz = Math.max(0, Number($('max-hz').value) || 0);
+  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+  const layers = [...state.layers].map(encodeURIComponent).join(',');
+  const url = `${scheme}://${location.host}/v1/models/${encodeURIComponent(state.model.name)}` +
+    `/subscribe?layers=${layers}&max_hz=${hz}`;
+  const socket = new WebSocket(url);
+  socket.binaryType = 'arraybuffer';
+  let meta = null;
+  socket.onopen = () => setStatus(`live: ${state.model.name}`, true);
+  socket.onmessage = (event) => {
+    if (typeof event.data === 'string') {
+      meta = JSON.parse(event.data);
+      return;
+    }
+    if (meta) showLive(meta, decodeNpy(event.data));
+    meta = null;
+  };
+  socket.onclose = (event) => {
+    if (state.socket !== socket) return;
+    setStatus(`stream closed (${event.code}); retrying`, false);
+    setTimeout(() => { if (state.socket === socket) subscribe(); }, 2000);
+  };
+  state.socket = socket;
+}
+
+function layerCard(layer) {
+  let card = document.querySelector(`.card[data-layer="${CSS.escape(layer)}"]`);
+  if (card) return card;
+  card = el('div', { className: 'card' },
+    el('h3', {}, el('span', { textContent: layer }), el('span', { className: 'muted meta' })),
+    el('canvas', { className: 'heatmap', width: 10, height: 10 }),
+    el('canvas', { className: 'legend', width: 240, height: 28 }),
+    el('canvas', { className: 'histogram', width: 240, height: 80 }));
+  card.dataset.layer = layer;
+  $('live').append(card);
+  return card;
+}
+
+function showLive(meta, array) {
+  const values = toNumbers(array);
+  const card = layerCard(meta.layer);
+  card.querySelector('.meta').textContent =
+    ` ${array.dtype} [${array.shape.join('×')}] #${meta.seq} · ${meta.infer_ms.toFixed(1)} ms`;
+  const heatmap = card.querySelector('.heatmap');
+  const { min, max } = drawHeatmap(heatmap, values, array.shape);
+  drawLegend(card.querySelector('.legend'), min, max);
+  drawHistogram(card.querySelector('.histogram'), values);
+  window.npystream.live[meta.layer] = { seq: meta.seq, shape: array.shape, min, max };
+}
+
+// ---- the draw pad ----
+
+async function runPad(input) {
+  if (!input || !state.model) return;
+  window.npystream.lastInput = Array.from(input);
+  drawPreview(input);
+  const capture = [...state.layers].filter((l) => state.model.layers.includes(l)).join(',');
+  try {
+    const result = await getJson(
+      `/v1/models/${encodeURIComponent(state.model.name)}/infer?capture=${capture}&ttl=300`,
+      { method: 'POST', headers: { 'Content-Type': 'application/x-npy' },
+        body: encodeFloat32Npy(input, [1, 1, 28, 28]) });
+    const [name, out] = Object.entries(result.outputs)[0];
+    const res = await fetch(`/v1/tensors/${encodeURIComponent(out.handle)}.npy`);
+    if (!res.ok) throw new Error(`${name}: ${res.status}`);
+    const values = toNumbers(decodeNpy(await res.arrayBuffer()));
+    let best = 0;
+    for (let i = 1; i < values.length; i++) if (values[i] > values[best]) best = i;
+    drawBars($('output-bars'), values, best);
+    $('predicted').textContent = String(best);
+    window.npystream.predicted = best;
+    $('infer-error').textContent = '';
+    refreshTensors();
+  } catch (err) {
+    $('infer-error').textContent = err.message;
+    window.npystream.errors.push(err.message);
+  }
+}
+
+function drawPreview(input) {
+  const canvas = $('input-preview');
+  const tmp = el('canvas', { width: 28, height: 28 });
+  const img = tmp.getContext('2d').createImageData(28, 28);
+  input.forEach((v, i) => {
+    const g = Math.round(Math.min(1, Math.max(0, v)) * 255);
+    img.data.set([g, g, g, 255], i * 4);
+  });
+  tmp.getContext('2d').putImageData(img, 0, 0);
+  const ctx = canvas.getContext('2d');
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(tmp, 0, 0, canvas.width, canvas.height);
+}
+
+// ---- resident tensors and metrics ----
+
+async function refreshTensors() {
+  const { tensors } = await getJson('/v1/tensors');
+  const now = Date.now();
+  tensors.sort((a, b) => b.created_unix_ms - a.created_unix_ms);
+  $('tensor-count').textContent = `(${tensors.length})`;
+  $('tensors').replaceChildren(...tensors.slice(0, 200).map((t) => {
+    const ttl = t.expires_unix_ms ? `${Math.max(0, (t.expires_unix_ms - now) / 1000).toFixed(0)} s` : '∞';
+    const row = el('tr', {},
+      el('td', {}, el('a', { href: `/v1/tensors/${encodeURIComponent(t.handle)}.npy`, textContent: t.handle })),
+      el('td', { textContent: t.name }), el('td', { textContent: t.dtype }),
+      el('td', { textContent: `[${t.shape.join(', ')}]` }), el('td', { textContent: bytes(t.nbytes) }),
+      el('td', { textContent: t.device }),
+      el('td', { textContent: `${((now - t.created_unix_ms) / 1000).toFixed(0)} s` }),
+      el('td', { textContent: ttl }));
+    row.dataset.handle = t.handle;
+    return row;
+  }));
+}
+
+// Sums every sample of `name` in Prometheus text.
+function metric(text, name) {
+  let sum = 0;
+  let seen = false;
+  for (const line of text.split('\n')) {
+    if (line.startsWith(name) && (line[name.length] === ' ' || line[name.length] === '{')) {
+      sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+      seen = true;
+    }
+  }
+  return seen ? sum : NaN;
+}
+
+async function refreshMetrics() {
+  const text = await (await fetch('/metrics')).text();
+  const used = metric(text, 'npystream_store_bytes');
+  const budget = metric(text, 'npystream_store_budget_bytes');
+  $('store-usage').textContent = `${bytes(used)} of ${budget ? bytes(budget) : 'no budget'}`;
+  $('store-bar').value = budget ? used / budget : 0;
+  const sent = metric(text, 'npystream_bytes_sent_total');
+  const t = performance.now();
+  if (state.sent) {
+    const rate = (sent - state.sent.bytes) / ((t - state.sent.t) / 1000);
+    $('throughput').textContent = `${bytes(Math.max(0, rate))}/s`;
+  }
+  state.sent = { bytes: sent, t };
+}
+
+async function poll(fn, ms) {
+  try {
+    await fn();
+  } catch (err) {
+    setStatus(err.message, false);
+  }
+  setTimeout(() => poll(fn, ms), ms);
+}
+
+const pad = new DrawPad($('pad'), runPad);
+$('clear').addEventListener('click', () => pad.clear());
+$('max-hz').addEventListener('change', subscribe);
+loadModels().catch((err) => setStatus(err.message, false));
+poll(refreshTensors, 1000);
+poll(refreshMetrics, 2000);
