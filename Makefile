@@ -49,7 +49,13 @@ test-asan:
 	cmake --build $(BUILD)-asan -j $(JOBS) --target $(ASAN_TESTS)
 	for t in $(ASAN_TESTS); do ASAN_OPTIONS=detect_leaks=1 $(BUILD)-asan/bin/$$t --gtest_brief=1 || exit 1; done
 
-test-python:
+# playwright-core (pinned in tests/browser/package-lock.json) drives Debian's
+# chromium in the dashboard test; it never downloads a browser.
+BROWSER_DEPS := tests/browser/node_modules/.package-lock.json
+$(BROWSER_DEPS): tests/browser/package-lock.json
+	cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
+
+test-python: $(BROWSER_DEPS)
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/
 
 # libFuzzer targets, built by CMake with clang in their own tree, each run

@@ -17,32 +17,38 @@ import numpy as np  # noqa: E402
 
 import npystream  # noqa: E402
 
-# Seven-segment strokes on a 28x28 canvas: (row0, row1, col0, col1).
-SEGMENTS = {"a": (4, 6, 8, 20), "b": (5, 14, 18, 20), "c": (14, 23, 18, 20), "d": (22, 24, 8, 20),
-            "e": (14, 23, 8, 10), "f": (5, 14, 8, 10), "g": (13, 15, 8, 20)}
-DIGITS = {0: "abcdef", 1: "bc", 2: "abged", 3: "abgcd", 4: "fgbc", 5: "afgcd", 6: "afgedc",
-          7: "abc", 8: "abcdefg", 9: "abcdfg"}
+def held_out_digits(n):
+    """The last n of sklearn's digits (inside the model's held-out split or
+    not, they are real handwriting) as model inputs, with their labels."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "make_demo_model", os.path.join(ROOT, "models", "make_demo_model.py"))
+    maker = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(maker)
+    from sklearn.datasets import load_digits
+    digits = load_digits()
+    return maker.to_model_input(digits.images[-n:]).numpy(), digits.target[-n:]
 
 
-def digit_images(values):
-    x = np.zeros((len(values), 1, 28, 28), dtype=np.float32)
-    for i, v in enumerate(values):
-        for seg in DIGITS[v]:
-            r0, r1, c0, c1 = SEGMENTS[seg]
-            x[i, 0, r0:r1, c0:c1] = 1.0
-    return x
+def held_out_accuracy(models):
+    import json
+    try:
+        with open(os.path.join(models, "demo", "accuracy.json")) as f:
+            return f"{json.load(f)['held_out_accuracy']:.1%}"
+    except (OSError, ValueError, KeyError):
+        return "unknown"
 
 
 def start_daemon(build, extra):
     proc = subprocess.Popen([os.path.join(build, "bin", "npystreamd"), "--listen", "127.0.0.1:0",
-                             "--http-listen", "127.0.0.1:0", *extra],
+                             *extra],
                             stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 30
     for line in proc.stderr:
         print("  daemon:", line.rstrip())
-        m = re.search(r" listening grpc=(\S+)", line)
+        m = re.search(r" listening grpc=(\S+) http=(\S+)", line)
         if m:
-            return proc, m.group(1)
+            return proc, m.group(1), m.group(2)
         if time.time() > deadline:
             break
     proc.kill()
@@ -52,15 +58,21 @@ def start_daemon(build, extra):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--build", default=os.path.join(ROOT, "build"))
+    parser.add_argument("--http", default=os.environ.get("DEMO_HTTP", "127.0.0.1:8080"),
+                        help="the admin port, where the dashboard is")
+    parser.add_argument("--serve", choices=["auto", "yes", "no"],
+                        default=os.environ.get("DEMO_SERVE", "auto"),
+                        help="keep serving the dashboard after the checks (auto: on a terminal)")
     args = parser.parse_args()
     models = os.path.join(args.build, "models")
-    proc, target = start_daemon(args.build, ["--model-repository", models])
+    proc, target, http = start_daemon(args.build, ["--model-repository", models,
+                                                   "--http-listen", args.http])
     try:
         with npystream.Client(target) as client:
             for m in client.list_models().models:
                 print(f"model {m.name} on {m.device}: inputs {[i.name for i in m.inputs]}, "
                       f"layers {list(m.layers)}")
-            x = digit_images([0, 3, 7, 8])
+            x, labels = held_out_digits(8)
             t = time.perf_counter()
             got = client.infer("demo", {"x": x}, capture=["conv1"])
             ms = (time.perf_counter() - t) * 1e3
@@ -75,7 +87,10 @@ def main():
                 ref_conv1 = local.conv1(torch.from_numpy(x)).numpy()
             print(f"max abs diff vs local TorchScript: logits "
                   f"{np.abs(logits - ref_logits).max():.3g}, conv1 {np.abs(conv1 - ref_conv1).max():.3g}")
-            print(f"predicted classes (untrained demo weights): {logits.argmax(axis=1).tolist()}")
+            predicted = logits.argmax(axis=1)
+            print(f"predicted classes {predicted.tolist()}, true {labels.tolist()}: "
+                  f"{int((predicted == labels).sum())} of {len(labels)} right "
+                  f"(held-out accuracy at build time: {held_out_accuracy(models)})")
 
             # The same tensors a client can keep resident and fetch as .npy.
             info = client.put(x, name="digits")
@@ -89,20 +104,26 @@ def main():
             png = os.path.join(args.build, "demo_conv1.png")
             import matplotlib
             matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-            fig, axes = plt.subplots(len(x), 1 + conv1.shape[1], figsize=(12, 6))
-            for i in range(len(x)):
-                axes[i, 0].imshow(x[i, 0], cmap="gray")
-                for ch in range(conv1.shape[1]):
-                    axes[i, ch + 1].imshow(conv1[i, ch], cmap="viridis")
-                for ax in axes[i]:
-                    ax.axis("off")
-            axes[0, 0].set_title("input")
-            for ch in range(conv1.shape[1]):
-                axes[0, ch + 1].set_title(f"conv1[{ch}]")
-            fig.tight_layout()
-            fig.savefig(png, dpi=80)
+            from npystream import plot
+            plot.show_activations(client, "demo", ["conv1", "conv2", "fc"], {"x": x[:1]}) \
+                .savefig(png, dpi=80)
             print(f"activation maps written to {png}")
+
+            serve = args.serve == "yes" or (args.serve == "auto" and sys.stdin.isatty())
+            if serve:
+                print(f"dashboard: http://{http}/  (a digit a second is fed to the model; "
+                      "Ctrl-C stops)", flush=True)
+                try:
+                    i = 0
+                    while True:
+                        client.infer("demo", {"x": x[i % len(x):i % len(x) + 1]}, fetch=False)
+                        i += 1
+                        time.sleep(1)
+                except KeyboardInterrupt:
+                    print()
+            else:
+                print(f"dashboard was at http://{http}/ (run `make demo` on a terminal, or "
+                      "DEMO_SERVE=yes, to keep it open)")
     finally:
         proc.terminate()
         proc.wait(30)
