@@ -44,7 +44,8 @@ constexpr size_t kBodyPiece = 1 << 20;
 constexpr auto kIoTimeout = std::chrono::seconds(60);
 constexpr size_t kMaxHeaderBytes = 8 * 1024;  // Beast's default request header limit
 constexpr absl::string_view kTokenCookie = "npystream_token";
-constexpr uint64_t kMaxBodyBytes = uint64_t{1} << 30;  // an infer body, unless --max-put-bytes is less
+constexpr uint64_t kMaxBodyBytes = uint64_t{1}
+                                   << 30;  // an infer body, unless --max-put-bytes is less
 // The dashboard's page may load and connect only to this daemon.
 constexpr const char* kDashboardPolicy =
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -189,9 +190,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     const auto query = route.query.find("token");
     if (query != route.query.end()) {
       if (!BearerTokenMatches(absl::StrCat("Bearer ", query->second), token)) return false;
-      set_cookie_ = absl::StrCat(kTokenCookie, "=", absl::BytesToHexString(token),
-                                 "; Path=/; HttpOnly; SameSite=Strict",
-                                 server_->tls ? "; Secure" : "");
+      set_cookie_ =
+          absl::StrCat(kTokenCookie, "=", absl::BytesToHexString(token),
+                       "; Path=/; HttpOnly; SameSite=Strict", server_->tls ? "; Secure" : "");
       return true;
     }
     const std::string cookie = CookieValue(kTokenCookie);
@@ -264,16 +265,15 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       case Route::kTensorNpy:
         return SendNpy(route.handle);
       case Route::kModelList:
-        return Reply(http::status::ok,
-                     ModelListingJson(o.engine ? o.engine->ListModels() : ModelListing{}).dump() +
-                         "\n");
+        return Reply(
+            http::status::ok,
+            ModelListingJson(o.engine ? o.engine->ListModels() : ModelListing{}).dump() + "\n");
       case Route::kModelInfer:
         return Infer(route);
       case Route::kModelSubscribe:
         return Subscribe(route);
       case Route::kMethodNotAllowed:
-        return Error(http::status::method_not_allowed, route.error,
-                     {{"Allow", route.allow}});
+        return Error(http::status::method_not_allowed, route.error, {{"Allow", route.allow}});
       case Route::kNotFound:
         break;
     }
@@ -299,8 +299,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     call.capture = SplitList(route.query, "capture");
     if (auto ttl = route.query.find("ttl"); ttl != route.query.end()) {
       if (!absl::SimpleAtoi(ttl->second, &call.ttl_seconds)) {
-        return Error(absl::InvalidArgumentError(
-            absl::StrCat("ttl=", ttl->second, ": use whole seconds")));
+        return Error(
+            absl::InvalidArgumentError(absl::StrCat("ttl=", ttl->second, ": use whole seconds")));
       }
     }
     auto self = this->shared_from_this();
@@ -328,8 +328,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     absl::StatusOr<std::shared_ptr<const StoredTensor>> input =
         StoreWholeNpy(server_->options.store, req_.body(), server_->options.put_limits);
     if (!input.ok()) {
-      return absl::Status(input.status().code(),
-                          absl::StrCat("body: ", input.status().message()));
+      return absl::Status(input.status().code(), absl::StrCat("body: ", input.status().message()));
     }
     call->inputs.push_back({model->inputs[0].name, std::move(*input)});
     absl::StatusOr<InferResult> result = engine->Infer(*call);

@@ -21,7 +21,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const npystream::Route route = npystream::MatchRoute(parts[0], parts[1]);
   if (route.kind == npystream::Route::kTensorNpy && !route.needs_token) std::abort();
   if ((route.kind == npystream::Route::kModelInfer ||
-       route.kind == npystream::Route::kModelSubscribe || route.kind == npystream::Route::kModelList) &&
+       route.kind == npystream::Route::kModelSubscribe ||
+       route.kind == npystream::Route::kModelList) &&
       (!route.needs_token || (route.kind != npystream::Route::kModelList && route.model.empty()))) {
     std::abort();
   }

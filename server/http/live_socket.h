@@ -71,12 +71,12 @@ class LiveSocket : public std::enable_shared_from_this<LiveSocket<Stream>> {
   // Reads (and ignores) what the browser sends, so that pings are answered
   // and a close or a vanished peer ends the stream.
   void ReadLoop() {
-    ws_.async_read(incoming_, [self = this->shared_from_this()](boost::beast::error_code ec,
-                                                                size_t n) {
-      if (ec) return self->Stop();
-      self->incoming_.consume(n);
-      self->ReadLoop();
-    });
+    ws_.async_read(incoming_,
+                   [self = this->shared_from_this()](boost::beast::error_code ec, size_t n) {
+                     if (ec) return self->Stop();
+                     self->incoming_.consume(n);
+                     self->ReadLoop();
+                   });
   }
 
   // On the strand: sends a held value that is due, else the next value the
@@ -145,41 +145,39 @@ class LiveSocket : public std::enable_shared_from_this<LiveSocket<Stream>> {
     const uint64_t nbytes = current_.tensor->info().nbytes;
     if (offset >= nbytes) return WriteFrames();
     const size_t n = static_cast<size_t>(std::min<uint64_t>(kPiece, nbytes - offset));
-    reader_->Read(offset, n, [self = this->shared_from_this(), offset](
-                                 absl::StatusOr<HostChunk> chunk) {
-      boost::asio::dispatch(self->ws_.get_executor(), [self, offset,
-                                                       chunk = std::move(chunk)]() mutable {
-        if (!chunk.ok()) {
-          Log(LogLevel::kWarning, "live_value_failed", {{"error", chunk.status().message()}});
-          return self->Stop();
-        }
-        self->npy_.append(chunk->data, chunk->size);
-        const uint64_t next = offset + chunk->size;
-        chunk = HostChunk{};  // hand a staging slot back before the next read
-        self->ReadPayload(next);
-      });
-    });
+    reader_->Read(
+        offset, n, [self = this->shared_from_this(), offset](absl::StatusOr<HostChunk> chunk) {
+          boost::asio::dispatch(self->ws_.get_executor(), [self, offset,
+                                                           chunk = std::move(chunk)]() mutable {
+            if (!chunk.ok()) {
+              Log(LogLevel::kWarning, "live_value_failed", {{"error", chunk.status().message()}});
+              return self->Stop();
+            }
+            self->npy_.append(chunk->data, chunk->size);
+            const uint64_t next = offset + chunk->size;
+            chunk = HostChunk{};  // hand a staging slot back before the next read
+            self->ReadPayload(next);
+          });
+        });
   }
 
   void WriteFrames() {
     text_ = LiveValueJson(current_).dump();
     ws_.text(true);
-    ws_.async_write(
-        boost::asio::buffer(text_), [self = this->shared_from_this()](boost::beast::error_code ec,
-                                                                      size_t) {
-          if (ec) return self->Stop();
-          self->ws_.binary(true);
-          self->ws_.async_write(boost::asio::buffer(self->npy_),
-                                [self](boost::beast::error_code ec, size_t) {
-                                  if (ec) return self->Stop();
-                                  self->thinner_.Sent(self->current_.layer, self->current_.seq,
-                                                      absl::Now());
-                                  self->current_ = {};
-                                  self->reader_.reset();
-                                  self->writing_ = false;
-                                  self->Pump();
-                                });
-        });
+    ws_.async_write(boost::asio::buffer(text_), [self = this->shared_from_this()](
+                                                    boost::beast::error_code ec, size_t) {
+      if (ec) return self->Stop();
+      self->ws_.binary(true);
+      self->ws_.async_write(
+          boost::asio::buffer(self->npy_), [self](boost::beast::error_code ec, size_t) {
+            if (ec) return self->Stop();
+            self->thinner_.Sent(self->current_.layer, self->current_.seq, absl::Now());
+            self->current_ = {};
+            self->reader_.reset();
+            self->writing_ = false;
+            self->Pump();
+          });
+    });
   }
 
   void Stop() {

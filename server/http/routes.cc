@@ -19,7 +19,8 @@ std::map<std::string, std::string> ParseQuery(absl::string_view query) {
   for (absl::string_view pair : absl::StrSplit(query, '&', absl::SkipEmpty())) {
     const size_t eq = pair.find('=');
     std::string key = PercentDecode(pair.substr(0, eq), true);
-    std::string value = eq == absl::string_view::npos ? "" : PercentDecode(pair.substr(eq + 1), true);
+    std::string value =
+        eq == absl::string_view::npos ? "" : PercentDecode(pair.substr(eq + 1), true);
     out[std::move(key)] = std::move(value);
   }
   return out;
@@ -58,8 +59,7 @@ std::string PercentDecode(absl::string_view s, bool plus_is_space) {
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
     int v = 0;
-    if (s[i] == '%' && i + 2 < s.size() &&
-        absl::SimpleHexAtoi(s.substr(i + 1, 2), &v)) {
+    if (s[i] == '%' && i + 2 < s.size() && absl::SimpleHexAtoi(s.substr(i + 1, 2), &v)) {
       out.push_back(static_cast<char>(v));
       i += 2;
     } else if (s[i] == '+' && plus_is_space) {

@@ -21,8 +21,7 @@ TEST(ThinPolicyTest, DefaultIsTenPerSecond) {
 TEST(ThinPolicyTest, BadValuesNameTheParameter) {
   EXPECT_EQ(ParseThinPolicy({{"every", "0"}}).status().message(),
             "every=0: use a whole number >= 1");
-  EXPECT_EQ(ParseThinPolicy({{"every", "x"}}).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseThinPolicy({{"every", "x"}}).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(ParseThinPolicy({{"max_hz", "-1"}}).status().message(),
             "max_hz=-1: use a number >= 0 (0: no limit)");
   EXPECT_FALSE(ParseThinPolicy({{"max_hz", "nan"}}).ok());
