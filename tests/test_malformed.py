@@ -123,7 +123,8 @@ def test_http_refusals_name_the_defect(daemon):
     assert garbage.startswith(b"HTTP/1.1 400 ") and b"malformed HTTP request" in garbage
     brew = http_exchange(daemon.http, b"BREW /healthz HTTP/1.1\r\nHost: x\r\n"
                          b"Connection: close\r\n\r\n")
-    assert brew.startswith(b"HTTP/1.1 405 ") and b"only GET is served" in brew
+    assert brew.startswith(b"HTTP/1.1 405 ") and b"/healthz takes GET, not BREW" in brew
+    assert b"\r\nAllow: GET\r\n" in brew
 
 
 def test_half_open_connections_do_not_block_healthz(daemon):

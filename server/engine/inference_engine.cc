@@ -240,8 +240,9 @@ absl::StatusOr<std::shared_ptr<Subscription>> InferenceEngine::Subscribe(
   for (const std::string& o : model->output_names()) known.push_back(o);
   for (const std::string& layer : layers) {
     if (std::find(known.begin(), known.end(), layer.substr(0, layer.find('.'))) == known.end()) {
-      return absl::NotFoundError(absl::StrCat("model '", model_name, "' has no layer '", layer,
-                                              "' (layers: ", absl::StrJoin(known, ", "), ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("model '", model_name, "' has no layer '", layer,
+                       "' (layers: ", absl::StrJoin(known, ", "), ")"));
     }
   }
   return hub_.Subscribe(model_name, std::set<std::string>(layers.begin(), layers.end()));

@@ -90,7 +90,7 @@ class InferenceEngine {
   // output or capture for bad requests; RESOURCE_EXHAUSTED (budget/memory).
   absl::StatusOr<InferResult> Infer(const InferCall& call);
 
-  // NOT_FOUND naming an unknown model or layer; INVALID_ARGUMENT for no layers.
+  // NOT_FOUND for an unknown model, INVALID_ARGUMENT for unknown layers.
   absl::StatusOr<std::shared_ptr<Subscription>> Subscribe(const std::string& model,
                                                           const std::vector<std::string>& layers);
   SubscriptionHub* hub() { return &hub_; }

@@ -348,8 +348,17 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     }
     absl::StatusOr<ThinPolicy> policy = ParseThinPolicy(route.query);
     if (!policy.ok()) return Error(policy.status());
+    const std::vector<std::string> layers = SplitList(route.query, "layers");
+    if (layers.empty()) {
+      return Error(absl::InvalidArgumentError("subscribe needs ?layers=a,b (one or more)"));
+    }
     absl::StatusOr<std::shared_ptr<Subscription>> subscription =
-        engine->Subscribe(route.model, SplitList(route.query, "layers"));
+        engine->Subscribe(route.model, layers);
+    if (absl::IsInvalidArgument(subscription.status())) {
+      // With layers given, the engine refuses only a layer the model lacks:
+      // on this URL that is a missing resource, as a missing model is.
+      subscription = absl::NotFoundError(subscription.status().message());
+    }
     if (!subscription.ok()) return Error(subscription.status());
     if (!websocket::is_upgrade(req_)) {
       engine->hub()->Unsubscribe(*subscription);
