@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "server/common/log.h"
 #include "server/common/status_macros.h"
 #include "server/engine/model.h"
@@ -160,6 +161,49 @@ absl::StatusOr<std::shared_ptr<const StoredTensor>> InferenceEngine::Store(const
 
 absl::StatusOr<InferResult> InferenceEngine::Infer(const InferCall& call) {
   const auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<InferResult> result = RunInfer(call);
+  const uint64_t ns = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
+                                                           start)
+          .count());
+  uint64_t rows = 1;
+  if (!call.inputs.empty() && !call.inputs[0].tensor->info().meta.shape.empty()) {
+    rows = static_cast<uint64_t>(call.inputs[0].tensor->info().meta.shape[0]);
+  }
+  absl::MutexLock lock(&mu_);
+  if (models_.count(call.model) == 0) return result;  // unknown: nothing to count
+  ModelStats& stats = stats_[call.model];
+  ++stats.execution_count;
+  if (result.ok()) {
+    ++stats.success_count;
+    stats.success_ns += ns;
+    stats.inference_count += rows;
+  } else {
+    ++stats.fail_count;
+    stats.fail_ns += ns;
+  }
+  stats.last_inference_unix_ms = absl::ToUnixMillis(absl::Now());
+  return result;
+}
+
+absl::StatusOr<ModelStats> InferenceEngine::Stats(const std::string& model) {
+  absl::MutexLock lock(&mu_);
+  if (models_.count(model) == 0) return absl::NotFoundError(absl::StrCat("no model named '", model, "'"));
+  return stats_[model];
+}
+
+absl::Status InferenceEngine::Unload(const std::string& model) {
+  std::shared_ptr<Model> unloaded;  // freed outside the lock
+  absl::MutexLock lock(&mu_);
+  auto it = models_.find(model);
+  if (it == models_.end()) return absl::NotFoundError(absl::StrCat("no model named '", model, "'"));
+  unloaded = std::move(it->second);
+  models_.erase(it);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<InferResult> InferenceEngine::RunInfer(const InferCall& call) {
+  const auto start = std::chrono::steady_clock::now();
   ASSIGN_OR_RETURN(std::shared_ptr<Model> model, Find(call.model));
   NamedTensors inputs;
   for (const InferInputRef& in : call.inputs) {
@@ -198,7 +242,8 @@ absl::StatusOr<InferResult> InferenceEngine::Infer(const InferCall& call) {
         std::find(call.outputs.begin(), call.outputs.end(), name) == call.outputs.end()) {
       continue;
     }
-    ASSIGN_OR_RETURN(auto stored, Store(name, t, call.ttl_seconds, false, call.inline_max_bytes));
+    ASSIGN_OR_RETURN(auto stored, Store(name, t, call.ttl_seconds, false,
+                                        call.keep.count(name) ? 0 : call.inline_max_bytes));
     result.outputs.push_back(std::move(stored));
   }
   for (const auto& [name, t] : run.activations) {
@@ -208,7 +253,8 @@ absl::StatusOr<InferResult> InferenceEngine::Infer(const InferCall& call) {
         std::find(call.capture.begin(), call.capture.end(), base) != call.capture.end();
     std::shared_ptr<const StoredTensor> stored;
     if (requested) {
-      ASSIGN_OR_RETURN(stored, Store(name, t, call.ttl_seconds, false, call.inline_max_bytes));
+      ASSIGN_OR_RETURN(stored, Store(name, t, call.ttl_seconds, false,
+                                     call.keep.count(name) ? 0 : call.inline_max_bytes));
       result.activations.push_back(stored);
     }
     if (wanted.count(name) || wanted.count(base)) {

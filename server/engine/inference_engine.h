@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <utility>
@@ -52,6 +53,7 @@ struct InferCall {
   std::vector<std::string> capture;
   uint32_t ttl_seconds = 0;
   uint64_t inline_max_bytes = 0;  // results this small are ephemeral host tensors
+  std::set<std::string> keep;     // outputs kept under a handle whatever their size
   // While queued for a batch: give up when this says so (the client left)
   // or at the deadline. Unset: never.
   std::function<bool()> cancelled;
@@ -64,6 +66,16 @@ struct InferResult {
   std::vector<std::shared_ptr<const StoredTensor>> outputs;
   std::vector<std::shared_ptr<const StoredTensor>> activations;
   double compute_ms = 0;
+};
+
+// Cumulative counts for one model since the daemon started (or the model
+// first ran), for the Open Inference Protocol's statistics.
+struct ModelStats {
+  uint64_t success_count = 0, success_ns = 0;  // Infer calls that returned results
+  uint64_t fail_count = 0, fail_ns = 0;        // ...and calls that failed
+  uint64_t inference_count = 0;                // rows (dimension 0 of the first input)
+  uint64_t execution_count = 0;                // Infer calls run (a batch counts each call)
+  int64_t last_inference_unix_ms = 0;
 };
 
 // Thread-safe.
@@ -82,6 +94,11 @@ class InferenceEngine {
   ~InferenceEngine();
 
   ModelListing ListModels();
+  // NOT_FOUND for a model that is not loaded.
+  absl::StatusOr<ModelStats> Stats(const std::string& model);
+  // Stops serving `model` until the next Reload. Calls in flight finish.
+  // NOT_FOUND when it is not loaded.
+  absl::Status Unload(const std::string& model);
   // Re-reads the repository. Calls in flight finish on the models they
   // started with; new calls see the new set.
   ModelListing Reload();
@@ -98,6 +115,7 @@ class InferenceEngine {
  private:
   explicit InferenceEngine(const Options& options);
   absl::StatusOr<std::shared_ptr<Model>> Find(const std::string& name);
+  absl::StatusOr<InferResult> RunInfer(const InferCall& call);
   absl::StatusOr<std::shared_ptr<const StoredTensor>> Store(const std::string& name,
                                                             const at::Tensor& t, uint32_t ttl,
                                                             bool ephemeral,
@@ -108,6 +126,7 @@ class InferenceEngine {
   absl::Mutex mu_;
   std::map<std::string, std::shared_ptr<Model>> models_ ABSL_GUARDED_BY(mu_);
   std::vector<std::pair<std::string, std::string>> errors_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, ModelStats> stats_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace npystream

@@ -5,6 +5,7 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "proto/wire/channel_args.h"
 #include "server/rpc/inference_service.h"
+#include "server/rpc/oip_service.h"
 #include "server/rpc/tensors_service.h"
 
 namespace npystream::rpc {
@@ -43,6 +44,9 @@ absl::StatusOr<std::unique_ptr<RpcServer>> RpcServer::Start(const Options& optio
         std::make_unique<InferenceService>(options.engine, options.store, options.transfer,
                                            options.put_limits, server->gate_.get(), kInferWorkers);
     builder.RegisterService(server->inference_.get());
+    server->oip_ = std::make_unique<OipService>(options.engine, options.store, options.put_limits,
+                                                server->gate_.get(), kInferWorkers);
+    builder.RegisterService(server->oip_.get());
   }
   wire::ApplyStreamingServerArguments(&builder);
   if (options.max_concurrent_streams > 0) {

@@ -22,6 +22,7 @@ namespace npystream::rpc {
 
 class TensorsService;
 class InferenceService;
+class OipService;
 
 class RpcServer {
  public:
@@ -63,6 +64,7 @@ class RpcServer {
   std::unique_ptr<CallGate> gate_;
   std::unique_ptr<TensorsService> tensors_;
   std::unique_ptr<InferenceService> inference_;
+  std::unique_ptr<OipService> oip_;  // the Open Inference Protocol, beside inference_
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   std::string target_;
