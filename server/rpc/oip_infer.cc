@@ -244,11 +244,15 @@ absl::StatusOr<InferOutcome> RunModelInfer(InferenceEngine* engine, TensorStore*
   outcome.response.set_model_name(request.model_name());
   outcome.response.set_model_version("1");
   outcome.response.set_id(request.id());
-  std::vector<std::shared_ptr<const StoredTensor>> all = result.outputs;
-  for (const auto& a : result.activations) {
-    if (wanted.empty() ||
-        std::find(wanted.begin(), wanted.end(), a->info().name) != wanted.end()) {
-      all.push_back(a);
+  // Named outputs filter what comes back (an engine call naming no model
+  // output returns them all).
+  std::vector<std::shared_ptr<const StoredTensor>> all;
+  for (const auto* group : {&result.outputs, &result.activations}) {
+    for (const auto& t : *group) {
+      if (wanted.empty() ||
+          std::find(wanted.begin(), wanted.end(), t->info().name) != wanted.end()) {
+        all.push_back(t);
+      }
     }
   }
   for (const auto& t : all) {
