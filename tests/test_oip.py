@@ -6,6 +6,7 @@ import importlib
 import os
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 
 import grpc
@@ -345,3 +346,102 @@ def test_metrics_count_protocol_calls(served, stub, pb):
     for _ in range(3):
         s.ModelInfer(infer_request(pb2, "demo", {"x": digits(1)}), metadata=md)
     assert count() == before + 3
+
+
+# ---- the same over REST (admin port), as curl would send it ----
+
+def rest(served, path, body=None, headers=None, token=TOKEN, method=None):
+    h = {"Authorization": f"Bearer {token}"} if token else {}
+    h.update(headers or {})
+    req = urllib.request.Request(f"http://{served.http}{path}", data=body, headers=h,
+                                 method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=60) as res:
+            return res.status, dict(res.headers), res.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+def test_rest_health_and_metadata(served):
+    import json
+    assert rest(served, "/v2/health/live", token=None)[0] == 200
+    assert rest(served, "/v2/health/ready", token=None)[0] == 200
+    assert rest(served, "/v2", token=None)[0] == 401
+    status, _, body = rest(served, "/v2")
+    assert status == 200 and json.loads(body)["name"] == "npystreamd"
+    status, _, body = rest(served, "/v2/models/demo")
+    meta = json.loads(body)
+    assert status == 200 and meta["platform"] == "pytorch_libtorch"
+    assert meta["inputs"] == [{"name": "x", "datatype": "FP32", "shape": [-1, 1, 28, 28]}]
+    assert rest(served, "/v2/models/demo/ready")[0] == 200
+    assert rest(served, "/v2/models/demo/versions/1/ready")[0] == 200
+    status, _, body = rest(served, "/v2/models/nope/ready")
+    assert status == 404 and "nope" in json.loads(body)["error"]
+    assert rest(served, "/v2/models/demo/versions/2")[0] == 404
+
+
+def test_rest_infer_json_and_binary_equal_torch(served, local):
+    import json
+    x = digits(2, seed=11)
+    with torch.no_grad():
+        ref = local("demo")(torch.from_numpy(x)).numpy()
+        ref_conv1 = local("demo").conv1(torch.from_numpy(x)).numpy()
+    # JSON in, JSON out (tritonclient's parameters included).
+    doc = {"id": "j1", "parameters": {"sequence_id": 0, "priority": 0},
+           "inputs": [{"name": "x", "datatype": "FP32", "shape": list(x.shape),
+                       "data": x.tolist()}]}
+    status, _, body = rest(served, "/v2/models/demo/infer", json.dumps(doc).encode(),
+                           {"Content-Type": "application/json"})
+    assert status == 200, body
+    reply = json.loads(body)
+    assert reply["id"] == "j1" and reply["model_version"] == "1"
+    (out,) = reply["outputs"]
+    assert out["name"] == "logits" and out["datatype"] == "FP32" and out["shape"] == [2, 10]
+    np.testing.assert_allclose(np.array(out["data"], np.float32).reshape(2, 10), ref,
+                               rtol=1e-5, atol=1e-5)
+    # The binary-data extension both ways, plus capture.
+    head = json.dumps({
+        "inputs": [{"name": "x", "datatype": "FP32", "shape": list(x.shape),
+                    "parameters": {"binary_data_size": x.nbytes}}],
+        "outputs": [{"name": "logits", "parameters": {"binary_data": True}},
+                    {"name": "conv1", "parameters": {"binary_data": True}}],
+        "parameters": {"npystream_capture": "conv1"}}).encode()
+    status, headers, body = rest(served, "/v2/models/demo/infer", head + x.tobytes(),
+                                 {"Inference-Header-Content-Length": str(len(head)),
+                                  "Content-Type": "application/octet-stream"})
+    assert status == 200, body
+    n = int(headers["Inference-Header-Content-Length"])
+    reply = json.loads(body[:n])
+    offset, got = n, {}
+    for o in reply["outputs"]:
+        size = o["parameters"]["binary_data_size"]
+        got[o["name"]] = np.frombuffer(body[offset:offset + size], np.float32).reshape(o["shape"])
+        offset += size
+    assert offset == len(body)
+    np.testing.assert_allclose(got["logits"], ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got["conv1"], ref_conv1, rtol=1e-5, atol=1e-5)
+    # Keep: a handle the npystream client fetches.
+    doc["outputs"] = [{"name": "logits", "parameters": {"npystream_keep": True}}]
+    status, _, body = rest(served, "/v2/models/demo/infer", json.dumps(doc).encode())
+    handle = json.loads(body)["outputs"][0]["parameters"]["npystream_handle"]
+    with served.client(token=TOKEN) as c:
+        np.testing.assert_allclose(c.fetch(handle), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_rest_errors(served):
+    import json
+    cases = [
+        ("/v2/models/demo/infer", b"{", 400, "not a JSON object"),
+        ("/v2/models/nope/infer", b'{"inputs": []}', 404, "nope"),
+        ("/v2/models/demo/infer",
+         b'{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 1, 28, 28], "data": [1]}]}',
+         400, "data holds 1 values"),
+        ("/v2/models/demo/infer",
+         b'{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 1, 2, 2], '
+         b'"data": [1, 2, 3, 4]}]}', 400, "input 'x': shape [1, 1, 2, 2]"),
+    ]
+    for path, body, code, needle in cases:
+        status, _, reply = rest(served, path, body)
+        assert status == code and needle in json.loads(reply)["error"], (path, reply)
+    status, headers, _ = rest(served, "/v2/models/demo/infer")
+    assert status == 405 and headers["Allow"] == "POST"

@@ -163,8 +163,7 @@ absl::StatusOr<InferResult> InferenceEngine::Infer(const InferCall& call) {
   const auto start = std::chrono::steady_clock::now();
   absl::StatusOr<InferResult> result = RunInfer(call);
   const uint64_t ns = static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
-                                                           start)
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
           .count());
   uint64_t rows = 1;
   if (!call.inputs.empty() && !call.inputs[0].tensor->info().meta.shape.empty()) {
@@ -188,7 +187,8 @@ absl::StatusOr<InferResult> InferenceEngine::Infer(const InferCall& call) {
 
 absl::StatusOr<ModelStats> InferenceEngine::Stats(const std::string& model) {
   absl::MutexLock lock(&mu_);
-  if (models_.count(model) == 0) return absl::NotFoundError(absl::StrCat("no model named '", model, "'"));
+  if (models_.count(model) == 0)
+    return absl::NotFoundError(absl::StrCat("no model named '", model, "'"));
   return stats_[model];
 }
 

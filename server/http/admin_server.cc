@@ -19,6 +19,7 @@
 #include "absl/strings/str_split.h"
 #include "nlohmann/json.hpp"
 #include "server/common/log.h"
+#include "server/common/status_macros.h"
 #include "server/common/thread_pool.h"
 #include "server/common/token.h"
 #include "server/http/byte_range.h"
@@ -28,6 +29,8 @@
 #include "server/http/routes.h"
 #include "server/http/stream_thinner.h"
 #include "server/http/web_assets.h"
+#include "server/oip/oip_infer.h"
+#include "server/oip/oip_rest.h"
 
 namespace npystream {
 
@@ -272,6 +275,24 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         return Infer(route);
       case Route::kModelSubscribe:
         return Subscribe(route);
+      case Route::kOipServer:
+        return Reply(http::status::ok, OipServerJson().dump());
+      case Route::kOipLive:
+        return Reply(http::status::ok, "");
+      case Route::kOipReady: {
+        const std::string reason = o.not_ready_reason ? o.not_ready_reason() : "";
+        if (reason.empty()) return Reply(http::status::ok, "");
+        return Error(http::status::service_unavailable, reason);
+      }
+      case Route::kOipModel:
+      case Route::kOipModelReady: {
+        absl::StatusOr<ModelSummary> model = FindModel(route);
+        if (!model.ok()) return Error(model.status());
+        if (route.kind == Route::kOipModelReady) return Reply(http::status::ok, "");
+        return Reply(http::status::ok, OipModelJson(*model).dump());
+      }
+      case Route::kOipInfer:
+        return OipInfer(route);
       case Route::kMethodNotAllowed:
         return Error(http::status::method_not_allowed, route.error, {{"Allow", route.allow}});
       case Route::kNotFound:
@@ -335,6 +356,70 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     call->inputs.clear();  // the input's memory goes back now, not with the reply
     if (!result.ok()) return result.status();
     return InferResultJson(*result);
+  }
+
+  // The model a /v2 route names: NOT_FOUND for an unknown model or version.
+  absl::StatusOr<ModelSummary> FindModel(const Route& route) {
+    if (server_->options.engine == nullptr) {
+      return absl::NotFoundError("this daemon serves no models");
+    }
+    for (ModelSummary& m : server_->options.engine->ListModels().models) {
+      if (m.name != route.model) continue;
+      if (!route.version.empty() && route.version != "1") {
+        return absl::NotFoundError(absl::StrCat("model '", route.model, "' has no version '",
+                                                route.version, "' (it serves version 1)"));
+      }
+      return std::move(m);
+    }
+    return absl::NotFoundError(absl::StrCat("no model named '", route.model, "'"));
+  }
+
+  // POST /v2/models/{m}/infer: JSON, or JSON then binary data
+  // (Inference-Header-Content-Length). Runs on the infer pool.
+  void OipInfer(const Route& route) {
+    absl::StatusOr<ModelSummary> model = FindModel(route);
+    if (!model.ok()) return Error(model.status());
+    std::optional<uint64_t> json_length;
+    if (auto h = req_.find(oip::kHeaderLengthField); h != req_.end()) {
+      uint64_t n = 0;
+      if (!absl::SimpleAtoi(std::string(h->value()), &n)) {
+        return Error(absl::InvalidArgumentError(absl::StrCat(
+            oip::kHeaderLengthField, ": ", std::string(h->value()), " is not a byte count")));
+      }
+      json_length = n;
+    }
+    auto self = this->shared_from_this();
+    server_->infer_pool.Schedule([self, model = route.model, json_length] {
+      absl::StatusOr<oip::RestInferReply> reply = self->RunOipInfer(model, json_length);
+      net::post(self->stream_.get_executor(), [self, reply = std::move(reply)] {
+        if (!reply.ok()) return self->Error(reply.status());
+        if (reply->binary.empty()) return self->Reply(http::status::ok, reply->json);
+        // JSON then each binary output, copied once into the reply body.
+        std::string body = reply->json;
+        for (const auto& t : reply->binary) body.append(t->host_data(), t->info().nbytes);
+        const std::string length = std::to_string(reply->json.size());
+        self->Reply(http::status::ok, std::move(body), "application/octet-stream",
+                    {{oip::kHeaderLengthField, length}});
+      });
+    });
+  }
+
+  absl::StatusOr<oip::RestInferReply> RunOipInfer(const std::string& model,
+                                                  std::optional<uint64_t> json_length) {
+    ASSIGN_OR_RETURN(oip::RestInferRequest request,
+                     oip::ParseRestInfer(model, req_.body(), json_length));
+    oip::InferOptions options;
+    options.limits = server_->options.put_limits;
+    ASSIGN_OR_RETURN(
+        oip::InferOutcome outcome,
+        oip::RunModelInfer(
+            server_->options.engine, server_->options.store, request.request, request.raw.size(),
+            [&request](size_t index, const oip::Sink& sink) {
+              const absl::string_view raw = request.raw[index];
+              return sink(raw.data(), raw.size());
+            },
+            options));
+    return oip::FormatRestInfer(outcome, request);
   }
 
   // GET /v1/models/{m}/subscribe?layers=a,b[&every=N][&max_hz=H]: a

@@ -1,5 +1,7 @@
 #include "server/http/json_views.h"
 
+#include "server/oip/oip_types.h"
+
 namespace npystream {
 namespace {
 
@@ -51,6 +53,29 @@ nlohmann::json InferResultJson(const InferResult& result) {
   for (const auto& t : result.outputs) outputs[t->info().name] = HandleJson(t->info());
   for (const auto& t : result.activations) activations[t->info().name] = HandleJson(t->info());
   return {{"outputs", outputs}, {"activations", activations}, {"infer_ms", result.compute_ms}};
+}
+
+nlohmann::json OipServerJson() {
+  return {{"name", oip::kServerName},
+          {"version", oip::kServerVersion},
+          {"extensions", oip::ServerExtensions()}};
+}
+
+nlohmann::json OipModelJson(const ModelSummary& model) {
+  nlohmann::json inputs = nlohmann::json::array(), outputs = nlohmann::json::array();
+  for (const InputSpec& in : model.inputs) {
+    inputs.push_back({{"name", in.name},
+                      {"datatype", in.dtype ? oip::DatatypeName(*in.dtype) : ""},
+                      {"shape", in.shape}});
+  }
+  for (const std::string& out : model.outputs) {
+    outputs.push_back({{"name", out}, {"datatype", ""}, {"shape", nlohmann::json::array()}});
+  }
+  return {{"name", model.name},
+          {"versions", {"1"}},
+          {"platform", oip::kPlatform},
+          {"inputs", inputs},
+          {"outputs", outputs}};
 }
 
 nlohmann::json LiveValueJson(const LiveValue& value) {

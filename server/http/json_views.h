@@ -23,6 +23,12 @@ nlohmann::json ModelListingJson(const ModelListing& listing);
 // "shape"}}, "activations": {layer: {...}}, "infer_ms"}.
 nlohmann::json InferResultJson(const InferResult& result);
 
+// GET /v2: {"name", "version", "extensions"}.
+nlohmann::json OipServerJson();
+// GET /v2/models/{m}: {"name", "versions", "platform", "inputs": [{"name",
+// "datatype", "shape"}], "outputs": [...]}.
+nlohmann::json OipModelJson(const ModelSummary& model);
+
 // The text frame sent before a live value's .npy: {"layer", "seq", "dtype",
 // "shape", "infer_ms"}.
 nlohmann::json LiveValueJson(const LiveValue& value);

@@ -53,6 +53,42 @@ void MatchModelRoute(absl::string_view method, absl::string_view rest, Route* ro
   }
 }
 
+// /v2/... (the Open Inference Protocol's REST paths); `rest` follows "/v2".
+void MatchV2Route(absl::string_view method, absl::string_view rest, Route* route) {
+  const std::vector<absl::string_view> parts = absl::StrSplit(rest, '/', absl::SkipEmpty());
+  route->needs_token = !(parts.size() == 2 && parts[0] == "health");
+  if (parts.empty()) {
+    if (MethodIs(method, "GET", "/v2", route)) route->kind = Route::kOipServer;
+    return;
+  }
+  if (parts[0] == "health" && parts.size() == 2 && (parts[1] == "live" || parts[1] == "ready")) {
+    if (MethodIs(method, "GET", "/v2/health", route)) {
+      route->kind = parts[1] == "live" ? Route::kOipLive : Route::kOipReady;
+    }
+    return;
+  }
+  if (parts[0] != "models" || parts.size() < 2) {
+    route->error = absl::StrCat("no route for /v2/", rest.substr(rest.empty() ? 0 : 1));
+    return;
+  }
+  route->model = PercentDecode(parts[1]);
+  size_t next = 2;
+  if (parts.size() >= 4 && parts[2] == "versions") {
+    route->version = PercentDecode(parts[3]);
+    next = 4;
+  }
+  if (parts.size() == next) {
+    if (MethodIs(method, "GET", "model metadata", route)) route->kind = Route::kOipModel;
+  } else if (parts.size() == next + 1 && parts[next] == "ready") {
+    if (MethodIs(method, "GET", "ready", route)) route->kind = Route::kOipModelReady;
+  } else if (parts.size() == next + 1 && parts[next] == "infer") {
+    if (MethodIs(method, "POST", "infer", route)) route->kind = Route::kOipInfer;
+  } else {
+    route->error = absl::StrCat("no route for model '", route->model,
+                                "' (use /v2/models/{m}, .../ready or .../infer)");
+  }
+}
+
 }  // namespace
 
 std::string PercentDecode(absl::string_view s, bool plus_is_space) {
@@ -79,6 +115,10 @@ Route MatchRoute(absl::string_view method, absl::string_view target) {
   }
   route.needs_token = target == "/" || target == "/index.html" ||
                       absl::StartsWith(target, "/v1/") || absl::StartsWith(target, kStaticPrefix);
+  if (target == "/v2" || absl::StartsWith(target, "/v2/")) {
+    MatchV2Route(method, target.substr(3), &route);
+    return route;
+  }
   if (absl::StartsWith(target, kModelsPrefix)) {
     MatchModelRoute(method, target.substr(kModelsPrefix.size()), &route);
     return route;

@@ -22,19 +22,26 @@ struct Route {
     kModelList,         // GET /v1/models (token)
     kModelInfer,        // POST /v1/models/{model}/infer (token)
     kModelSubscribe,    // GET /v1/models/{model}/subscribe, a WebSocket upgrade (token)
+    kOipServer,         // GET /v2: server metadata (token)
+    kOipLive,           // GET /v2/health/live (no auth: a probe)
+    kOipReady,          // GET /v2/health/ready (no auth: a probe)
+    kOipModel,          // GET /v2/models/{model}[/versions/{v}]: metadata (token)
+    kOipModelReady,     // GET /v2/models/{model}[/versions/{v}]/ready (token)
+    kOipInfer,          // POST /v2/models/{model}[/versions/{v}]/infer (token)
     kNotFound,          // 404 with `error`
     kMethodNotAllowed,  // 405
   };
   Kind kind = kNotFound;
-  std::string handle;  // kTensorNpy: percent-decoded, without ".npy"
-  std::string model;   // kModelInfer, kModelSubscribe: percent-decoded
-  std::string asset;   // kAsset: the name under /static/
-  std::string error;   // kNotFound, kMethodNotAllowed: the message
-  std::string allow;   // kMethodNotAllowed: the method that is served
+  std::string handle;   // kTensorNpy: percent-decoded, without ".npy"
+  std::string model;    // kModel*, kOipModel*, kOipInfer: percent-decoded
+  std::string version;  // kOip*: from /versions/{v}, else empty
+  std::string asset;    // kAsset: the name under /static/
+  std::string error;    // kNotFound, kMethodNotAllowed: the message
+  std::string allow;    // kMethodNotAllowed: the method that is served
   // Decoded query parameters; the last of a repeated name wins.
   std::map<std::string, std::string> query;
-  // Everything but /metrics, /healthz and /readyz: the token (when
-  // configured) is checked first, even before a 404.
+  // Everything but /metrics, /healthz, /readyz and /v2/health/*: the token
+  // (when configured) is checked first, even before a 404.
   bool needs_token = false;
 };
 

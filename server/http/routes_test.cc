@@ -64,6 +64,27 @@ TEST(RoutesTest, DashboardModelsAndQueries) {
   EXPECT_EQ(sub.query.at("t"), "a b");
 }
 
+TEST(RoutesTest, OpenInferenceProtocolPaths) {
+  EXPECT_EQ(MatchRoute("GET", "/v2").kind, Route::kOipServer);
+  EXPECT_TRUE(MatchRoute("GET", "/v2").needs_token);
+  EXPECT_EQ(MatchRoute("GET", "/v2/health/live").kind, Route::kOipLive);
+  EXPECT_FALSE(MatchRoute("GET", "/v2/health/live").needs_token);
+  EXPECT_EQ(MatchRoute("GET", "/v2/health/ready").kind, Route::kOipReady);
+  const Route meta = MatchRoute("GET", "/v2/models/demo");
+  EXPECT_EQ(meta.kind, Route::kOipModel);
+  EXPECT_EQ(meta.model, "demo");
+  EXPECT_TRUE(meta.needs_token);
+  const Route ready = MatchRoute("GET", "/v2/models/demo/versions/1/ready");
+  EXPECT_EQ(ready.kind, Route::kOipModelReady);
+  EXPECT_EQ(ready.version, "1");
+  const Route infer = MatchRoute("POST", "/v2/models/my%20net/infer");
+  EXPECT_EQ(infer.kind, Route::kOipInfer);
+  EXPECT_EQ(infer.model, "my net");
+  EXPECT_EQ(MatchRoute("GET", "/v2/models/demo/infer").kind, Route::kMethodNotAllowed);
+  EXPECT_EQ(MatchRoute("GET", "/v2/models/demo/stats").kind, Route::kNotFound);
+  EXPECT_EQ(MatchRoute("GET", "/v2/repository").kind, Route::kNotFound);
+}
+
 TEST(RoutesTest, PercentDecodeKeepsMalformedEscapes) {
   EXPECT_EQ(PercentDecode("a%20b"), "a b");
   EXPECT_EQ(PercentDecode("%zz%4"), "%zz%4");

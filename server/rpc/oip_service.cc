@@ -6,8 +6,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "proto/wire/wire_format.h"
-#include "server/rpc/oip_infer.h"
-#include "server/rpc/oip_types.h"
+#include "server/oip/oip_infer.h"
+#include "server/oip/oip_types.h"
 #include "server/rpc/unary_done.h"
 
 namespace npystream::rpc {
@@ -16,12 +16,11 @@ namespace {
 using inference::ModelInferRequest;
 using inference::ModelStreamInferResponse;
 
-constexpr char kServerName[] = "npystreamd";
-constexpr char kServerVersion[] = "0.4.0";
-constexpr char kPlatform[] = "pytorch_libtorch";
+using oip::kPlatform;
+using oip::kServerName;
+using oip::kServerVersion;
 constexpr uint32_t kRawInputField = ModelInferRequest::kRawInputContentsFieldNumber;
-constexpr uint32_t kRawOutputField =
-    inference::ModelInferResponse::kRawOutputContentsFieldNumber;
+constexpr uint32_t kRawOutputField = inference::ModelInferResponse::kRawOutputContentsFieldNumber;
 
 // Frees the pin a payload slice holds once gRPC is done with the bytes.
 void ReleaseOwner(void* owner) { delete static_cast<std::shared_ptr<const void>*>(owner); }
@@ -241,10 +240,7 @@ grpc::ServerUnaryReactor* OipService::ServerMetadata(grpc::CallbackServerContext
   if (!ticket.ok()) return FinishUnary(context->DefaultReactor(), nullptr, ticket.status());
   response->set_name(kServerName);
   response->set_version(kServerVersion);
-  for (const char* e : {"model_repository", "statistics", "binary_tensor_data", "npystream_keep",
-                        "npystream_capture"}) {
-    response->add_extensions(e);
-  }
+  for (const std::string& e : oip::ServerExtensions()) response->add_extensions(e);
   return FinishUnary(context->DefaultReactor(), std::move(*ticket), absl::OkStatus());
 }
 
@@ -255,8 +251,8 @@ grpc::ServerUnaryReactor* OipService::ModelMetadata(grpc::CallbackServerContext*
   if (!ticket.ok()) return FinishUnary(context->DefaultReactor(), nullptr, ticket.status());
   const ModelListing listing = engine_->ListModels();
   const ModelSummary* m = FindModel(listing, request->name());
-  absl::Status status = m == nullptr ? NoModel(request->name())
-                                     : CheckVersion(request->name(), request->version());
+  absl::Status status =
+      m == nullptr ? NoModel(request->name()) : CheckVersion(request->name(), request->version());
   if (status.ok()) {
     response->set_name(m->name);
     response->add_versions("1");
@@ -323,8 +319,8 @@ grpc::ServerUnaryReactor* OipService::ModelConfig(grpc::CallbackServerContext* c
   if (!ticket.ok()) return FinishUnary(context->DefaultReactor(), nullptr, ticket.status());
   const ModelListing listing = engine_->ListModels();
   const ModelSummary* m = FindModel(listing, request->name());
-  absl::Status status = m == nullptr ? NoModel(request->name())
-                                     : CheckVersion(request->name(), request->version());
+  absl::Status status =
+      m == nullptr ? NoModel(request->name()) : CheckVersion(request->name(), request->version());
   if (status.ok()) {
     inference::ModelConfig* c = response->mutable_config();
     c->set_name(m->name);
@@ -334,7 +330,8 @@ grpc::ServerUnaryReactor* OipService::ModelConfig(grpc::CallbackServerContext* c
     for (const InputSpec& in : m->inputs) {
       auto* i = c->add_input();
       i->set_name(in.name);
-      if (in.dtype) i->set_data_type(static_cast<inference::DataType>(oip::ConfigDataType(*in.dtype)));
+      if (in.dtype)
+        i->set_data_type(static_cast<inference::DataType>(oip::ConfigDataType(*in.dtype)));
       // Triton's dims leave out the batch dimension of a batching model.
       const size_t skip = m->max_batch > 0 && !in.shape.empty() && in.shape[0] < 0 ? 1 : 0;
       for (size_t d = skip; d < in.shape.size(); ++d) i->add_dims(in.shape[d]);
@@ -363,8 +360,8 @@ grpc::ServerUnaryReactor* OipService::ModelStatistics(
   } else {
     names.push_back(request->name());
   }
-  absl::Status status =
-      request->name().empty() ? absl::OkStatus() : CheckVersion(request->name(), request->version());
+  absl::Status status = request->name().empty() ? absl::OkStatus()
+                                                : CheckVersion(request->name(), request->version());
   for (const std::string& name : names) {
     if (!status.ok()) break;
     absl::StatusOr<ModelStats> stats = engine_->Stats(name);
@@ -426,8 +423,8 @@ grpc::ServerUnaryReactor* OipService::RepositoryModelLoad(
       status = NoModel(name);
       for (const auto& [failed, why] : listing.errors) {
         if (failed == name) {
-          status = absl::InvalidArgumentError(
-              absl::StrCat("model '", name, "' failed to load: ", why));
+          status =
+              absl::InvalidArgumentError(absl::StrCat("model '", name, "' failed to load: ", why));
         }
       }
     }

@@ -15,12 +15,12 @@ namespace npystream::rpc {
 
 namespace oip_base {
 using S = inference::GRPCInferenceService;
-using Base = S::WithCallbackMethod_ServerLive<S::WithCallbackMethod_ServerReady<
-    S::WithCallbackMethod_ModelReady<S::WithCallbackMethod_ServerMetadata<
-        S::WithCallbackMethod_ModelMetadata<S::WithRawCallbackMethod_ModelInfer<
-            S::WithCallbackMethod_ModelStreamInfer<S::WithCallbackMethod_ModelConfig<
-                S::WithCallbackMethod_ModelStatistics<S::WithCallbackMethod_RepositoryIndex<
-                    S::WithCallbackMethod_RepositoryModelLoad<
+using Base = S::WithCallbackMethod_ServerLive<
+    S::WithCallbackMethod_ServerReady<S::WithCallbackMethod_ModelReady<
+        S::WithCallbackMethod_ServerMetadata<S::WithCallbackMethod_ModelMetadata<
+            S::WithRawCallbackMethod_ModelInfer<S::WithCallbackMethod_ModelStreamInfer<
+                S::WithCallbackMethod_ModelConfig<S::WithCallbackMethod_ModelStatistics<
+                    S::WithCallbackMethod_RepositoryIndex<S::WithCallbackMethod_RepositoryModelLoad<
                         S::WithCallbackMethod_RepositoryModelUnload<S::Service>>>>>>>>>>>>;
 }  // namespace oip_base
 
@@ -29,8 +29,8 @@ using Base = S::WithCallbackMethod_ServerLive<S::WithCallbackMethod_ServerReady<
 // goes through the CallGate (token, drain, per-call log and metrics).
 class OipService final : public oip_base::Base {
  public:
-  OipService(InferenceEngine* engine, TensorStore* store, const PutLimits& limits,
-             CallGate* gate, int workers);
+  OipService(InferenceEngine* engine, TensorStore* store, const PutLimits& limits, CallGate* gate,
+             int workers);
 
   grpc::ServerUnaryReactor* ServerLive(grpc::CallbackServerContext* context,
                                        const inference::ServerLiveRequest* request,

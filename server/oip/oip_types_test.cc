@@ -1,4 +1,4 @@
-#include "server/rpc/oip_types.h"
+#include "server/oip/oip_types.h"
 
 #include <cstring>
 
@@ -19,7 +19,7 @@ TEST(OipTypesTest, EveryNumericDatatypeRoundTrips) {
   const WireType bf16 = *ParseDatatype("BF16");
   EXPECT_TRUE(bf16.bf16);
   EXPECT_EQ(bf16.wire_bytes, 2u);
-  EXPECT_EQ(bf16.dtype, npy::DType::kFloat32);  // widened
+  EXPECT_EQ(bf16.dtype, npy::DType::kFloat32);          // widened
   EXPECT_EQ(ConfigDataType(npy::DType::kFloat32), 11);  // Triton's TYPE_FP32
   EXPECT_STREQ(DatatypeName(npy::DType::kComplex64), "");
 }

@@ -1,4 +1,4 @@
-#include "server/rpc/oip_infer.h"
+#include "server/oip/oip_infer.h"
 
 #include <algorithm>
 #include <cstring>
@@ -9,7 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "server/common/status_macros.h"
-#include "server/rpc/oip_types.h"
+#include "server/oip/oip_types.h"
 
 namespace npystream::oip {
 namespace {
@@ -102,16 +102,16 @@ absl::Status AppendRaw(const RawInputs& raw, size_t index, const WireType& type,
 }
 
 // Checks `in` against the model's config (when it declares the input).
-absl::Status CheckAgainstConfig(const ModelInferRequest::InferInputTensor& in,
-                                const WireType& type, const ModelSummary& model) {
+absl::Status CheckAgainstConfig(const ModelInferRequest::InferInputTensor& in, const WireType& type,
+                                const ModelSummary& model) {
   const auto spec = std::find_if(model.inputs.begin(), model.inputs.end(),
                                  [&](const InputSpec& s) { return s.name == in.name(); });
   if (spec == model.inputs.end()) {
     std::vector<std::string> names;
     for (const InputSpec& s : model.inputs) names.push_back(s.name);
     return absl::InvalidArgumentError(absl::StrCat("model '", model.name, "' has no input '",
-                                                   in.name(), "' (inputs: ",
-                                                   absl::StrJoin(names, ", "), ")"));
+                                                   in.name(),
+                                                   "' (inputs: ", absl::StrJoin(names, ", "), ")"));
   }
   if (spec->dtype && *spec->dtype != type.dtype) {
     return absl::InvalidArgumentError(absl::StrCat("input '", in.name(), "': datatype ",
@@ -144,10 +144,9 @@ absl::StatusOr<std::shared_ptr<const StoredTensor>> StoreInput(
   spec.meta.shape.assign(in.shape().begin(), in.shape().end());
   ASSIGN_OR_RETURN(const uint64_t count, ElementCount(spec.meta.shape, in.name()));
   if (spec.meta.NumBytes() > limits.max_tensor_bytes) {
-    return absl::ResourceExhaustedError(absl::StrCat("input '", in.name(), "' of ",
-                                                     spec.meta.NumBytes(),
-                                                     " bytes exceeds --max-put-bytes (",
-                                                     limits.max_tensor_bytes, ")"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("input '", in.name(), "' of ", spec.meta.NumBytes(),
+                     " bytes exceeds --max-put-bytes (", limits.max_tensor_bytes, ")"));
   }
   ASSIGN_OR_RETURN(std::unique_ptr<TensorWriter> writer, store->BeginPut(spec));
   RETURN_IF_ERROR(use_raw ? AppendRaw(raw, index, type, count, writer.get())
@@ -184,9 +183,8 @@ absl::StatusOr<InferOutcome> RunModelInfer(InferenceEngine* engine, TensorStore*
   }
   const bool use_raw = raw_count > 0;
   if (use_raw && raw_count != static_cast<size_t>(request.inputs_size())) {
-    return absl::InvalidArgumentError(absl::StrCat("raw_input_contents has ", raw_count,
-                                                   " entries for ", request.inputs_size(),
-                                                   " inputs"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "raw_input_contents has ", raw_count, " entries for ", request.inputs_size(), " inputs"));
   }
 
   InferCall call;
@@ -206,8 +204,8 @@ absl::StatusOr<InferOutcome> RunModelInfer(InferenceEngine* engine, TensorStore*
   for (int i = 0; i < request.inputs_size(); ++i) {
     const auto& in = request.inputs(i);
     if (use_raw && in.has_contents()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "input '", in.name(), "': give contents or raw_input_contents, not both"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("input '", in.name(), "': give contents or raw_input_contents, not both"));
     }
     absl::StatusOr<std::shared_ptr<const StoredTensor>> tensor =
         StoreInput(store, request, static_cast<size_t>(i), use_raw, raw, *model, options.limits);

@@ -1,7 +1,7 @@
 // The Open Inference Protocol's datatype names ("FP32", "BF16", ...) and
 // npy dtypes: the one table both the gRPC and the REST edge use.
-#ifndef NPYSTREAM_SERVER_RPC_OIP_TYPES_H_
-#define NPYSTREAM_SERVER_RPC_OIP_TYPES_H_
+#ifndef NPYSTREAM_SERVER_OIP_OIP_TYPES_H_
+#define NPYSTREAM_SERVER_OIP_OIP_TYPES_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -13,6 +13,12 @@
 #include "server/npy/dtype.h"
 
 namespace npystream::oip {
+
+// What GET /v2 and ServerMetadata report.
+constexpr char kServerName[] = "npystreamd";
+constexpr char kServerVersion[] = "0.4.0";
+constexpr char kPlatform[] = "pytorch_libtorch";
+std::vector<std::string> ServerExtensions();
 
 struct WireType {
   npy::DType dtype;   // how the tensor is stored (BF16: widened to float32)
@@ -36,4 +42,4 @@ void WidenBf16(const char* in, size_t n, float* out);
 
 }  // namespace npystream::oip
 
-#endif  // NPYSTREAM_SERVER_RPC_OIP_TYPES_H_
+#endif  // NPYSTREAM_SERVER_OIP_OIP_TYPES_H_

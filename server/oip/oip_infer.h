@@ -3,8 +3,8 @@
 // slices), the stream and the REST edge. Inputs land in ephemeral host
 // tensors with one copy; outputs come back as host tensors the edge frames
 // without copying (or, with npystream_keep, as handles).
-#ifndef NPYSTREAM_SERVER_RPC_OIP_INFER_H_
-#define NPYSTREAM_SERVER_RPC_OIP_INFER_H_
+#ifndef NPYSTREAM_SERVER_OIP_OIP_INFER_H_
+#define NPYSTREAM_SERVER_OIP_OIP_INFER_H_
 
 #include <cstdint>
 #include <functional>
@@ -54,4 +54,4 @@ absl::StatusOr<InferOutcome> RunModelInfer(InferenceEngine* engine, TensorStore*
 
 }  // namespace npystream::oip
 
-#endif  // NPYSTREAM_SERVER_RPC_OIP_INFER_H_
+#endif  // NPYSTREAM_SERVER_OIP_OIP_INFER_H_

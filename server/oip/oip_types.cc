@@ -1,4 +1,4 @@
-#include "server/rpc/oip_types.h"
+#include "server/oip/oip_types.h"
 
 #include <cstring>
 
@@ -14,27 +14,33 @@ struct Entry {
 };
 
 constexpr Entry kTable[] = {
-    {"BOOL", npy::DType::kBool, 1},      {"UINT8", npy::DType::kUInt8, 2},
-    {"UINT16", npy::DType::kUInt16, 3},  {"UINT32", npy::DType::kUInt32, 4},
-    {"UINT64", npy::DType::kUInt64, 5},  {"INT8", npy::DType::kInt8, 6},
-    {"INT16", npy::DType::kInt16, 7},    {"INT32", npy::DType::kInt32, 8},
-    {"INT64", npy::DType::kInt64, 9},    {"FP16", npy::DType::kFloat16, 10},
-    {"FP32", npy::DType::kFloat32, 11},  {"FP64", npy::DType::kFloat64, 12},
+    {"BOOL", npy::DType::kBool, 1},     {"UINT8", npy::DType::kUInt8, 2},
+    {"UINT16", npy::DType::kUInt16, 3}, {"UINT32", npy::DType::kUInt32, 4},
+    {"UINT64", npy::DType::kUInt64, 5}, {"INT8", npy::DType::kInt8, 6},
+    {"INT16", npy::DType::kInt16, 7},   {"INT32", npy::DType::kInt32, 8},
+    {"INT64", npy::DType::kInt64, 9},   {"FP16", npy::DType::kFloat16, 10},
+    {"FP32", npy::DType::kFloat32, 11}, {"FP64", npy::DType::kFloat64, 12},
 };
 
 }  // namespace
 
+std::vector<std::string> ServerExtensions() {
+  return {"model_repository", "statistics", "binary_tensor_data", "npystream_keep",
+          "npystream_capture"};
+}
+
 absl::StatusOr<WireType> ParseDatatype(absl::string_view datatype) {
   if (datatype == "BF16") return WireType{npy::DType::kFloat32, 2, true};
   for (const Entry& e : kTable) {
-    if (datatype == e.name) return WireType{e.dtype, static_cast<size_t>(npy::ItemSize(e.dtype)), false};
+    if (datatype == e.name)
+      return WireType{e.dtype, static_cast<size_t>(npy::ItemSize(e.dtype)), false};
   }
   if (datatype == "BYTES") {
     return absl::InvalidArgumentError("datatype BYTES is not served (numeric tensors only)");
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown datatype '", datatype,
-      "' (use BOOL, UINT8..UINT64, INT8..INT64, FP16, BF16, FP32 or FP64)"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown datatype '", datatype,
+                   "' (use BOOL, UINT8..UINT64, INT8..INT64, FP16, BF16, FP32 or FP64)"));
 }
 
 const char* DatatypeName(npy::DType dtype) {
