@@ -11,6 +11,7 @@
 //   stat TARGET HANDLE REPEAT             unary Stat latency
 //   d2h BYTES                             GPU: ring vs one cudaMemcpy vs pageable
 //   infer-load TARGET MODEL NPY CLIENTS SECONDS
+//   oip-load TARGET MODEL RAW_FILE SHAPE CLIENTS SECONDS   (FP32, SHAPE "64,1,28,28")
 //                                         CLIENTS threads, a connection each, Infer
 //                                         the .npy file NPY (inline in, inline out)
 //                                         in a loop: requests/s and latency
@@ -30,9 +31,11 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_split.h"
 #include "base/file_util.h"
 #include "base/process_tuning.h"
 #include "client/cpp/npystream_client.h"
+#include "inference/grpc_service.grpc.pb.h"
 #include "npystream/v1/inference.grpc.pb.h"
 #include "proto/wire/channel_args.h"
 
@@ -406,6 +409,64 @@ int InferLoad(const std::string& target, const std::string& model, const std::st
   return errors.load() == 0 ? 0 : 1;
 }
 
+// The same load through the Open Inference Protocol's ModelInfer (what
+// tritonclient sends): FP32 raw_input_contents, raw outputs back.
+int OipLoad(const std::string& target, const std::string& model, const std::string& raw_path,
+            const std::string& shape, int clients, double seconds) {
+  auto raw = npystream::ReadFileToString(raw_path);
+  if (!raw.ok()) {
+    std::cerr << raw.status().message() << "\n";
+    return 2;
+  }
+  inference::ModelInferRequest request;
+  request.set_model_name(model);
+  auto* input = request.add_inputs();
+  input->set_name("x");
+  input->set_datatype("FP32");
+  for (absl::string_view d : absl::StrSplit(shape, ','))
+    input->add_shape(std::stoll(std::string(d)));
+  request.add_raw_input_contents(*raw);
+  std::vector<std::unique_ptr<inference::GRPCInferenceService::Stub>> stubs;
+  for (int i = 0; i < clients; ++i) {
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(INT32_MAX);  // as tritonclient sets it
+    args.SetMaxSendMessageSize(INT32_MAX);
+    stubs.push_back(inference::GRPCInferenceService::NewStub(
+        grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args)));
+    inference::ModelInferResponse warm;
+    grpc::ClientContext context;
+    if (!stubs.back()->ModelInfer(&context, request, &warm).ok()) return 1;
+  }
+  std::vector<std::vector<double>> latencies(clients);
+  std::atomic<int> errors{0};
+  std::vector<std::thread> threads;
+  const auto start = Clock::now();
+  const auto end =
+      start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  for (int i = 0; i < clients; ++i) {
+    threads.emplace_back([&, i] {
+      while (Clock::now() < end) {
+        inference::ModelInferResponse response;
+        grpc::ClientContext context;
+        const auto t0 = Clock::now();
+        if (!stubs[i]->ModelInfer(&context, request, &response).ok() ||
+            response.raw_output_contents_size() != 1) {
+          ++errors;
+        }
+        latencies[i].push_back(Seconds(t0, Clock::now()));
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  const double elapsed = Seconds(start, Clock::now());
+  std::vector<double> all;
+  for (const auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
+  std::cout << "{\"case\": \"oip-load\", \"clients\": " << clients
+            << ", \"rps\": " << all.size() / elapsed << ", \"errors\": " << errors.load() << ", "
+            << Stats(all) << "}" << std::endl;
+  return errors.load() == 0 ? 0 : 1;
+}
+
 #ifdef NPYSTREAM_WITH_CUDA
 // Device-to-host copy of BYTES of GPU memory three ways: one cudaMemcpy into
 // pinned memory (the physical limit), into fresh pageable memory (what
@@ -482,6 +543,9 @@ int main(int argc, char** argv) {
   if (a.size() == 4 && a[0] == "put") return Put(a[1], std::stoull(a[2]), std::stoi(a[3]));
   if (a.size() == 4 && a[0] == "stat") return StatLatency(a[1], a[2], std::stoi(a[3]));
   if (a.size() == 2 && a[0] == "d2h") return D2H(std::stoull(a[1]));
+  if (a.size() == 7 && a[0] == "oip-load") {
+    return OipLoad(a[1], a[2], a[3], a[4], std::stoi(a[5]), std::stod(a[6]));
+  }
   if (a.size() == 6 && a[0] == "infer-load") {
     return InferLoad(a[1], a[2], a[3], std::stoi(a[4]), std::stod(a[5]));
   }

@@ -233,6 +233,40 @@ def main():
         print(f"{'limit check: batching':<34} 64 clients on/off {on64['rps'] / off64['rps']:.2f}x "
               f"(goal >= 3x); p99 on@64 / off@1 {on64['p99'] / off1['p99']:.2f}x (goal <= 2x)",
               flush=True)
+        # The Open Inference Protocol's ModelInfer (what tritonclient sends)
+        # beside npystream's Infer and the usual Python server: batch 1 and
+        # 64, 1 and 16 clients, same daemon, same run.
+        oip = results["oip"] = {}
+        for batch in (1, 64):
+            xb = np.random.default_rng(1).standard_normal((batch, 1, 28, 28), dtype=np.float32)
+            npy_path, raw_path = os.path.join(tmp, f"x{batch}.npy"), os.path.join(tmp, f"x{batch}.bin")
+            np.save(npy_path, xb)
+            xb.tofile(raw_path)
+            shape = ",".join(str(d) for d in xb.shape)
+            variants = {
+                "npystream Infer": lambda c, p=npy_path: run_json(
+                    [tool, "infer-load", target, "demo", p, str(c), str(seconds)]),
+                "OIP ModelInfer": lambda c, p=raw_path, s=shape: run_json(
+                    [tool, "oip-load", target, "demo", p, s, str(c), str(seconds)]),
+                "usual Python server": lambda c, xb=xb: infer_load(
+                    lambda: (lambda u: lambda: u.infer(model_path, xb))(UsualClient(peer_target)),
+                    c, seconds),
+            }
+            for name, measure in variants.items():
+                for clients in (1, 16):
+                    r = measure(clients)
+                    oip[f"{name}, batch {batch}, {clients} clients"] = r
+                    print(f"{'oip: ' + name:<34} batch {batch:>2} {clients:>3} clients "
+                          f"{r['rps']:>8.0f} req/s p50 {r['p50'] * 1e3:7.2f} ms  "
+                          f"p99 {r['p99'] * 1e3:7.2f} ms", flush=True)
+        for batch in (1, 64):
+            for clients in (1, 16):
+                ours = oip[f"OIP ModelInfer, batch {batch}, {clients} clients"]
+                own = oip[f"npystream Infer, batch {batch}, {clients} clients"]
+                usual_r = oip[f"usual Python server, batch {batch}, {clients} clients"]
+                print(f"{'ratio: OIP ModelInfer':<34} batch {batch:>2} {clients:>3} clients "
+                      f"{ours['rps'] / own['rps']:.2f}x npystream Infer, "
+                      f"{ours['rps'] / usual_r['rps']:.2f}x usual server (req/s)", flush=True)
         if args.only_infer:
             return
         wire = iperf3(2 if quick else 4)
