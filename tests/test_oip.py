@@ -179,7 +179,7 @@ def test_every_datatype_round_trips_bit_exact(stub, pb, dtype):
     assert got.dtype == a.dtype and np.array_equal(got, a)
 
 
-def test_bf16_is_widened_exactly_and_uint16_up_named(stub, pb):
+def test_bf16_and_wide_unsigned_are_widened_exactly(stub, pb):
     s, md = stub
     pb2 = pb[0]
     values = np.array([1.0, -2.5, 3.140625, 1e30], np.float32)
@@ -189,12 +189,24 @@ def test_bf16_is_widened_exactly_and_uint16_up_named(stub, pb):
     req.raw_input_contents.append(bf16.tobytes())
     got = outputs_of(pb2, s.ModelInfer(req, metadata=md))["output"]
     assert np.array_equal(got, (bf16.astype(np.uint32) << 16).view(np.float32))
-    for dtype in ["<u2", "<u4", "<u8"]:  # LibTorch 1.13 has no unsigned wider than 8 bits
-        with pytest.raises(grpc.RpcError) as e:
-            s.ModelInfer(infer_request(pb2, "identity", {"x": np.arange(3, dtype=dtype)}),
-                         metadata=md)
-        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert "input 'x'" in e.value.details() and "LibTorch" in e.value.details()
+    # LibTorch 1.13 has no uint16/32/64: they reach the model as int32/int64,
+    # every value intact, and come back as what the model returns.
+    for dtype, out in [("<u2", "INT32"), ("<u4", "INT64"), ("<u8", "INT64")]:
+        a = np.array([0, 1, np.iinfo(dtype).max if dtype != "<u8" else 2**63 - 1], dtype)
+        res = s.ModelInfer(infer_request(pb2, "identity", {"x": a}), metadata=md)
+        assert res.outputs[0].datatype == out
+        assert outputs_of(pb2, res)["output"].tolist() == a.tolist()
+        req = pb2.ModelInferRequest(model_name="identity")
+        t = req.inputs.add(name="x", datatype=DATATYPES[dtype], shape=[3])
+        if dtype == "<u8":
+            t.contents.uint64_contents.extend(a.tolist())
+        else:
+            t.contents.uint_contents.extend(a.tolist())
+        assert outputs_of(pb2, s.ModelInfer(req, metadata=md))["output"].tolist() == a.tolist()
+    with pytest.raises(grpc.RpcError) as e:
+        s.ModelInfer(infer_request(pb2, "identity", {"x": np.array([2**63], "<u8")}), metadata=md)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "input 'x'" in e.value.details() and "INT64_MAX" in e.value.details()
 
 
 def test_typed_contents_equal_raw(stub, pb):
@@ -445,3 +457,34 @@ def test_rest_errors(served):
         assert status == code and needle in json.loads(reply)["error"], (path, reply)
     status, headers, _ = rest(served, "/v2/models/demo/infer")
     assert status == 405 and headers["Allow"] == "POST"
+
+
+def test_rest_every_datatype_json_and_binary(served):
+    import json
+    inv = {v: k for k, v in DATATYPES.items()}
+    for dtype in ["|b1", "|u1", "|i1", "<i2", "<i4", "<i8", "<u2", "<u4", "<u8", "<f2", "<f4",
+                  "<f8"]:
+        a = np.array([0, 1, 100, 7], np.dtype(dtype)) if dtype != "|b1" else np.array(
+            [True, False, True, True])
+        name = DATATYPES[dtype]
+        binary_only = dtype == "<f2"  # FP16 has no JSON form
+        inputs = [{"name": "x", "datatype": name, "shape": [4]}]
+        if binary_only:
+            inputs[0]["parameters"] = {"binary_data_size": a.nbytes}
+            head = json.dumps({"inputs": inputs,
+                               "parameters": {"binary_data_output": True}}).encode()
+            status, headers, body = rest(served, "/v2/models/identity/infer",
+                                         head + a.tobytes(),
+                                         {"Inference-Header-Content-Length": str(len(head))})
+            n = int(headers["Inference-Header-Content-Length"])
+            out = json.loads(body[:n])["outputs"][0]
+            got = np.frombuffer(body[n:], np.dtype(inv[out["datatype"]]))
+        else:
+            inputs[0]["data"] = a.tolist()
+            status, _, body = rest(served, "/v2/models/identity/infer",
+                                   json.dumps({"inputs": inputs}).encode())
+            assert status == 200, (dtype, body)
+            out = json.loads(body)["outputs"][0]
+            got = np.array(out["data"])
+        assert status == 200, (dtype, body)
+        assert got.tolist() == a.tolist(), (dtype, out)

@@ -38,10 +38,26 @@ absl::Status AppendTyped(const Field& values, uint64_t count, TensorWriter* writ
   return writer->Append(reinterpret_cast<const char*>(buffer.data()), buffer.size() * sizeof(T));
 }
 
-absl::Status AppendContents(const ModelInferRequest::InferInputTensor& in, npy::DType dtype,
+absl::Status AppendContents(const ModelInferRequest::InferInputTensor& in, const WireType& type,
                             uint64_t count, TensorWriter* writer) {
   const inference::InferTensorContents& c = in.contents();
-  switch (dtype) {
+  switch (type.widen) {
+    case WireType::Widen::kUInt16:
+      return AppendTyped<int32_t>(c.uint_contents(), count, writer);
+    case WireType::Widen::kUInt32:
+      return AppendTyped<int64_t>(c.uint_contents(), count, writer);
+    case WireType::Widen::kUInt64:
+      for (uint64_t v : c.uint64_contents()) {
+        if (v > static_cast<uint64_t>(INT64_MAX)) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "UINT64 value ", v, " exceeds INT64_MAX (LibTorch has no uint64 tensors)"));
+        }
+      }
+      return AppendTyped<int64_t>(c.uint64_contents(), count, writer);
+    default:
+      break;
+  }
+  switch (type.dtype) {
     case npy::DType::kBool:
       return AppendTyped<uint8_t>(c.bool_contents(), count, writer);
     case npy::DType::kInt8:
@@ -70,28 +86,29 @@ absl::Status AppendContents(const ModelInferRequest::InferInputTensor& in, npy::
   }
 }
 
-// Reads raw input `index` into `writer`, widening bfloat16 on the way.
+// Reads raw input `index` into `writer`, widening (BF16, UINT16..64) on the way.
 absl::Status AppendRaw(const RawInputs& raw, size_t index, const WireType& type, uint64_t count,
                        TensorWriter* writer) {
   const uint64_t want = count * type.wire_bytes;
+  const size_t stored_bytes = static_cast<size_t>(npy::ItemSize(type.dtype));
   uint64_t got = 0;
-  std::string carry;  // a bfloat16 split across two pieces
-  std::vector<float> widened;
+  std::string carry;  // an element split across two pieces
+  std::vector<char> widened;
   absl::Status status = raw(index, [&](const char* data, size_t size) -> absl::Status {
     got += size;
     if (got > want) return absl::OkStatus();  // reported below, with the total
-    if (!type.bf16) return writer->Append(data, size);
+    if (type.widen == WireType::Widen::kNone) return writer->Append(data, size);
     std::string joined;
     if (!carry.empty()) {
       joined = carry + std::string(data, size);
       data = joined.data();
       size = joined.size();
     }
-    const size_t n = size / 2;
-    widened.resize(n);
-    WidenBf16(data, n, widened.data());
-    carry.assign(data + 2 * n, size - 2 * n);
-    return writer->Append(reinterpret_cast<const char*>(widened.data()), n * sizeof(float));
+    const size_t n = size / type.wire_bytes;
+    widened.resize(n * stored_bytes);
+    RETURN_IF_ERROR(WidenElements(type, data, n, widened.data()));
+    carry.assign(data + n * type.wire_bytes, size - n * type.wire_bytes);
+    return writer->Append(widened.data(), widened.size());
   });
   RETURN_IF_ERROR(status);
   if (got != want) {
@@ -150,7 +167,7 @@ absl::StatusOr<std::shared_ptr<const StoredTensor>> StoreInput(
   }
   ASSIGN_OR_RETURN(std::unique_ptr<TensorWriter> writer, store->BeginPut(spec));
   RETURN_IF_ERROR(use_raw ? AppendRaw(raw, index, type, count, writer.get())
-                          : AppendContents(in, type.dtype, count, writer.get()));
+                          : AppendContents(in, type, count, writer.get()));
   return writer->Commit();
 }
 

@@ -35,7 +35,7 @@ absl::StatusOr<std::string> EncodeJsonData(const json& data, const WireType& typ
     return absl::InvalidArgumentError(
         absl::StrCat("data holds ", values.size(), " values; the shape needs ", count));
   }
-  if (type.bf16 || type.dtype == npy::DType::kFloat16) {
+  if (type.widen == WireType::Widen::kBf16 || type.dtype == npy::DType::kFloat16) {
     return absl::InvalidArgumentError(
         absl::StrCat(datatype, " travels only as binary data (parameter binary_data_size)"));
   }
@@ -46,6 +46,19 @@ absl::StatusOr<std::string> EncodeJsonData(const json& data, const WireType& typ
       return absl::InvalidArgumentError(absl::StrCat("data holds a non-number: ", v->dump()));
     }
     const double d = v->is_boolean() ? (v->get<bool>() ? 1.0 : 0.0) : v->get<double>();
+    // Wire format: unsigned types travel as themselves and are widened later.
+    if (type.widen == WireType::Widen::kUInt16) {
+      Put<uint16_t>(&out, static_cast<uint16_t>(v->get<uint64_t>()));
+      continue;
+    }
+    if (type.widen == WireType::Widen::kUInt32) {
+      Put<uint32_t>(&out, static_cast<uint32_t>(v->get<uint64_t>()));
+      continue;
+    }
+    if (type.widen == WireType::Widen::kUInt64) {
+      Put<uint64_t>(&out, v->get<uint64_t>());
+      continue;
+    }
     switch (type.dtype) {
       case npy::DType::kBool:
         Put<uint8_t>(&out, d != 0);

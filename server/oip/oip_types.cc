@@ -30,10 +30,14 @@ std::vector<std::string> ServerExtensions() {
 }
 
 absl::StatusOr<WireType> ParseDatatype(absl::string_view datatype) {
-  if (datatype == "BF16") return WireType{npy::DType::kFloat32, 2, true};
+  using W = WireType::Widen;
+  if (datatype == "BF16") return WireType{npy::DType::kFloat32, 2, W::kBf16};
+  if (datatype == "UINT16") return WireType{npy::DType::kInt32, 2, W::kUInt16};
+  if (datatype == "UINT32") return WireType{npy::DType::kInt64, 4, W::kUInt32};
+  if (datatype == "UINT64") return WireType{npy::DType::kInt64, 8, W::kUInt64};
   for (const Entry& e : kTable) {
     if (datatype == e.name)
-      return WireType{e.dtype, static_cast<size_t>(npy::ItemSize(e.dtype)), false};
+      return WireType{e.dtype, static_cast<size_t>(npy::ItemSize(e.dtype)), W::kNone};
   }
   if (datatype == "BYTES") {
     return absl::InvalidArgumentError("datatype BYTES is not served (numeric tensors only)");
@@ -79,6 +83,50 @@ void WidenBf16(const char* in, size_t n, float* out) {
     const uint32_t bits = static_cast<uint32_t>(half) << 16;
     std::memcpy(&out[i], &bits, 4);
   }
+}
+
+}  // namespace npystream::oip
+
+namespace npystream::oip {
+
+absl::Status WidenElements(const WireType& type, const char* in, size_t n, char* out) {
+  using W = WireType::Widen;
+  switch (type.widen) {
+    case W::kBf16:
+      WidenBf16(in, n, reinterpret_cast<float*>(out));
+      return absl::OkStatus();
+    case W::kUInt16:
+      for (size_t i = 0; i < n; ++i) {
+        uint16_t v;
+        std::memcpy(&v, in + 2 * i, 2);
+        const int32_t w = v;
+        std::memcpy(out + 4 * i, &w, 4);
+      }
+      return absl::OkStatus();
+    case W::kUInt32:
+      for (size_t i = 0; i < n; ++i) {
+        uint32_t v;
+        std::memcpy(&v, in + 4 * i, 4);
+        const int64_t w = v;
+        std::memcpy(out + 8 * i, &w, 8);
+      }
+      return absl::OkStatus();
+    case W::kUInt64:
+      for (size_t i = 0; i < n; ++i) {
+        uint64_t v;
+        std::memcpy(&v, in + 8 * i, 8);
+        if (v > static_cast<uint64_t>(INT64_MAX)) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "UINT64 value ", v, " exceeds INT64_MAX (LibTorch has no uint64 tensors)"));
+        }
+        std::memcpy(out + 8 * i, &v, 8);
+      }
+      return absl::OkStatus();
+    case W::kNone:
+      std::memcpy(out, in, n * type.wire_bytes);
+      return absl::OkStatus();
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace npystream::oip

@@ -20,10 +20,15 @@ constexpr char kServerVersion[] = "0.4.0";
 constexpr char kPlatform[] = "pytorch_libtorch";
 std::vector<std::string> ServerExtensions();
 
+// How an element travels and how it is stored. LibTorch 1.13 has neither
+// bfloat16 in NumPy's sense nor unsigned integers wider than 8 bits, so
+// those are widened exactly on the way in: BF16 -> float32, UINT16 -> int32,
+// UINT32 -> int64, UINT64 -> int64 (values above INT64_MAX are refused).
 struct WireType {
-  npy::DType dtype;   // how the tensor is stored (BF16: widened to float32)
+  enum class Widen { kNone, kBf16, kUInt16, kUInt32, kUInt64 };
+  npy::DType dtype;   // how the tensor is stored
   size_t wire_bytes;  // bytes per element on the wire
-  bool bf16 = false;
+  Widen widen = Widen::kNone;
 };
 
 // INVALID_ARGUMENT naming `datatype` for BYTES and unknown names.
@@ -39,6 +44,9 @@ absl::StatusOr<uint64_t> ElementCount(const std::vector<int64_t>& shape, absl::s
 
 // bfloat16 bits (little-endian) -> float32, exactly. `out` holds n floats.
 void WidenBf16(const char* in, size_t n, float* out);
+// `n` elements of `type` as they travel -> as stored (`out` holds n stored
+// elements). INVALID_ARGUMENT for a UINT64 above INT64_MAX.
+absl::Status WidenElements(const WireType& type, const char* in, size_t n, char* out);
 
 }  // namespace npystream::oip
 
