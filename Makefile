@@ -40,9 +40,11 @@ lint: build
 test-cpp:
 	cd $(BUILD) && ctest -j $(JOBS) --output-on-failure --timeout 600
 
-# The staging ring, the codec and the tensor service (Put and Fetch reactors,
-# also staged through the ring) under AddressSanitizer + UBSan.
-ASAN_TESTS := device_transfer_test npy_parser_test npy_writer_test tensors_service_test
+# The staging ring, the codec, the tensor service (Put and Fetch reactors,
+# also staged through the ring) and the hand-framed OIP ModelInfer under
+# AddressSanitizer + UBSan.
+ASAN_TESTS := device_transfer_test npy_parser_test npy_writer_test tensors_service_test \
+  oip_service_test
 test-asan:
 	@test -f $(BUILD)-asan/build.ninja || cmake -S . -B $(BUILD)-asan -G Ninja \
 	  -DCMAKE_BUILD_TYPE=Debug -DNPYSTREAM_SANITIZE=ON -DNPYSTREAM_CUDA=OFF $(CMAKE_ARGS) > /dev/null
