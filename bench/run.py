@@ -87,11 +87,14 @@ def fmt_rate(bps):
 
 
 def bench_models(build):
-    """The demo model twice: as built, and with dynamic batching on."""
+    """The demo model as built, with dynamic batching on, and with 1, 2 and 4
+    instances (for the scaling rows)."""
     repo = os.path.join(build, "bench-models")
     src = os.path.join(build, "models", "demo")
     for name, extra in (("demo", {}), ("demo_batched", {"dynamic_batching": {
-            "max_batch": 64, "max_queue_delay_us": 500, "preferred_batch_sizes": [8, 16, 32, 64]}})):
+            "max_batch": 64, "max_queue_delay_us": 500, "preferred_batch_sizes": [8, 16, 32, 64]}}),
+                        ("demo_i1", {"instances": 1}), ("demo_i2", {"instances": 2}),
+                        ("demo_i4", {"instances": 4})):
         os.makedirs(os.path.join(repo, name), exist_ok=True)
         shutil.copyfile(os.path.join(src, "model.pt"), os.path.join(repo, name, "model.pt"))
         with open(os.path.join(src, "config.json")) as f:
@@ -267,6 +270,28 @@ def main():
                 print(f"{'ratio: OIP ModelInfer':<34} batch {batch:>2} {clients:>3} clients "
                       f"{ours['rps'] / own['rps']:.2f}x npystream Infer, "
                       f"{ours['rps'] / usual_r['rps']:.2f}x usual server (req/s)", flush=True)
+        # Scaling on this machine: instances x LibTorch intra-op threads, 1
+        # and 16 clients, batch 1 and 64, one daemon per thread setting.
+        scaling = results["scaling"] = {}
+        for threads in (1, 2):
+            d, dm = start([os.path.join(bin_dir, "npystreamd"), "--listen", "127.0.0.1:0",
+                           "--http-listen", "", "--torch-threads", str(threads),
+                           "--model-repository", bench_models(args.build)],
+                          r" listening grpc=(\S+)")
+            try:
+                for batch, clients, instances in [(b, c, i) for b in (1, 64) for c in (1, 16)
+                                                  for i in (1, 2, 4) if c > 1 or i == 1]:
+                    r = run_json([tool, "infer-load", dm.group(1), f"demo_i{instances}",
+                                  os.path.join(tmp, f"x{batch}.npy"), str(clients), str(seconds)])
+                    key = f"threads {threads}, instances {instances}, batch {batch}, {clients} clients"
+                    scaling[key] = r
+                    print(f"{'scaling: torch threads ' + str(threads):<34} instances "
+                          f"{instances} batch {batch:>2} {clients:>2} clients {r['rps']:>8.0f} req/s "
+                          f"p50 {r['p50'] * 1e3:7.2f} ms  p99 {r['p99'] * 1e3:7.2f} ms",
+                          flush=True)
+            finally:
+                d.terminate()
+                d.wait(30)
         if args.only_infer:
             return
         wire = iperf3(2 if quick else 4)

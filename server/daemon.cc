@@ -1,6 +1,7 @@
 #include "server/daemon.h"
 
 #include <algorithm>
+#include <thread>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -131,6 +132,14 @@ absl::Status Daemon::Build() {
   engine_options.store = store_.get();
   engine_options.devices = devices_;
   engine_options.metrics = metrics_;
+  // Default: half the cores, at least one. Concurrency comes from
+  // `instances` and batching; on 2 cores one intra-op thread per forward pass
+  // beat two (README, "Inference": scaling).
+  engine_options.intra_op_threads =
+      config_.torch_threads > 0
+          ? config_.torch_threads
+          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / 2);
+  engine_options.inter_op_threads = config_.torch_interop_threads;
   ASSIGN_OR_RETURN(engine_, InferenceEngine::Create(engine_options));
   return absl::OkStatus();
 }

@@ -138,6 +138,14 @@ const std::vector<Flag>& Flags() {
        [](DaemonConfig* c, const std::string& v) {
          return SetInt(&c->copy_streams, "copy-streams", v, 1);
        }},
+      {"torch-threads", "LibTorch intra-op threads per forward pass (0: half the cores)",
+       [](DaemonConfig* c, const std::string& v) {
+         return SetInt(&c->torch_threads, "torch-threads", v, 0);
+       }},
+      {"torch-interop-threads", "LibTorch inter-op threads (0: LibTorch's default)",
+       [](DaemonConfig* c, const std::string& v) {
+         return SetInt(&c->torch_interop_threads, "torch-interop-threads", v, 0);
+       }},
       {"config", "JSON file of flag values ({\"store-budget\": \"8GiB\", ...})",
        [](DaemonConfig* c, const std::string& v) {
          c->config_file = v;

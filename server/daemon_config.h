@@ -35,6 +35,8 @@ struct DaemonConfig {
   uint64_t staging_bytes = uint64_t{256} << 20;  // pinned ring per GPU
   uint64_t staging_chunk = uint64_t{4} << 20;    // ring slot size
   int copy_streams = 4;
+  int torch_threads = 0;          // LibTorch intra-op threads (0: half the cores, at least 1)
+  int torch_interop_threads = 0;  // LibTorch inter-op threads (0: its default)
 };
 
 // Parses `args` (argv without the program name): --name=value or --name value.

@@ -1,5 +1,6 @@
 #include "server/engine/inference_engine.h"
 
+#include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <dirent.h>
 #include <sys/stat.h>
@@ -40,6 +41,18 @@ absl::StatusOr<std::unique_ptr<InferenceEngine>> InferenceEngine::Create(const O
     return absl::InvalidArgumentError(
         absl::StrCat("--model-repository ", options.model_repository, " is not a folder"));
   }
+  try {
+    if (options.intra_op_threads > 0) at::set_num_threads(options.intra_op_threads);
+    // Allowed once per process, before any inter-op work (so, before loading).
+    if (options.inter_op_threads > 0 && at::get_num_interop_threads() != options.inter_op_threads) {
+      at::set_num_interop_threads(options.inter_op_threads);
+    }
+  } catch (const c10::Error& e) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--torch-interop-threads: ", e.what_without_backtrace()));
+  }
+  Log(LogLevel::kInfo, "torch_threads",
+      {{"intra_op", at::get_num_threads()}, {"inter_op", at::get_num_interop_threads()}});
   std::unique_ptr<InferenceEngine> engine(new InferenceEngine(options));
   engine->Reload();
   return engine;

@@ -86,6 +86,10 @@ class InferenceEngine {
     TensorStore* store = nullptr;      // not owned
     DevicePlan devices;                // where "auto" models go; a host-only plan by default
     EngineMetrics* metrics = nullptr;  // not owned; may be null
+    // LibTorch's process-wide thread pools, set once by Create when > 0
+    // (0: LibTorch's defaults: intra-op one per core).
+    int intra_op_threads = 0;
+    int inter_op_threads = 0;
   };
 
   // Loads every model; a bad one is logged, listed in errors and skipped.
