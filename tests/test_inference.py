@@ -276,3 +276,60 @@ def _npy(arr):
     buf = _io.BytesIO()
     np.save(buf, arr)
     return buf.getvalue()
+
+
+def test_batched_requests_reach_subscribers_one_value_per_request(make_daemon, tmp_path):
+    """With dynamic batching on, subscribers see each request's own rows (one
+    value per request, numbered by seq), not the merged batch."""
+    import io
+    import json
+    import urllib.request
+
+    import websocket
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    build = os.environ.get("NPYSTREAM_BUILD", os.path.join(root, "build"))
+    src = os.path.join(build, "models", "demo")
+    dst = tmp_path / "repo" / "demo_batched"
+    dst.mkdir(parents=True)
+    shutil.copyfile(os.path.join(src, "model.pt"), dst / "model.pt")
+    config = json.load(open(os.path.join(src, "config.json")))
+    config["dynamic_batching"] = {"max_batch": 64, "max_queue_delay_us": 20000}
+    (dst / "config.json").write_text(json.dumps(config))
+    d = make_daemon("--model-repository", str(tmp_path / "repo"))
+    ws = websocket.create_connection(
+        f"ws://{d.http}/v1/models/demo_batched/subscribe?layers=conv1&max_hz=0", timeout=30)
+    time.sleep(0.1)
+    n = 24
+    xs = [digits(1, seed=100 + i) for i in range(n)]
+    local = torch.jit.load(str(dst / "model.pt"))
+    with torch.no_grad():
+        refs = [local.conv1(torch.from_numpy(x)).numpy() for x in xs]
+    barrier = threading.Barrier(n)
+
+    def one(i):
+        with d.client() as c:
+            barrier.wait()
+            c.infer("demo_batched", {"x": xs[i]}, fetch=False)
+
+    with concurrent.futures.ThreadPoolExecutor(n) as pool:
+        list(pool.map(one, range(n)))
+    seqs = []
+    ws.settimeout(2)
+    try:
+        while True:
+            meta = json.loads(ws.recv())
+            arr = np.load(io.BytesIO(ws.recv()))
+            seqs.append(meta["seq"])
+            assert arr.shape == (1, 8, 28, 28), arr.shape  # one request's rows
+            assert any(np.allclose(arr, r, rtol=1e-5, atol=1e-5) for r in refs)
+            if meta["seq"] == n:
+                break
+    finally:
+        ws.close()
+    assert seqs[-1] == n  # one published value per request
+    text = urllib.request.urlopen(f"http://{d.http}/metrics").read().decode()
+    count = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                if line.startswith("npystream_batch_size_count"))
+    rows = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("npystream_batch_size_sum"))
+    assert rows == n and count < n  # the requests really were merged
