@@ -10,7 +10,7 @@ export PYTHONPATH := $(CURDIR)/client/python$(if $(PYTHONPATH),:$(PYTHONPATH))
 export PYTHONDONTWRITEBYTECODE := 1
 export NPYSTREAM_BUILD := $(abspath $(BUILD))
 
-.PHONY: all deps build test test-cpp test-asan test-python fuzz demo bench clean format lint
+.PHONY: all deps build test test-cpp test-asan test-python fuzz demo bench soak clean format lint
 
 all: build
 
@@ -77,6 +77,12 @@ fuzz:
 	  echo "fuzz: $$f $$(grep -E '^stat::number_of_executed_units' $(BUILD)-fuzz/$$f.log | \
 	    awk '{print $$2}') executions in $(FUZZ_SECONDS) s, no crash"; \
 	done
+
+# 64 clients mixing every call for SOAK_SECONDS, then the daemon must have
+# given back its memory, threads and fds (tests/soak.py; make test runs 60 s).
+SOAK_SECONDS ?= 300
+soak: build
+	$(PYTHON) tests/soak.py --seconds $(SOAK_SECONDS) --build $(abspath $(BUILD))
 
 demo: build
 	$(PYTHON) scripts/demo.py --build $(BUILD)

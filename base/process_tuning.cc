@@ -1,7 +1,9 @@
 #include "base/process_tuning.h"
 
 #include <malloc.h>
+#include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 
 #include "absl/synchronization/mutex.h"
@@ -30,6 +32,27 @@ std::string TuneMallocForStreaming() {
   }
 #endif
   return "malloc=default";
+}
+
+namespace {
+
+int64_t ResidentBytes() {
+  long pages = 0, resident = 0;  // NOLINT(runtime/int): statm's format
+  FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f == nullptr) return 0;
+  const int n = std::fscanf(f, "%ld %ld", &pages, &resident);
+  std::fclose(f);
+  return n == 2 ? static_cast<int64_t>(resident) * sysconf(_SC_PAGESIZE) : 0;
+}
+
+}  // namespace
+
+int64_t ReleaseFreeMemory() {
+  const int64_t before = ResidentBytes();
+#ifdef M_TRIM_THRESHOLD
+  malloc_trim(0);
+#endif
+  return before - ResidentBytes();
 }
 
 }  // namespace npystream

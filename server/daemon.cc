@@ -6,6 +6,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "base/file_util.h"
+#include "base/process_tuning.h"
 #include "server/common/log.h"
 #include "server/common/status_macros.h"
 #include "server/transfer/device_transfer.h"
@@ -198,6 +199,21 @@ absl::Status Daemon::Start() {
   if (config_.idle_timeout_seconds > 0) {
     periodic_.Add("idle_watchdog", absl::Milliseconds(200), [this] { rpc_->CancelIdle(); });
   }
+  // Memory back to the kernel once the daemon has been idle for a whole
+  // period (no call admitted, none in flight), once per idle spell: under
+  // load the heaps keep their free memory (TuneMallocForStreaming).
+  periodic_.Add("release_memory", absl::Seconds(2), [this] {
+    const int64_t admitted = rpc_->admitted();
+    const bool idle = admitted == last_admitted_ && rpc_->in_flight() == 0;
+    if (idle && !released_since_activity_) {
+      const int64_t freed = ReleaseFreeMemory();
+      released_since_activity_ = true;
+      Log(LogLevel::kDebug, "memory_released", {{"bytes", freed}});
+    } else if (!idle) {
+      released_since_activity_ = false;
+    }
+    last_admitted_ = admitted;
+  });
   periodic_.Start();
 
   const ModelListing models = engine_->ListModels();

@@ -102,6 +102,9 @@ class Daemon {
   std::unique_ptr<InferenceEngine> engine_;
   std::unique_ptr<rpc::RpcServer> rpc_;
   std::unique_ptr<AdminServer> admin_;
+  // Read and written only by the periodic runner's thread.
+  int64_t last_admitted_ = -1;
+  bool released_since_activity_ = false;
   PeriodicRunner periodic_;
   std::atomic<bool> draining_{false};
   bool stopped_ = false;

@@ -217,6 +217,16 @@ absl::Status InferenceEngine::Unload(const std::string& model) {
 
 absl::StatusOr<InferResult> InferenceEngine::RunInfer(const InferCall& call) {
   const auto start = std::chrono::steady_clock::now();
+  // Under OpenMP the intra-op thread count is a per-thread setting: apply it
+  // once in every thread that runs a model, or each such thread gets its own
+  // team of one thread per core (found by the soak: 64 extra threads).
+  if (options_.intra_op_threads > 0) {
+    thread_local int applied = 0;
+    if (applied != options_.intra_op_threads) {
+      at::set_num_threads(options_.intra_op_threads);
+      applied = options_.intra_op_threads;
+    }
+  }
   ASSIGN_OR_RETURN(std::shared_ptr<Model> model, Find(call.model));
   NamedTensors inputs;
   for (const InferInputRef& in : call.inputs) {

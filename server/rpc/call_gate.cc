@@ -79,6 +79,7 @@ absl::StatusOr<std::unique_ptr<CallTicket>> CallGate::Admit(grpc::CallbackServer
     }
     return absl::UnavailableError("npystreamd is draining for shutdown; retry elsewhere");
   }
+  admitted_.fetch_add(1);
   std::unique_ptr<CallTicket> ticket(new CallTicket(this, context, method, idle_checked));
   absl::MutexLock lock(&mu_);
   live_.insert(ticket.get());

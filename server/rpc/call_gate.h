@@ -74,6 +74,8 @@ class CallGate {
   void StartDrain() { draining_ = true; }
   bool draining() const { return draining_.load(); }
   int64_t in_flight();
+  // Calls admitted since start (a cheap activity clock).
+  int64_t admitted() const { return admitted_.load(); }
   // Waits until no call is in flight or `timeout` passes; true when idle.
   bool WaitIdle(absl::Duration timeout);
   // Cancels idle-checked calls without progress for idle_timeout; returns
@@ -86,6 +88,7 @@ class CallGate {
   void Remove(CallTicket* ticket);
 
   const Options options_;
+  std::atomic<int64_t> admitted_{0};
   std::atomic<bool> draining_{false};
   absl::Mutex mu_;
   std::set<CallTicket*> live_ ABSL_GUARDED_BY(mu_);

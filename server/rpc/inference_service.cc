@@ -50,7 +50,7 @@ void ToProto(const ModelListing& listing, npystream::v1::ListModelsResponse* out
 }
 
 InferenceService::InferenceService(InferenceEngine* engine, TensorStore* store, Transfer* transfer,
-                                   const PutLimits& limits, CallGate* gate, int workers)
+                                   const PutLimits& limits, CallGate* gate, ThreadPool* workers)
     : engine_(engine),
       store_(store),
       transfer_(transfer),
@@ -73,7 +73,7 @@ grpc::ServerUnaryReactor* InferenceService::Reload(grpc::CallbackServerContext* 
   auto ticket = gate_->Admit(context, "Reload");
   if (!ticket.ok()) return FinishUnary(context->DefaultReactor(), nullptr, ticket.status());
   auto* reactor = context->DefaultReactor();
-  workers_.Schedule([this, reactor, response, t = ticket->release()] {
+  workers_->Schedule([this, reactor, response, t = ticket->release()] {
     ToProto(engine_->Reload(), response);
     FinishUnary(reactor, std::unique_ptr<CallTicket>(t), absl::OkStatus());
   });
@@ -87,7 +87,7 @@ grpc::ServerUnaryReactor* InferenceService::Infer(grpc::CallbackServerContext* c
   if (!ticket.ok()) return FinishUnary(context->DefaultReactor(), nullptr, ticket.status());
   (*ticket)->set_handle(request->model());
   auto* reactor = context->DefaultReactor();
-  workers_.Schedule([this, context, reactor, request, response, t = ticket->release()] {
+  workers_->Schedule([this, context, reactor, request, response, t = ticket->release()] {
     std::unique_ptr<CallTicket> ticket(t);
     absl::Status status =
         context->IsCancelled()

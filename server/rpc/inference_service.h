@@ -18,11 +18,12 @@ using InferenceBase = npystream::v1::Inference::WithCallbackMethod_ListModels<
             npystream::v1::Inference::WithCallbackMethod_Reload<
                 npystream::v1::Inference::Service>>>>;
 
-// Thread-safe. Borrowed pointers must outlive the service.
+// Thread-safe. Borrowed pointers must outlive the service; `workers` runs
+// the calls that block on a model.
 class InferenceService final : public InferenceBase {
  public:
   InferenceService(InferenceEngine* engine, TensorStore* store, Transfer* transfer,
-                   const PutLimits& limits, CallGate* gate, int workers);
+                   const PutLimits& limits, CallGate* gate, ThreadPool* workers);
 
   grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context,
                                        const npystream::v1::ListModelsRequest* request,
@@ -46,7 +47,7 @@ class InferenceService final : public InferenceBase {
   Transfer* const transfer_;
   const PutLimits limits_;
   CallGate* const gate_;
-  ThreadPool workers_;
+  ThreadPool* const workers_;  // shared with OipService
 };
 
 // Fills a ListModelsResponse.

@@ -205,7 +205,7 @@ class RefusedStream : public grpc::ServerBidiReactor<ModelInferRequest, ModelStr
 }  // namespace
 
 OipService::OipService(InferenceEngine* engine, TensorStore* store, const PutLimits& limits,
-                       CallGate* gate, int workers)
+                       CallGate* gate, ThreadPool* workers)
     : engine_(engine), store_(store), limits_(limits), gate_(gate), workers_(workers) {}
 
 grpc::ServerUnaryReactor* OipService::ServerLive(grpc::CallbackServerContext* context,
@@ -274,7 +274,7 @@ grpc::ServerUnaryReactor* OipService::ModelInfer(grpc::CallbackServerContext* co
   auto ticket = gate_->Admit(context, "ModelInfer");
   if (!ticket.ok()) return FinishUnary(context->DefaultReactor(), nullptr, ticket.status());
   auto* reactor = context->DefaultReactor();
-  workers_.Schedule([this, context, reactor, request, response, t = ticket->release()] {
+  workers_->Schedule([this, context, reactor, request, response, t = ticket->release()] {
     std::unique_ptr<CallTicket> ticket(t);
     absl::Status status;
     if (context->IsCancelled()) {
@@ -416,7 +416,7 @@ grpc::ServerUnaryReactor* OipService::RepositoryModelLoad(
   auto* reactor = context->DefaultReactor();
   // Loading re-reads the whole repository (the engine's Reload): slow, so
   // off gRPC's threads.
-  workers_.Schedule([this, reactor, name = request->model_name(), t = ticket->release()] {
+  workers_->Schedule([this, reactor, name = request->model_name(), t = ticket->release()] {
     const ModelListing listing = engine_->Reload();
     absl::Status status;
     if (FindModel(listing, name) == nullptr) {

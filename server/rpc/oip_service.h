@@ -30,7 +30,7 @@ using Base = S::WithCallbackMethod_ServerLive<
 class OipService final : public oip_base::Base {
  public:
   OipService(InferenceEngine* engine, TensorStore* store, const PutLimits& limits, CallGate* gate,
-             int workers);
+             ThreadPool* workers);
 
   grpc::ServerUnaryReactor* ServerLive(grpc::CallbackServerContext* context,
                                        const inference::ServerLiveRequest* request,
@@ -72,14 +72,14 @@ class OipService final : public oip_base::Base {
   TensorStore* store() const { return store_; }
   const PutLimits& limits() const { return limits_; }
   CallGate* gate() const { return gate_; }
-  ThreadPool* workers() { return &workers_; }
+  ThreadPool* workers() { return workers_; }
 
  private:
   InferenceEngine* const engine_;
   TensorStore* const store_;
   const PutLimits limits_;
   CallGate* const gate_;
-  ThreadPool workers_;
+  ThreadPool* const workers_;  // shared with InferenceService
 };
 
 }  // namespace npystream::rpc

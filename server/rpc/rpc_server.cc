@@ -40,12 +40,15 @@ absl::StatusOr<std::unique_ptr<RpcServer>> RpcServer::Start(const Options& optio
       &server->port_);
   builder.RegisterService(server->tensors_.get());
   if (options.engine != nullptr) {
-    server->inference_ =
-        std::make_unique<InferenceService>(options.engine, options.store, options.transfer,
-                                           options.put_limits, server->gate_.get(), kInferWorkers);
+    // One pool for every call that blocks on a model (npystream Infer and
+    // the Open Inference Protocol's).
+    server->infer_workers_ = std::make_unique<ThreadPool>(kInferWorkers);
+    server->inference_ = std::make_unique<InferenceService>(
+        options.engine, options.store, options.transfer, options.put_limits, server->gate_.get(),
+        server->infer_workers_.get());
     builder.RegisterService(server->inference_.get());
     server->oip_ = std::make_unique<OipService>(options.engine, options.store, options.put_limits,
-                                                server->gate_.get(), kInferWorkers);
+                                                server->gate_.get(), server->infer_workers_.get());
     builder.RegisterService(server->oip_.get());
   }
   wire::ApplyStreamingServerArguments(&builder);

@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
+#include "server/common/thread_pool.h"
 #include "server/engine/inference_engine.h"
 #include "server/rpc/call_gate.h"
 #include "server/rpc/put_reactor.h"
@@ -52,6 +53,7 @@ class RpcServer {
   void StartDrain();
   bool WaitIdle(absl::Duration timeout) { return gate_->WaitIdle(timeout); }
   int64_t in_flight() { return gate_->in_flight(); }
+  int64_t admitted() const { return gate_->admitted(); }
   // Cancels Put/Fetch streams idle for longer than Options::idle_timeout;
   // returns how many. The owner calls it periodically. Thread-safe.
   int CancelIdle() { return gate_->CancelIdle(); }
@@ -65,6 +67,9 @@ class RpcServer {
   std::unique_ptr<TensorsService> tensors_;
   std::unique_ptr<InferenceService> inference_;
   std::unique_ptr<OipService> oip_;  // the Open Inference Protocol, beside inference_
+  // Calls that block on a model, for both services. Declared after them so
+  // it drains (running what is queued) while they still exist.
+  std::unique_ptr<ThreadPool> infer_workers_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   std::string target_;
