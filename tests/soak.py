@@ -56,11 +56,13 @@ def worker(daemon, seed, deadline, counts, errors, lock):
         while time.monotonic() < deadline:
             op = rng.choice(["put", "put", "fetch", "fetch", "stat", "release", "infer",
                              "subscribe"])
+            if op == "put" and len(mine) >= 24:  # each client keeps at most 24 tensors
+                op = "release"
             try:
                 if op == "put":
                     n = rng.choice([16, 1024, 64 * 1024, 256 * 1024])
                     a = np.arange(n, dtype=np.float32) * rng.random()
-                    info = c.put(a, ttl=30)
+                    info = c.put(a)
                     mine.append((info.handle, a))
                 elif op == "fetch" and mine:
                     handle, a = rng.choice(mine)
@@ -107,7 +109,7 @@ def run(seconds, clients, build=None):
         os.environ["NPYSTREAM_BUILD"] = build
     models = os.path.join(os.environ.get("NPYSTREAM_BUILD", os.path.join(ROOT, "build")),
                           "models")
-    d = Daemon("--model-repository", models, "--store-budget", "2GiB")
+    d = Daemon("--model-repository", models, "--store-budget", "4GiB")
     try:
         # Warm up every path with the same concurrency for 2 s (gRPC's
         # executor grows to its bounded size, 2 threads a core, and keeps
