@@ -26,6 +26,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <iostream>
 #include <mutex>
 #include <thread>
@@ -363,6 +364,35 @@ int StatLatency(const std::string& target, const std::string& handle, int repeat
   return 0;
 }
 
+// `clients` threads each calling `call(client)` back to back for `seconds`;
+// prints one JSON line: requests a second, errors and latency stats.
+int RunLoad(const char* name, int clients, double seconds,
+            const std::function<bool(int client)>& call) {
+  std::vector<std::vector<double>> latencies(clients);
+  std::atomic<int> errors{0};
+  std::vector<std::thread> threads;
+  const auto start = Clock::now();
+  const auto end =
+      start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  for (int i = 0; i < clients; ++i) {
+    threads.emplace_back([&, i] {
+      while (Clock::now() < end) {
+        const auto t0 = Clock::now();
+        if (!call(i)) ++errors;
+        latencies[i].push_back(Seconds(t0, Clock::now()));
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  const double elapsed = Seconds(start, Clock::now());
+  std::vector<double> all;
+  for (const auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
+  std::cout << "{\"case\": \"" << name << "\", \"clients\": " << clients
+            << ", \"rps\": " << all.size() / elapsed << ", \"errors\": " << errors.load() << ", "
+            << Stats(all) << "}" << std::endl;
+  return errors.load() == 0 ? 0 : 1;
+}
+
 int InferLoad(const std::string& target, const std::string& model, const std::string& npy_path,
               int clients, double seconds) {
   auto npy = npystream::ReadFileToString(npy_path);
@@ -375,38 +405,17 @@ int InferLoad(const std::string& target, const std::string& model, const std::st
   request.add_inputs()->set_npy(*npy);
   request.set_inline_max_bytes(1 << 20);
   std::vector<std::unique_ptr<npystream::v1::Inference::Stub>> stubs;
+  auto call = [&](int i) {
+    npystream::v1::InferResponse response;
+    grpc::ClientContext context;
+    return stubs[i]->Infer(&context, request, &response).ok();
+  };
   for (int i = 0; i < clients; ++i) {
     stubs.push_back(npystream::v1::Inference::NewStub(grpc::CreateCustomChannel(
         target, grpc::InsecureChannelCredentials(), npystream::wire::StreamingChannelArguments())));
-    npystream::v1::InferResponse warm;
-    grpc::ClientContext context;
-    if (!stubs.back()->Infer(&context, request, &warm).ok()) return 1;
+    if (!call(i)) return 1;  // warm: the channel is connected before the clock starts
   }
-  std::vector<std::vector<double>> latencies(clients);
-  std::atomic<int> errors{0};
-  std::vector<std::thread> threads;
-  const auto start = Clock::now();
-  const auto end =
-      start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
-  for (int i = 0; i < clients; ++i) {
-    threads.emplace_back([&, i] {
-      while (Clock::now() < end) {
-        npystream::v1::InferResponse response;
-        grpc::ClientContext context;
-        const auto t0 = Clock::now();
-        if (!stubs[i]->Infer(&context, request, &response).ok()) ++errors;
-        latencies[i].push_back(Seconds(t0, Clock::now()));
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  const double elapsed = Seconds(start, Clock::now());
-  std::vector<double> all;
-  for (const auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
-  std::cout << "{\"case\": \"infer-load\", \"clients\": " << clients
-            << ", \"rps\": " << all.size() / elapsed << ", \"errors\": " << errors.load() << ", "
-            << Stats(all) << "}" << std::endl;
-  return errors.load() == 0 ? 0 : 1;
+  return RunLoad("infer-load", clients, seconds, call);
 }
 
 // The same load through the Open Inference Protocol's ModelInfer (what
@@ -427,44 +436,21 @@ int OipLoad(const std::string& target, const std::string& model, const std::stri
     input->add_shape(std::stoll(std::string(d)));
   request.add_raw_input_contents(*raw);
   std::vector<std::unique_ptr<inference::GRPCInferenceService::Stub>> stubs;
+  auto call = [&](int i) {
+    inference::ModelInferResponse response;
+    grpc::ClientContext context;
+    return stubs[i]->ModelInfer(&context, request, &response).ok() &&
+           response.raw_output_contents_size() == 1;
+  };
   for (int i = 0; i < clients; ++i) {
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(INT32_MAX);  // as tritonclient sets it
     args.SetMaxSendMessageSize(INT32_MAX);
     stubs.push_back(inference::GRPCInferenceService::NewStub(
         grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args)));
-    inference::ModelInferResponse warm;
-    grpc::ClientContext context;
-    if (!stubs.back()->ModelInfer(&context, request, &warm).ok()) return 1;
+    if (!call(i)) return 1;
   }
-  std::vector<std::vector<double>> latencies(clients);
-  std::atomic<int> errors{0};
-  std::vector<std::thread> threads;
-  const auto start = Clock::now();
-  const auto end =
-      start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
-  for (int i = 0; i < clients; ++i) {
-    threads.emplace_back([&, i] {
-      while (Clock::now() < end) {
-        inference::ModelInferResponse response;
-        grpc::ClientContext context;
-        const auto t0 = Clock::now();
-        if (!stubs[i]->ModelInfer(&context, request, &response).ok() ||
-            response.raw_output_contents_size() != 1) {
-          ++errors;
-        }
-        latencies[i].push_back(Seconds(t0, Clock::now()));
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  const double elapsed = Seconds(start, Clock::now());
-  std::vector<double> all;
-  for (const auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
-  std::cout << "{\"case\": \"oip-load\", \"clients\": " << clients
-            << ", \"rps\": " << all.size() / elapsed << ", \"errors\": " << errors.load() << ", "
-            << Stats(all) << "}" << std::endl;
-  return errors.load() == 0 ? 0 : 1;
+  return RunLoad("oip-load", clients, seconds, call);
 }
 
 #ifdef NPYSTREAM_WITH_CUDA

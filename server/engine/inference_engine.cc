@@ -108,25 +108,32 @@ ModelListing InferenceEngine::Reload() {
   return ListModels();
 }
 
+ModelSummary InferenceEngine::SummaryOf(const std::string& name, const Model& m) {
+  ModelSummary s;
+  s.name = name;
+  s.device = m.device();
+  s.inputs = m.config().inputs;
+  if (s.inputs.empty()) {
+    for (const std::string& in : m.input_names()) s.inputs.push_back(InputSpec{in, {}, {}});
+  }
+  s.outputs = m.output_names();
+  s.layers = m.layers();
+  s.max_batch = m.config().max_batch;
+  s.instances = m.config().instances;
+  return s;
+}
+
 ModelListing InferenceEngine::ListModels() {
   ModelListing listing;
   absl::MutexLock lock(&mu_);
-  for (const auto& [name, m] : models_) {
-    ModelSummary s;
-    s.name = name;
-    s.device = m->device();
-    s.inputs = m->config().inputs;
-    if (s.inputs.empty()) {
-      for (const std::string& in : m->input_names()) s.inputs.push_back(InputSpec{in, {}, {}});
-    }
-    s.outputs = m->output_names();
-    s.layers = m->layers();
-    s.max_batch = m->config().max_batch;
-    s.instances = m->config().instances;
-    listing.models.push_back(std::move(s));
-  }
+  for (const auto& [name, m] : models_) listing.models.push_back(SummaryOf(name, *m));
   listing.errors = errors_;
   return listing;
+}
+
+absl::StatusOr<ModelSummary> InferenceEngine::Describe(const std::string& model) {
+  ASSIGN_OR_RETURN(std::shared_ptr<Model> m, Find(model));
+  return SummaryOf(model, *m);
 }
 
 absl::StatusOr<std::shared_ptr<Model>> InferenceEngine::Find(const std::string& name) {

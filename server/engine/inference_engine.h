@@ -98,6 +98,8 @@ class InferenceEngine {
   ~InferenceEngine();
 
   ModelListing ListModels();
+  // One model's summary; NOT_FOUND as Infer words it (naming a load error).
+  absl::StatusOr<ModelSummary> Describe(const std::string& model);
   // NOT_FOUND for a model that is not loaded.
   absl::StatusOr<ModelStats> Stats(const std::string& model);
   // Stops serving `model` until the next Reload. Calls in flight finish.
@@ -119,6 +121,7 @@ class InferenceEngine {
  private:
   explicit InferenceEngine(const Options& options);
   absl::StatusOr<std::shared_ptr<Model>> Find(const std::string& name);
+  static ModelSummary SummaryOf(const std::string& name, const Model& model);
   absl::StatusOr<InferResult> RunInfer(const InferCall& call);
   absl::StatusOr<std::shared_ptr<const StoredTensor>> Store(const std::string& name,
                                                             const at::Tensor& t, uint32_t ttl,

@@ -335,15 +335,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   }
 
   absl::StatusOr<nlohmann::json> RunInfer(InferenceEngine* engine, InferCall* call) {
-    const ModelListing listing = engine->ListModels();
-    const auto model = std::find_if(listing.models.begin(), listing.models.end(),
-                                    [&](const ModelSummary& m) { return m.name == call->model; });
-    if (model == listing.models.end()) {
-      return absl::NotFoundError(absl::StrCat("no model '", call->model, "'"));
-    }
-    if (model->inputs.size() != 1) {
+    ASSIGN_OR_RETURN(const ModelSummary model, engine->Describe(call->model));
+    if (model.inputs.size() != 1) {
       return absl::InvalidArgumentError(
-          absl::StrCat("model '", call->model, "' takes ", model->inputs.size(),
+          absl::StrCat("model '", call->model, "' takes ", model.inputs.size(),
                        " inputs; POST .../infer sends one .npy (use gRPC Infer)"));
     }
     absl::StatusOr<std::shared_ptr<const StoredTensor>> input =
@@ -351,7 +346,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     if (!input.ok()) {
       return absl::Status(input.status().code(), absl::StrCat("body: ", input.status().message()));
     }
-    call->inputs.push_back({model->inputs[0].name, std::move(*input)});
+    call->inputs.push_back({model.inputs[0].name, std::move(*input)});
     absl::StatusOr<InferResult> result = engine->Infer(*call);
     call->inputs.clear();  // the input's memory goes back now, not with the reply
     if (!result.ok()) return result.status();
@@ -363,15 +358,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     if (server_->options.engine == nullptr) {
       return absl::NotFoundError("this daemon serves no models");
     }
-    for (ModelSummary& m : server_->options.engine->ListModels().models) {
-      if (m.name != route.model) continue;
-      if (!route.version.empty() && route.version != "1") {
-        return absl::NotFoundError(absl::StrCat("model '", route.model, "' has no version '",
-                                                route.version, "' (it serves version 1)"));
-      }
-      return std::move(m);
-    }
-    return absl::NotFoundError(absl::StrCat("no model named '", route.model, "'"));
+    return oip::FindServedModel(server_->options.engine, route.model, route.version);
   }
 
   // POST /v2/models/{m}/infer: JSON, or JSON then binary data

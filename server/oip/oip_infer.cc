@@ -184,20 +184,21 @@ absl::StatusOr<std::vector<std::string>> CaptureParameter(const ParamMap& params
 
 }  // namespace
 
+absl::StatusOr<ModelSummary> FindServedModel(InferenceEngine* engine, const std::string& name,
+                                             const std::string& version) {
+  ASSIGN_OR_RETURN(ModelSummary model, engine->Describe(name));
+  if (!version.empty() && version != "1") {
+    return absl::NotFoundError(
+        absl::StrCat("model '", name, "' has no version '", version, "' (it serves version 1)"));
+  }
+  return model;
+}
+
 absl::StatusOr<InferOutcome> RunModelInfer(InferenceEngine* engine, TensorStore* store,
                                            const ModelInferRequest& request, size_t raw_count,
                                            const RawInputs& raw, const InferOptions& options) {
-  const ModelListing listing = engine->ListModels();
-  const auto model =
-      std::find_if(listing.models.begin(), listing.models.end(),
-                   [&](const ModelSummary& m) { return m.name == request.model_name(); });
-  if (model == listing.models.end()) {
-    return absl::NotFoundError(absl::StrCat("no model named '", request.model_name(), "'"));
-  }
-  if (!request.model_version().empty() && request.model_version() != "1") {
-    return absl::NotFoundError(absl::StrCat("model '", request.model_name(), "' has no version '",
-                                            request.model_version(), "' (it serves version 1)"));
-  }
+  ASSIGN_OR_RETURN(const ModelSummary model,
+                   FindServedModel(engine, request.model_name(), request.model_version()));
   const bool use_raw = raw_count > 0;
   if (use_raw && raw_count != static_cast<size_t>(request.inputs_size())) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -225,7 +226,7 @@ absl::StatusOr<InferOutcome> RunModelInfer(InferenceEngine* engine, TensorStore*
           absl::StrCat("input '", in.name(), "': give contents or raw_input_contents, not both"));
     }
     absl::StatusOr<std::shared_ptr<const StoredTensor>> tensor =
-        StoreInput(store, request, static_cast<size_t>(i), use_raw, raw, *model, options.limits);
+        StoreInput(store, request, static_cast<size_t>(i), use_raw, raw, model, options.limits);
     if (!tensor.ok()) {
       const std::string prefix = absl::StrCat("input '", in.name(), "'");
       if (absl::StartsWith(tensor.status().message(), prefix) ||

@@ -42,6 +42,11 @@ struct InferOptions {
   uint64_t max_inline_output_bytes = kMaxInlineOutputBytes;
 };
 
+// The model a protocol call names (one version, "1"; empty means it):
+// NOT_FOUND, in the engine's words, for an unknown model or another version.
+absl::StatusOr<ModelSummary> FindServedModel(InferenceEngine* engine, const std::string& name,
+                                             const std::string& version);
+
 // `request` carries no raw_input_contents; `raw_count` says how many it had
 // and `raw` reads them. NOT_FOUND for an unknown model or version;
 // INVALID_ARGUMENT naming the input, output or parameter at fault;

@@ -32,16 +32,6 @@ const ModelSummary* FindModel(const ModelListing& listing, const std::string& na
   return nullptr;
 }
 
-absl::Status NoModel(const std::string& name) {
-  return absl::NotFoundError(absl::StrCat("no model named '", name, "'"));
-}
-
-absl::Status CheckVersion(const std::string& model, const std::string& version) {
-  if (version.empty() || version == "1") return absl::OkStatus();
-  return absl::NotFoundError(
-      absl::StrCat("model '", model, "' has no version '", version, "' (it serves version 1)"));
-}
-
 oip::InferOptions InferOptionsFor(grpc::CallbackServerContext* context, const PutLimits& limits) {
   oip::InferOptions options;
   options.limits = limits;
@@ -227,9 +217,7 @@ grpc::ServerUnaryReactor* OipService::ModelReady(grpc::CallbackServerContext* co
                                                  inference::ModelReadyResponse* response) {
   auto ticket = gate_->Admit(context, "ModelReady");
   if (!ticket.ok()) return FinishUnary(context->DefaultReactor(), nullptr, ticket.status());
-  const ModelListing listing = engine_->ListModels();
-  response->set_ready(FindModel(listing, request->name()) != nullptr &&
-                      CheckVersion(request->name(), request->version()).ok());
+  response->set_ready(oip::FindServedModel(engine_, request->name(), request->version()).ok());
   return FinishUnary(context->DefaultReactor(), std::move(*ticket), absl::OkStatus());
 }
 
@@ -249,11 +237,9 @@ grpc::ServerUnaryReactor* OipService::ModelMetadata(grpc::CallbackServerContext*
                                                     inference::ModelMetadataResponse* response) {
   auto ticket = gate_->Admit(context, "ModelMetadata");
   if (!ticket.ok()) return FinishUnary(context->DefaultReactor(), nullptr, ticket.status());
-  const ModelListing listing = engine_->ListModels();
-  const ModelSummary* m = FindModel(listing, request->name());
-  absl::Status status =
-      m == nullptr ? NoModel(request->name()) : CheckVersion(request->name(), request->version());
-  if (status.ok()) {
+  const absl::StatusOr<ModelSummary> m =
+      oip::FindServedModel(engine_, request->name(), request->version());
+  if (m.ok()) {
     response->set_name(m->name);
     response->add_versions("1");
     response->set_platform(kPlatform);
@@ -265,7 +251,7 @@ grpc::ServerUnaryReactor* OipService::ModelMetadata(grpc::CallbackServerContext*
     }
     for (const std::string& out : m->outputs) response->add_outputs()->set_name(out);
   }
-  return FinishUnary(context->DefaultReactor(), std::move(*ticket), status);
+  return FinishUnary(context->DefaultReactor(), std::move(*ticket), m.status());
 }
 
 grpc::ServerUnaryReactor* OipService::ModelInfer(grpc::CallbackServerContext* context,
@@ -317,11 +303,9 @@ grpc::ServerUnaryReactor* OipService::ModelConfig(grpc::CallbackServerContext* c
                                                   inference::ModelConfigResponse* response) {
   auto ticket = gate_->Admit(context, "ModelConfig");
   if (!ticket.ok()) return FinishUnary(context->DefaultReactor(), nullptr, ticket.status());
-  const ModelListing listing = engine_->ListModels();
-  const ModelSummary* m = FindModel(listing, request->name());
-  absl::Status status =
-      m == nullptr ? NoModel(request->name()) : CheckVersion(request->name(), request->version());
-  if (status.ok()) {
+  const absl::StatusOr<ModelSummary> m =
+      oip::FindServedModel(engine_, request->name(), request->version());
+  if (m.ok()) {
     inference::ModelConfig* c = response->mutable_config();
     c->set_name(m->name);
     c->set_platform(kPlatform);
@@ -346,7 +330,7 @@ grpc::ServerUnaryReactor* OipService::ModelConfig(grpc::CallbackServerContext* c
       group->set_kind(inference::ModelInstanceGroup::KIND_CPU);
     }
   }
-  return FinishUnary(context->DefaultReactor(), std::move(*ticket), status);
+  return FinishUnary(context->DefaultReactor(), std::move(*ticket), m.status());
 }
 
 grpc::ServerUnaryReactor* OipService::ModelStatistics(
@@ -360,8 +344,10 @@ grpc::ServerUnaryReactor* OipService::ModelStatistics(
   } else {
     names.push_back(request->name());
   }
-  absl::Status status = request->name().empty() ? absl::OkStatus()
-                                                : CheckVersion(request->name(), request->version());
+  absl::Status status =
+      request->name().empty()
+          ? absl::OkStatus()
+          : oip::FindServedModel(engine_, request->name(), request->version()).status();
   for (const std::string& name : names) {
     if (!status.ok()) break;
     absl::StatusOr<ModelStats> stats = engine_->Stats(name);
@@ -420,7 +406,7 @@ grpc::ServerUnaryReactor* OipService::RepositoryModelLoad(
     const ModelListing listing = engine_->Reload();
     absl::Status status;
     if (FindModel(listing, name) == nullptr) {
-      status = NoModel(name);
+      status = absl::NotFoundError(absl::StrCat("no model named '", name, "'"));
       for (const auto& [failed, why] : listing.errors) {
         if (failed == name) {
           status =
