@@ -1,6 +1,8 @@
 """Fixtures: a real npystreamd on a free loopback port, and clients for it."""
 import json
 import os
+import urllib.error
+import urllib.request
 import re
 import subprocess
 import sys
@@ -76,6 +78,40 @@ class Daemon:
                 self.proc.wait()
         self._reader.join(10)  # the log up to the last line the daemon wrote
         return self.proc.returncode
+
+
+def http(daemon, path, headers=None, context=None, scheme="http", data=None, method=None,
+         token=None, timeout=60):
+    """One request to `daemon`'s admin port: (status, headers, body), error
+    statuses included. `token` adds a bearer header unless one is given."""
+    h = dict(headers or {})
+    if token is not None:
+        h.setdefault("Authorization", f"Bearer {token}")
+    req = urllib.request.Request(f"{scheme}://{daemon.http}{path}", data=data, headers=h,
+                                 method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+def metrics(daemon):
+    """{sample with labels: value} from /metrics."""
+    status, _, body = http(daemon, "/metrics")
+    assert status == 200
+    out = {}
+    for line in body.decode().splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        key, value = line.rsplit(" ", 1)
+        out[key] = float(value)
+    return out
+
+
+def metric_sum(daemon, name):
+    """The sum of every sample of metric `name`, whatever its labels."""
+    return sum(v for k, v in metrics(daemon).items() if k == name or k.startswith(name + "{"))
 
 
 def assert_json_log(lines):

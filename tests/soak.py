@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.join(ROOT, "client", "python"))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 import npystream  # noqa: E402
-from conftest import Daemon  # noqa: E402
+from conftest import Daemon, metric_sum  # noqa: E402
 
 
 def proc_stats(pid):
@@ -40,13 +40,6 @@ def proc_stats(pid):
     return {"rss_bytes": int(fields["VmRSS"].split()[0]) * 1024,
             "threads": int(fields["Threads"]), "thread_names": dict(names),
             "fds": len(os.listdir(f"/proc/{pid}/fd"))}
-
-
-def metric(http, name):
-    import urllib.request
-    text = urllib.request.urlopen(f"http://{http}/metrics", timeout=10).read().decode()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(name) and line[len(name)] in " {")
 
 
 def worker(daemon, seed, deadline, counts, errors, lock):
@@ -159,8 +152,8 @@ def run(seconds, clients, build=None):
             "requests": sum(counts.values()), "by_op": dict(counts),
             "errors": dict(errors), "before": before, "peak_rss_bytes": peak["rss_bytes"],
             "after": after, "listed_after": len(listed),
-            "store_bytes_after": metric(d.http, "npystream_store_bytes"),
-            "store_tensors_after": metric(d.http, "npystream_store_tensors"),
+            "store_bytes_after": metric_sum(d, "npystream_store_bytes"),
+            "store_tensors_after": metric_sum(d, "npystream_store_tensors"),
         }
         result["alive"] = d.alive()
         return result

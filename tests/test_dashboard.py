@@ -13,15 +13,13 @@ import statistics
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 
 import numpy as np
 import pytest
 import torch
 import websocket
 
-from conftest import BUILD, ROOT, Daemon
+from conftest import BUILD, ROOT, Daemon, http, metric_sum
 
 TOKEN = "dashboard-token"
 MODELS = os.path.join(BUILD, "models")
@@ -65,16 +63,7 @@ def npy_bytes(a):
 
 
 def request(served, path, data=None, headers=None, method=None, token=TOKEN):
-    h = dict(headers or {})
-    if token is not None:
-        h["Authorization"] = f"Bearer {token}"
-    req = urllib.request.Request(f"http://{served.http}{path}", data=data, headers=h,
-                                 method=method)
-    try:
-        with urllib.request.urlopen(req, timeout=30) as res:
-            return res.status, dict(res.headers), res.read()
-    except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), e.read()
+    return http(served, path, headers=headers, data=data, method=method, token=token)
 
 
 def ws_url(served, model, query):
@@ -289,15 +278,6 @@ def test_stream_is_thinned_by_max_hz_and_every(served, c):
     assert len(got["every"]) >= 3 and (diffs >= 5).all(), got["every"]
 
 
-def metric(served, name):
-    _, _, text = request(served, "/metrics")
-    total = 0.0
-    for line in text.decode().splitlines():
-        if line.startswith(name) and line[len(name)] in " {":
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
 def test_stalled_browser_never_slows_infer(served, c):
     x = digits(16)
 
@@ -335,9 +315,9 @@ def test_stalled_browser_never_slows_infer(served, c):
     stalled = open_ws(served, query="layers=conv1,conv2&max_hz=0",
                       sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
     wait_subscribed(served)
-    dropped_before = metric(served, "npystream_subscribe_dropped_total")
+    dropped_before = metric_sum(served, "npystream_subscribe_dropped_total")
     with_stall = p50()
-    dropped = metric(served, "npystream_subscribe_dropped_total") - dropped_before
+    dropped = metric_sum(served, "npystream_subscribe_dropped_total") - dropped_before
     stalled.close()
     print(f"infer p50 {keeping_up * 1e3:.2f} ms with a reader keeping up, "
           f"{with_stall * 1e3:.2f} ms with a stalled one; {dropped:.0f} values dropped")

@@ -11,7 +11,7 @@ import pytest
 
 import npystream
 from npystream.v1 import tensors_pb2 as pb
-from test_operations import metrics
+from conftest import metrics
 
 MIB = 1 << 20
 

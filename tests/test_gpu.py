@@ -14,7 +14,7 @@ import pytest
 from conftest import DAEMON, ROOT, Daemon
 from make_test_models import Transpose, write
 from npy_ref import save_bytes
-from test_operations import http, metrics
+from conftest import http, metrics
 
 DTYPES = [np.float32, np.float16, np.float64, np.int8, np.uint8, np.int16, np.int32, np.int64,
           np.bool_, np.complex64]

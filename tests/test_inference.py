@@ -283,7 +283,6 @@ def test_batched_requests_reach_subscribers_one_value_per_request(make_daemon, t
     value per request, numbered by seq), not the merged batch."""
     import io
     import json
-    import urllib.request
 
     import websocket
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -327,9 +326,7 @@ def test_batched_requests_reach_subscribers_one_value_per_request(make_daemon, t
     finally:
         ws.close()
     assert seqs[-1] == n  # one published value per request
-    text = urllib.request.urlopen(f"http://{d.http}/metrics").read().decode()
-    count = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                if line.startswith("npystream_batch_size_count"))
-    rows = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("npystream_batch_size_sum"))
+    from conftest import metric_sum
+    count = metric_sum(d, "npystream_batch_size_count")
+    rows = metric_sum(d, "npystream_batch_size_sum")
     assert rows == n and count < n  # the requests really were merged

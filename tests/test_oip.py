@@ -6,8 +6,6 @@ import importlib
 import os
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 
 import grpc
 import numpy as np
@@ -15,8 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-import npystream
-from conftest import BUILD, ROOT, Daemon
+from conftest import ROOT, Daemon, http, metrics
 from make_test_models import make_repository, write
 
 TOKEN = "oip-token"
@@ -87,9 +84,8 @@ def local(repo):
 def infer_request(pb2, model, arrays, datatypes=None, outputs=(), parameters=None, **kwargs):
     req = pb2.ModelInferRequest(model_name=model, **kwargs)
     for name, a in arrays.items():
-        t = req.inputs.add(name=name, datatype=(datatypes or {}).get(name) or DATATYPES[a.dtype.str],
-                           shape=list(a.shape))
-        del t
+        req.inputs.add(name=name, datatype=(datatypes or {}).get(name) or DATATYPES[a.dtype.str],
+                       shape=list(a.shape))
         req.raw_input_contents.append(np.ascontiguousarray(a).tobytes())
     for o in outputs:
         req.outputs.add(name=o)
@@ -349,10 +345,8 @@ def test_metrics_count_protocol_calls(served, stub, pb):
     pb2 = pb[0]
 
     def count():
-        text = urllib.request.urlopen(f"http://{served.http}/metrics").read().decode()
-        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith("npystream_rpc_requests_total{")
-                   and 'method="ModelInfer"' in line)
+        return sum(v for k, v in metrics(served).items()
+                   if k.startswith("npystream_rpc_requests_total{") and 'method="ModelInfer"' in k)
 
     before = count()
     for _ in range(3):
@@ -363,15 +357,7 @@ def test_metrics_count_protocol_calls(served, stub, pb):
 # ---- the same over REST (admin port), as curl would send it ----
 
 def rest(served, path, body=None, headers=None, token=TOKEN, method=None):
-    h = {"Authorization": f"Bearer {token}"} if token else {}
-    h.update(headers or {})
-    req = urllib.request.Request(f"http://{served.http}{path}", data=body, headers=h,
-                                 method=method)
-    try:
-        with urllib.request.urlopen(req, timeout=60) as res:
-            return res.status, dict(res.headers), res.read()
-    except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), e.read()
+    return http(served, path, headers=headers, data=body, method=method, token=token)
 
 
 def test_rest_health_and_metadata(served):

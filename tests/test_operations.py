@@ -16,34 +16,13 @@ import numpy as np
 import pytest
 
 import npystream
-from conftest import BUILD, assert_json_log
+from conftest import BUILD, assert_json_log, http, metrics
 from make_test_models import Transpose, write
 from npy_ref import save_bytes
 from npystream import _wire
 from npystream.v1 import tensors_pb2 as pb
 
 MODELS = os.path.join(BUILD, "models")
-
-
-def http(daemon, path, headers=None, context=None, scheme="http"):
-    req = urllib.request.Request(f"{scheme}://{daemon.http}{path}", headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=30, context=context) as r:
-            return r.status, dict(r.headers), r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), e.read()
-
-
-def metrics(daemon):
-    status, _, body = http(daemon, "/metrics")
-    assert status == 200
-    out = {}
-    for line in body.decode().splitlines():
-        if line.startswith("#") or not line.strip():
-            continue
-        key, value = line.rsplit(" ", 1)
-        out[key] = float(value)
-    return out
 
 
 def health(target, credentials=None):
