@@ -42,6 +42,19 @@ def proc_stats(pid):
             "fds": len(os.listdir(f"/proc/{pid}/fd"))}
 
 
+def given_back(before, after):
+    """What the daemon has not given back since `before`: [] when RSS is
+    within 10 % (+32 MiB) of it and fds and threads are no more."""
+    unmet = []
+    if after["rss_bytes"] > before["rss_bytes"] * 1.10 + 32 * 2**20:
+        unmet.append(f"RSS {before['rss_bytes']} -> {after['rss_bytes']}")
+    if after["fds"] > before["fds"]:
+        unmet.append(f"fds {before['fds']} -> {after['fds']}")
+    if after["threads"] > before["threads"]:
+        unmet.append(f"threads {before['threads']} -> {after['threads']}")
+    return unmet
+
+
 def worker(daemon, seed, deadline, counts, errors, lock):
     rng = random.Random(seed)
     mine = []
@@ -141,9 +154,7 @@ def run(seconds, clients, build=None):
         while True:
             time.sleep(2)
             after = proc_stats(d.proc.pid)
-            settled = (after["rss_bytes"] <= before["rss_bytes"] * 1.10 + 32 * 2**20
-                       and after["threads"] <= before["threads"] and after["fds"] <= before["fds"])
-            if settled or time.monotonic() > settle_until:
+            if not given_back(before, after) or time.monotonic() > settle_until:
                 break
         with d.client() as c:
             listed = c.list()
@@ -167,11 +178,8 @@ def check(result):
     assert result["alive"], "npystreamd died"
     assert result["requests"] > 0
     assert not result["errors"], f"errors: {result['errors']}"
-    assert after["rss_bytes"] <= before["rss_bytes"] * 1.10 + 32 * 2**20, \
-        f"RSS {before['rss_bytes']} -> {after['rss_bytes']}"
-    assert after["fds"] <= before["fds"], f"fds {before['fds']} -> {after['fds']}"
-    assert after["threads"] <= before["threads"], \
-        f"threads {before['threads']} -> {after['threads']}"
+    unmet = given_back(before, after)
+    assert not unmet, "; ".join(unmet)
     assert result["listed_after"] == 0 and result["store_tensors_after"] == 0
     assert result["store_bytes_after"] == 0
 
