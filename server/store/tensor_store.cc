@@ -3,6 +3,7 @@
 #include <ATen/Context.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/from_blob.h>
 #include <c10/util/Exception.h>
 #include <sys/mman.h>
 
@@ -20,11 +21,15 @@ namespace npystream {
 
 struct StoredTensor::Impl {
   at::Tensor tensor;
+  std::shared_ptr<ShmFile> file;  // the tensor's storage, when it is a shm file
 };
 
 namespace {
 
 constexpr size_t kMaxNameLength = 128;
+constexpr char kNoShm[] =
+    "this daemon has no --shm-dir; same-host Map and Allocate need one (e.g. --shm-dir "
+    "/dev/shm/npystream)";
 
 std::string DeviceName(const at::Tensor& t) {
   if (t.device().is_cpu()) return "cpu";
@@ -62,12 +67,34 @@ StoredTensor::StoredTensor(TensorInfo info, std::unique_ptr<Impl> impl,
 }
 
 StoredTensor::~StoredTensor() {
+  std::shared_ptr<ShmFile> copy;
+  {
+    absl::MutexLock lock(&shm_mu_);
+    copy = std::move(shm_copy_);
+  }
+  if (copy != nullptr) {
+    copy.reset();
+    accounts_->budget.Release("cpu", info_.nbytes);
+  }
   impl_.reset();  // free the memory before returning its budget
   accounts_->budget.Release(info_.device, info_.nbytes);
   accounts_->resident.fetch_sub(1);
 }
 
 const at::Tensor& StoredTensor::tensor() const { return impl_->tensor; }
+
+std::shared_ptr<ShmFile> StoredTensor::shm_file() const {
+  if (impl_->file != nullptr) return impl_->file;
+  absl::MutexLock lock(&shm_mu_);
+  return shm_copy_;
+}
+
+void StoredTensor::UnlinkShm() const {
+  if (impl_->file != nullptr) impl_->file->Unlink();
+  absl::MutexLock lock(&shm_mu_);
+  unlinked_ = true;
+  if (shm_copy_ != nullptr) shm_copy_->Unlink();
+}
 
 TensorWriter::TensorWriter(TensorStore* store, TensorInfo info,
                            std::unique_ptr<StoredTensor::Impl> impl, char* dst)
@@ -119,6 +146,7 @@ absl::StatusOr<std::shared_ptr<const StoredTensor>> TensorWriter::Commit() {
       std::vector<int64_t> dims(info_.meta.shape.size());
       for (size_t i = 0; i < dims.size(); ++i) dims[i] = dims.size() - 1 - i;
       t = t.permute(dims).contiguous();
+      impl_->file.reset();  // the C-order copy is in ordinary memory now
       store_->CountContiguousCopy(info_.device, info_.nbytes);
     }
     info_.meta.fortran_order = false;
@@ -190,10 +218,31 @@ absl::StatusOr<std::unique_ptr<TensorWriter>> TensorStore::BeginPut(const PutSpe
   auto impl = std::make_unique<StoredTensor::Impl>();
   std::vector<int64_t> dims = spec.meta.shape;
   if (spec.meta.fortran_order) std::reverse(dims.begin(), dims.end());
+  const auto tensor_options =
+      at::TensorOptions().dtype(StorageTypeOf(spec.meta.dtype)).device(TorchDeviceOf(info.device));
+  if (info.device == "cpu" && !spec.ephemeral && options_.shm != nullptr) {
+    // The tensor's storage is its .npy file in the shm folder.
+    npy::ArrayMeta c_order = spec.meta;
+    c_order.fortran_order = false;
+    auto file = options_.shm->CreateFile(npy::WriteHeader(c_order), info.nbytes, info.handle);
+    if (!file.ok()) {
+      AbandonPut(info, /*reserved=*/true);
+      return file.status();
+    }
+    impl->file = *file;
+    try {
+      impl->tensor =
+          at::from_blob((*file)->payload(), dims, [keep = *file](void*) {}, tensor_options);
+    } catch (const std::exception& e) {
+      AbandonPut(info, /*reserved=*/true);
+      return TorchError("wrapping the shm file", e);
+    }
+    std::unique_ptr<TensorWriter> writer(
+        new TensorWriter(this, std::move(info), std::move(impl), (*file)->payload()));
+    return writer;
+  }
   try {
-    impl->tensor = at::empty(dims, at::TensorOptions()
-                                       .dtype(StorageTypeOf(spec.meta.dtype))
-                                       .device(TorchDeviceOf(info.device)));
+    impl->tensor = at::empty(dims, tensor_options);
   } catch (const std::exception& e) {
     AbandonPut(info, /*reserved=*/true);
     return absl::ResourceExhaustedError(
@@ -289,24 +338,30 @@ void TensorStore::CountContiguousCopy(const std::string& device, uint64_t bytes)
 absl::StatusOr<std::shared_ptr<const StoredTensor>> TensorStore::Acquire(
     const std::string& handle) {
   std::shared_ptr<const StoredTensor> expired;  // freed after the lock
-  absl::MutexLock lock(&mu_);
-  auto it = tensors_.find(handle);
-  if (it != tensors_.end()) {
-    const int64_t expires = it->second->info().expires_unix_ms;
-    if (expires == 0 || expires > options_.clock->NowUnixMs()) return it->second;
-    expired = std::move(it->second);
-    tensors_.erase(it);
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = tensors_.find(handle);
+    if (it != tensors_.end()) {
+      const int64_t expires = it->second->info().expires_unix_ms;
+      if (expires == 0 || expires > options_.clock->NowUnixMs()) return it->second;
+      expired = std::move(it->second);
+      tensors_.erase(it);
+    }
   }
+  if (expired != nullptr) expired->UnlinkShm();
   return absl::NotFoundError(absl::StrCat("no tensor with handle '", handle, "'"));
 }
 
 std::vector<TensorInfo> TensorStore::List() {
   std::vector<TensorInfo> out;
   Dropped expired;  // freed after the lock
-  absl::MutexLock lock(&mu_);
-  SweepExpiredLocked(options_.clock->NowUnixMs(), &expired);
-  out.reserve(tensors_.size());
-  for (const auto& [handle, t] : tensors_) out.push_back(t->info());
+  {
+    absl::MutexLock lock(&mu_);
+    SweepExpiredLocked(options_.clock->NowUnixMs(), &expired);
+    out.reserve(tensors_.size());
+    for (const auto& [handle, t] : tensors_) out.push_back(t->info());
+  }
+  for (const auto& t : expired) t->UnlinkShm();
   std::stable_sort(out.begin(), out.end(), [](const TensorInfo& a, const TensorInfo& b) {
     return a.created_unix_ms < b.created_unix_ms;
   });
@@ -315,21 +370,121 @@ std::vector<TensorInfo> TensorStore::List() {
 
 absl::Status TensorStore::Release(const std::string& handle) {
   Dropped dropped;  // freed after the lock
-  absl::MutexLock lock(&mu_);
-  SweepExpiredLocked(options_.clock->NowUnixMs(), &dropped);
-  auto it = tensors_.find(handle);
-  if (it == tensors_.end()) {
-    return absl::NotFoundError(absl::StrCat("no tensor with handle '", handle, "'"));
+  bool found = false;
+  {
+    absl::MutexLock lock(&mu_);
+    SweepExpiredLocked(options_.clock->NowUnixMs(), &dropped);
+    auto it = tensors_.find(handle);
+    if (it != tensors_.end()) {
+      found = true;
+      dropped.push_back(std::move(it->second));
+      tensors_.erase(it);
+    }
   }
-  dropped.push_back(std::move(it->second));
-  tensors_.erase(it);
+  // The file's name goes now; mappings clients hold stay valid.
+  for (const auto& t : dropped) t->UnlinkShm();
+  if (!found) return absl::NotFoundError(absl::StrCat("no tensor with handle '", handle, "'"));
   return absl::OkStatus();
 }
 
 int TensorStore::SweepExpired() {
-  Dropped expired;  // freed after the lock: possibly gigabytes
+  // Both freed after the lock: possibly gigabytes; abandoning an allocation
+  // takes the lock itself.
+  std::vector<std::unique_ptr<TensorWriter>> abandoned;
+  Dropped expired;
+  int n = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    const int64_t now = options_.clock->NowUnixMs();
+    n = SweepExpiredLocked(now, &expired);
+    SweepAllocationsLocked(now, &abandoned);
+  }
+  for (const auto& t : expired) t->UnlinkShm();
+  return n;
+}
+
+void TensorStore::SweepAllocationsLocked(int64_t now_ms,
+                                         std::vector<std::unique_ptr<TensorWriter>>* expired) {
+  for (auto it = allocations_.begin(); it != allocations_.end();) {
+    const int64_t expires = it->second.expires_unix_ms;
+    if (expires != 0 && expires <= now_ms) {
+      expired->push_back(std::move(it->second.writer));
+      it = allocations_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+absl::StatusOr<TensorStore::Allocation> TensorStore::Allocate(const PutSpec& spec) {
+  if (options_.shm == nullptr) return absl::FailedPreconditionError(kNoShm);
+  ASSIGN_OR_RETURN(std::string device, options_.devices.Resolve(spec.device));
+  if (device != "cpu") {
+    return absl::FailedPreconditionError(
+        absl::StrCat("Allocate places tensors in host memory, but device '", spec.device,
+                     "' resolves to ", device, "; send it with Put instead"));
+  }
+  PutSpec host = spec;
+  host.device = "cpu";
+  host.ephemeral = false;
+  host.meta.fortran_order = false;
+  ASSIGN_OR_RETURN(std::unique_ptr<TensorWriter> writer, BeginPut(host));
+  Allocation allocation{writer->info_, writer->impl_->file};
+  // The client writes every payload byte itself, through its mapping.
+  RETURN_IF_ERROR(writer->Claim(writer->expected()));
+  const int64_t timeout = options_.allocation_timeout_ms;
   absl::MutexLock lock(&mu_);
-  return SweepExpiredLocked(options_.clock->NowUnixMs(), &expired);
+  PendingAllocation& pending = allocations_[allocation.info.handle];
+  pending.writer = std::move(writer);
+  pending.expires_unix_ms = timeout > 0 ? options_.clock->NowUnixMs() + timeout : 0;
+  return allocation;
+}
+
+absl::StatusOr<std::shared_ptr<const StoredTensor>> TensorStore::CommitAllocation(
+    const std::string& handle) {
+  std::unique_ptr<TensorWriter> writer;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = allocations_.find(handle);
+    if (it == allocations_.end()) {
+      return absl::NotFoundError(
+          absl::StrCat("no allocation with handle '", handle,
+                       "' (never allocated, already committed, or expired after --idle-timeout)"));
+    }
+    writer = std::move(it->second.writer);
+    allocations_.erase(it);
+  }
+  return writer->Commit();
+}
+
+size_t TensorStore::allocations() {
+  absl::MutexLock lock(&mu_);
+  return allocations_.size();
+}
+
+absl::StatusOr<std::shared_ptr<ShmFile>> TensorStore::MapShm(
+    const std::shared_ptr<const StoredTensor>& tensor,
+    const std::function<absl::Status(char* payload)>& fill) {
+  if (options_.shm == nullptr) return absl::FailedPreconditionError(kNoShm);
+  if (tensor->impl_->file != nullptr) return tensor->impl_->file;
+  const TensorInfo& info = tensor->info();
+  absl::MutexLock lock(&tensor->shm_mu_);
+  if (tensor->unlinked_) {
+    return absl::NotFoundError(absl::StrCat("no tensor with handle '", info.handle, "'"));
+  }
+  if (tensor->shm_copy_ != nullptr) return tensor->shm_copy_;
+  RETURN_IF_ERROR(accounts_->budget.Reserve("cpu", info.nbytes));
+  absl::StatusOr<std::shared_ptr<ShmFile>> file =
+      options_.shm->CreateFile(tensor->npy_header(), info.nbytes, info.handle);
+  if (file.ok()) {
+    if (absl::Status s = fill((*file)->payload()); !s.ok()) file = s;
+  }
+  if (!file.ok()) {
+    accounts_->budget.Release("cpu", info.nbytes);
+    return file.status();
+  }
+  tensor->shm_copy_ = *file;
+  return *file;
 }
 
 int TensorStore::SweepExpiredLocked(int64_t now_ms, Dropped* expired) {

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <random>
@@ -18,6 +19,7 @@
 #include "server/npy/dtype.h"
 #include "server/store/budget.h"
 #include "server/store/device_plan.h"
+#include "server/store/shm_dir.h"
 
 namespace at {
 class Tensor;
@@ -64,6 +66,10 @@ class StoredTensor {
   // The tensor itself, contiguous. Unsigned 16/32/64-bit payloads are held in
   // a signed tensor of the same width (LibTorch lacks those types).
   const at::Tensor& tensor() const;
+  // The tensor's .npy file in the shm folder: its own storage (a host Put
+  // or Allocate while --shm-dir is set) or the copy TensorStore::MapShm made;
+  // null when neither exists.
+  std::shared_ptr<ShmFile> shm_file() const;
 
  private:
   friend class TensorStore;
@@ -71,6 +77,8 @@ class StoredTensor {
   struct Impl;
   StoredTensor(TensorInfo info, std::unique_ptr<Impl> impl,
                std::shared_ptr<StoreAccounts> accounts);
+  // Removes the shm file's name (the handle is gone); idempotent.
+  void UnlinkShm() const;
 
   TensorInfo info_;
   std::string npy_header_;
@@ -78,6 +86,10 @@ class StoredTensor {
   const void* data_ = nullptr;
   std::unique_ptr<Impl> impl_;
   std::shared_ptr<StoreAccounts> accounts_;
+  // Held while MapShm makes the copy, so two Maps make one.
+  mutable absl::Mutex shm_mu_;
+  mutable std::shared_ptr<ShmFile> shm_copy_ ABSL_GUARDED_BY(shm_mu_);
+  mutable bool unlinked_ ABSL_GUARDED_BY(shm_mu_) = false;
 };
 
 class TensorStore;
@@ -139,6 +151,10 @@ class TensorStore {
     uint64_t budget_bytes = uint64_t{8} << 30;  // per device
     DevicePlan devices;                         // where ""/"auto" go; a host-only plan by default
     StoreMetrics* metrics = nullptr;            // not owned; may be null
+    // --shm-dir: host tensors stored as .npy files there; null: off.
+    std::shared_ptr<ShmDir> shm;
+    // An Allocate not committed within this long is dropped (0: never).
+    int64_t allocation_timeout_ms = 0;
   };
 
   // What a Put asks for.
@@ -187,6 +203,32 @@ class TensorStore {
   // periodically by the server.
   int SweepExpired();
 
+  // Same-host Put, step 1: a host tensor file in the shm folder, its header
+  // written, its handle reserved (not yet visible). The client writes the
+  // payload at data_offset, then calls CommitAllocation. FAILED_PRECONDITION
+  // without --shm-dir or for a device other than the host; else as BeginPut.
+  struct Allocation {
+    TensorInfo info;
+    std::shared_ptr<ShmFile> file;
+  };
+  absl::StatusOr<Allocation> Allocate(const PutSpec& spec);
+  // Step 2: publishes the allocation under its handle. NOT_FOUND when no
+  // allocation has that handle (never made, committed, or expired).
+  absl::StatusOr<std::shared_ptr<const StoredTensor>> CommitAllocation(const std::string& handle);
+  // Uncommitted allocations.
+  size_t allocations();
+
+  // The tensor's .npy file in the shm folder. A tensor stored elsewhere (a
+  // GPU, an inference output) gets a copy, made once by `fill` (which writes
+  // the payload at the pointer it gets) and counted in the host budget until
+  // the tensor is freed. FAILED_PRECONDITION without --shm-dir;
+  // RESOURCE_EXHAUSTED when the budget or the folder is full. Blocks while
+  // `fill` runs; thread-safe.
+  absl::StatusOr<std::shared_ptr<ShmFile>> MapShm(
+      const std::shared_ptr<const StoredTensor>& tensor,
+      const std::function<absl::Status(char* payload)>& fill);
+  ShmDir* shm() const { return options_.shm.get(); }
+
   const Budget& budget() const { return accounts_->budget; }
   // Tensors with a live handle.
   size_t size();
@@ -207,6 +249,10 @@ class TensorStore {
   // before taking the lock, so it is destroyed after the lock.
   using Dropped = std::vector<std::shared_ptr<const StoredTensor>>;
   int SweepExpiredLocked(int64_t now_ms, Dropped* expired) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Moves allocations past their deadline to `expired` (destroyed by the
+  // caller after the lock: that returns their budget).
+  void SweepAllocationsLocked(int64_t now_ms, std::vector<std::unique_ptr<TensorWriter>>* expired)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::shared_ptr<const StoredTensor>> Publish(
       TensorInfo info, std::unique_ptr<StoredTensor::Impl> impl, bool ephemeral);
   void AbandonPut(const TensorInfo& info, bool reserved);
@@ -217,6 +263,11 @@ class TensorStore {
   absl::Mutex mu_;
   std::map<std::string, std::shared_ptr<const StoredTensor>> tensors_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> pending_ ABSL_GUARDED_BY(mu_);
+  struct PendingAllocation {
+    std::unique_ptr<TensorWriter> writer;
+    int64_t expires_unix_ms = 0;  // 0: never
+  };
+  std::map<std::string, PendingAllocation> allocations_ ABSL_GUARDED_BY(mu_);
   std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
 };
 

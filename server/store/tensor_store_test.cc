@@ -5,6 +5,8 @@
 #include <ATen/ops/from_blob.h>
 
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "absl/synchronization/notification.h"
@@ -262,6 +264,153 @@ TEST(TensorStoreLockTest, ExpiringALargeTensorDoesNotBlockConcurrentCalls) {
   sweeper.join();
   stat.join();
   EXPECT_TRUE(unblocked) << "a Stat waited for a tensor being freed under the store lock";
+}
+
+}  // namespace
+}  // namespace npystream
+
+namespace npystream {
+namespace {
+
+// --shm-dir: host tensors are .npy files in the folder; Release unlinks;
+// Allocate/Commit; Map copies of other tensors.
+class TensorStoreShmTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/dev/shm/npystream_store_test.XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    root_ = tmpl;
+    auto dir = ShmDir::Create({root_, ""});
+    ASSERT_TRUE(dir.ok()) << dir.status();
+    TensorStore::Options options;
+    options.clock = &clock_;
+    options.budget_bytes = 1 << 20;
+    options.shm = *dir;
+    options.allocation_timeout_ms = 5000;
+    store_ = *TensorStore::Create(options);
+  }
+  void TearDown() override {
+    store_.reset();
+    std::filesystem::remove_all(root_);
+  }
+  static std::string ReadAll(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), {});
+  }
+  static TensorStore::PutSpec Spec(std::vector<int64_t> shape, std::string name = "") {
+    TensorStore::PutSpec spec;
+    spec.name = std::move(name);
+    spec.meta.dtype = npy::DType::kInt16;
+    spec.meta.shape = std::move(shape);
+    return spec;
+  }
+
+  FakeClock clock_;
+  std::string root_;
+  std::unique_ptr<TensorStore> store_;
+};
+
+TEST_F(TensorStoreShmTest, HostPutIsItsNpyFileAndReleaseUnlinksIt) {
+  auto writer = store_->BeginPut(Spec({3, 5}, "a"));
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  std::string payload(30, '\0');
+  for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>(i * 7);
+  ASSERT_TRUE((*writer)->Append(payload.data(), payload.size()).ok());
+  auto stored = (*writer)->Commit();
+  ASSERT_TRUE(stored.ok());
+  auto file = (*stored)->shm_file();
+  ASSERT_NE(file, nullptr);
+  EXPECT_EQ((*stored)->host_data(), file->payload());  // the file is the storage
+  EXPECT_EQ(ReadAll(file->path()), (*stored)->npy_header() + payload);
+  EXPECT_EQ(file->data_offset(), (*stored)->npy_header().size());
+  ASSERT_TRUE(store_->Release("a").ok());
+  EXPECT_FALSE(std::filesystem::exists(file->path()));
+  // A pin (a Fetch in flight) still reads the bytes.
+  EXPECT_EQ(std::string((*stored)->host_data(), 30), payload);
+  stored->reset();
+  file.reset();
+  EXPECT_EQ(store_->shm()->bytes(), 0);
+  EXPECT_EQ(store_->budget().used("cpu"), 0u);
+}
+
+TEST_F(TensorStoreShmTest, AllocateThenCommitPublishesWhatTheClientWrote) {
+  auto allocation = store_->Allocate(Spec({4}, "b"));
+  ASSERT_TRUE(allocation.ok()) << allocation.status();
+  EXPECT_EQ(store_->Acquire("b").status().code(), absl::StatusCode::kNotFound);  // not yet
+  EXPECT_EQ(store_->Allocate(Spec({4}, "b")).status().code(), absl::StatusCode::kAlreadyExists);
+  std::memcpy(allocation->file->payload(), "abcdefgh", 8);
+  auto committed = store_->CommitAllocation("b");
+  ASSERT_TRUE(committed.ok()) << committed.status();
+  EXPECT_EQ(std::string((*committed)->host_data(), 8), "abcdefgh");
+  EXPECT_EQ(store_->CommitAllocation("b").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(store_->Acquire("b").ok());
+}
+
+TEST_F(TensorStoreShmTest, UncommittedAllocationExpiresAndReturnsItsBudget) {
+  auto allocation = store_->Allocate(Spec({1000}));
+  ASSERT_TRUE(allocation.ok());
+  const std::string path = allocation->file->path();
+  const std::string handle = allocation->info.handle;
+  allocation->file.reset();
+  EXPECT_EQ(store_->budget().used("cpu"), 2000u);
+  clock_.AdvanceMs(4999);
+  store_->SweepExpired();
+  EXPECT_EQ(store_->allocations(), 1u);
+  clock_.AdvanceMs(1);
+  store_->SweepExpired();
+  EXPECT_EQ(store_->allocations(), 0u);
+  EXPECT_EQ(store_->budget().used("cpu"), 0u);
+  EXPECT_FALSE(std::filesystem::exists(path));
+  EXPECT_EQ(store_->CommitAllocation(handle).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(TensorStoreShmTest, MapOfAnInsertedTensorCopiesOnceIntoTheBudget) {
+  at::Tensor t = at::arange(6, at::TensorOptions().dtype(c10::ScalarType::Short));
+  auto stored = testing::InsertNamed(store_.get(), t, npy::DType::kInt16, "c");
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ((*stored)->shm_file(), nullptr);
+  int fills = 0;
+  auto fill = [&](char* dst) {
+    ++fills;
+    std::memcpy(dst, (*stored)->host_data(), 12);
+    return absl::OkStatus();
+  };
+  auto file = store_->MapShm(*stored, fill);
+  ASSERT_TRUE(file.ok()) << file.status();
+  EXPECT_EQ(store_->budget().used("cpu"), 24u);  // the tensor and its copy
+  auto again = store_->MapShm(*stored, fill);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->get(), file->get());
+  EXPECT_EQ(fills, 1);
+  EXPECT_EQ(ReadAll((*file)->path()),
+            (*stored)->npy_header() + std::string((*stored)->host_data(), 12));
+  const std::string path = (*file)->path();
+  file->reset();
+  again->reset();
+  stored->reset();
+  ASSERT_TRUE(store_->Release("c").ok());
+  EXPECT_FALSE(std::filesystem::exists(path));
+  EXPECT_EQ(store_->budget().used("cpu"), 0u);
+}
+
+TEST_F(TensorStoreShmTest, ErrorsNameTheirCause) {
+  TensorStore::Options plain;
+  plain.clock = &clock_;
+  auto no_shm = *TensorStore::Create(plain);
+  auto a = no_shm->Allocate(Spec({1}));
+  EXPECT_EQ(a.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(a.status().message().find("--shm-dir"), std::string::npos);
+  auto too_big = store_->Allocate(Spec({1 << 20}));
+  EXPECT_EQ(too_big.status().code(), absl::StatusCode::kResourceExhausted);
+  // Ephemeral host tensors (inline Infer inputs) stay in ordinary memory.
+  auto spec = Spec({2});
+  spec.ephemeral = true;
+  auto writer = store_->BeginPut(spec);
+  ASSERT_TRUE(writer.ok());
+  ASSERT_TRUE((*writer)->Append("abcd", 4).ok());
+  auto eph = (*writer)->Commit();
+  ASSERT_TRUE(eph.ok());
+  EXPECT_EQ((*eph)->shm_file(), nullptr);
 }
 
 }  // namespace
