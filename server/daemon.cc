@@ -5,6 +5,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "base/file_util.h"
 #include "base/process_tuning.h"
 #include "server/common/log.h"
@@ -119,6 +120,16 @@ absl::Status Daemon::Build() {
   }
 
   TensorStore::Options store_options;
+  if (!config_.shm_dir.empty()) {
+    ASSIGN_OR_RETURN(store_options.shm, ShmDir::Create({config_.shm_dir, config_.shm_group}));
+    const ShmDir& shm = *store_options.shm;
+    Log(shm.on_memory() ? LogLevel::kInfo : LogLevel::kWarning, "shm_dir",
+        {{"path", shm.path()},
+         {"tmpfs", shm.on_memory()},
+         {"stale_removed", shm.stale_removed()},
+         {"group", config_.shm_group.empty() ? "(daemon's)" : config_.shm_group}});
+  }
+  store_options.allocation_timeout_ms = int64_t{config_.idle_timeout_seconds} * 1000;
   store_options.clock = env_.clock;
   store_options.metrics = metrics_;
   store_options.budget_bytes = config_.store_budget;
@@ -220,8 +231,10 @@ absl::Status Daemon::Start() {
   const char* tls = tls_cert_pem_.empty() ? "off" : (tls_client_ca_pem_.empty() ? "on" : "mutual");
   Log(LogLevel::kInfo, "listening",
       {{"grpc", rpc_->target()},
+       {"shm", config_.shm_dir.empty() ? "off" : config_.shm_dir},
        {"http", http_address},
        {"tls", tls},
+       {"listeners", absl::StrJoin(rpc_->targets(), ",")},
        {"auth", token_.empty() ? "off" : "token"},
        {"budget", config_.store_budget},
        {"device", config_.device},

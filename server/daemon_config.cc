@@ -1,13 +1,17 @@
 #include "server/daemon_config.h"
 
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "base/file_util.h"
 #include "nlohmann/json.hpp"
 #include "server/common/byte_size.h"
@@ -21,6 +25,9 @@ struct Flag {
   const char* name;
   const char* help;
   std::function<absl::Status(DaemonConfig*, const std::string&)> set;
+  // Given more than once on the command line, the values add up (the
+  // setter gets them comma-joined, as from the environment or a file).
+  bool repeatable = false;
 };
 
 absl::Status SetInt(int* out, const char* name, const std::string& v, int min) {
@@ -42,11 +49,26 @@ absl::Status SetBytes(uint64_t* out, const char* name, const std::string& v) {
 
 const std::vector<Flag>& Flags() {
   static const auto* flags = new std::vector<Flag>{
-      {"listen", "gRPC address host:port (port 0 picks one)",
+      {"listen", "gRPC address host:port (port 0 picks one) or unix:///path; repeatable",
        [](DaemonConfig* c, const std::string& v) {
-         c->listen = v;
+         c->listen.clear();
+         for (absl::string_view a : absl::StrSplit(v, ',', absl::SkipWhitespace())) {
+           const std::string address(absl::StripAsciiWhitespace(a));
+           if (absl::StartsWith(address, "unix:")) {
+             if (!absl::StartsWith(address, "unix:///") && !absl::StartsWith(address, "unix:/")) {
+               return absl::InvalidArgumentError(
+                   absl::StrCat("--listen=", address, ": use unix:///absolute/path"));
+             }
+           } else if (address.rfind(':') == std::string::npos) {
+             return absl::InvalidArgumentError(
+                 absl::StrCat("--listen=", address, ": use host:port or unix:///path"));
+           }
+           c->listen.push_back(address);
+         }
+         if (c->listen.empty()) return absl::InvalidArgumentError("--listen needs an address");
          return absl::OkStatus();
-       }},
+       },
+       /*repeatable=*/true},
       {"store-budget", "bytes of tensors kept per device, e.g. 8GiB",
        [](DaemonConfig* c, const std::string& v) {
          return SetBytes(&c->store_budget, "store-budget", v);
@@ -146,6 +168,20 @@ const std::vector<Flag>& Flags() {
        [](DaemonConfig* c, const std::string& v) {
          return SetInt(&c->torch_interop_threads, "torch-interop-threads", v, 0);
        }},
+      {"shm-dir", "same-host tensor files on tmpfs, e.g. /dev/shm/npystream (empty: off)",
+       [](DaemonConfig* c, const std::string& v) {
+         if (!v.empty() && v[0] != '/') {
+           return absl::InvalidArgumentError(
+               absl::StrCat("--shm-dir=", v, ": use an absolute path"));
+         }
+         c->shm_dir = v;
+         return absl::OkStatus();
+       }},
+      {"shm-group", "group (name or number) that may read the --shm-dir files",
+       [](DaemonConfig* c, const std::string& v) {
+         c->shm_group = v;
+         return absl::OkStatus();
+       }},
       {"config", "JSON file of flag values ({\"store-budget\": \"8GiB\", ...})",
        [](DaemonConfig* c, const std::string& v) {
          c->config_file = v;
@@ -181,7 +217,14 @@ absl::Status ApplyConfigJson(absl::string_view json_text, DaemonConfig* config) 
       if (key == f.name && key != "config") flag = &f;
     }
     if (flag == nullptr) return absl::InvalidArgumentError(absl::StrCat("unknown key '", key, "'"));
-    const std::string text = value.is_string() ? value.get<std::string>() : value.dump();
+    std::string text = value.is_string() ? value.get<std::string>() : value.dump();
+    if (value.is_array() && flag->repeatable) {  // {"listen": ["a", "b"]}
+      std::vector<std::string> items;
+      for (const auto& item : value) {
+        items.push_back(item.is_string() ? item.get<std::string>() : item.dump());
+      }
+      text = absl::StrJoin(items, ",");
+    }
     RETURN_IF_ERROR(flag->set(config, text));
   }
   return absl::OkStatus();
@@ -216,6 +259,7 @@ absl::StatusOr<DaemonConfig> ParseDaemonConfig(
       }
     }
   }
+  std::map<std::string, std::string> repeated;  // values of repeatable flags so far
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
     if (!absl::StartsWith(arg, "--")) {
@@ -240,6 +284,10 @@ absl::StatusOr<DaemonConfig> ParseDaemonConfig(
         return absl::InvalidArgumentError(absl::StrCat("flag --", name, " needs a value"));
       }
       value = args[++i];
+    }
+    if (flag->repeatable) {
+      auto [it, first] = repeated.emplace(name, value);
+      if (!first) value = it->second = absl::StrCat(it->second, ",", value);
     }
     RETURN_IF_ERROR(flag->set(&config, value));
   }

@@ -14,7 +14,8 @@
 namespace npystream {
 
 struct DaemonConfig {
-  std::string listen = "127.0.0.1:50051";
+  // gRPC listeners: host:port or unix:///path (--listen may repeat).
+  std::vector<std::string> listen = {"127.0.0.1:50051"};
   uint64_t store_budget = uint64_t{8} << 30;
   std::string device = "auto";
   std::string model_repository;
@@ -37,6 +38,8 @@ struct DaemonConfig {
   int copy_streams = 4;
   int torch_threads = 0;          // LibTorch intra-op threads (0: half the cores, at least 1)
   int torch_interop_threads = 0;  // LibTorch inter-op threads (0: its default)
+  std::string shm_dir;            // same-host tensor files (tmpfs); empty: off
+  std::string shm_group;          // group of those files; empty: the daemon's
 };
 
 // Parses `args` (argv without the program name): --name=value or --name value.

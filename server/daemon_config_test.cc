@@ -17,10 +17,37 @@ TEST(DaemonConfigTest, FlagsOverrideEnvironmentOverrideDefaults) {
   };
   auto c = ParseDaemonConfig({"--listen", "127.0.0.1:0", "--max-ndim=4"}, getenv);
   ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->listen, "127.0.0.1:0");
+  EXPECT_EQ(c->listen, std::vector<std::string>{"127.0.0.1:0"});
   EXPECT_EQ(c->store_budget, 1ull << 30);
   EXPECT_EQ(c->max_ndim, 4);
   EXPECT_EQ(c->device, "auto");
+}
+
+TEST(DaemonConfigTest, ListenRepeatsAndTakesUnixSockets) {
+  std::map<std::string, std::string> env = {{"NPYSTREAM_LISTEN", "0.0.0.0:1,unix:///run/a.sock"}};
+  auto getenv = [&](const char* k) -> const char* {
+    auto it = env.find(k);
+    return it == env.end() ? nullptr : it->second.c_str();
+  };
+  auto from_env = ParseDaemonConfig({}, getenv);
+  ASSERT_TRUE(from_env.ok()) << from_env.status();
+  EXPECT_EQ(from_env->listen, (std::vector<std::string>{"0.0.0.0:1", "unix:///run/a.sock"}));
+  // Flags replace the environment's list, then add up.
+  auto flags = ParseDaemonConfig(
+      {"--listen", "127.0.0.1:0", "--listen=unix:///tmp/n.sock", "--shm-dir=/dev/shm/n"}, getenv);
+  ASSERT_TRUE(flags.ok()) << flags.status();
+  EXPECT_EQ(flags->listen, (std::vector<std::string>{"127.0.0.1:0", "unix:///tmp/n.sock"}));
+  EXPECT_EQ(flags->shm_dir, "/dev/shm/n");
+  auto none = [](const char*) -> const char* { return nullptr; };
+  EXPECT_NE(ParseDaemonConfig({"--listen=nowhere"}, none).status().message().find("--listen"),
+            std::string::npos);
+  EXPECT_NE(ParseDaemonConfig({"--shm-dir=rel"}, none).status().message().find("--shm-dir"),
+            std::string::npos);
+  const std::string path = ::testing::TempDir() + "/npystream_listen_config.json";
+  std::ofstream(path) << R"({"listen": ["127.0.0.1:5", "unix:///tmp/x.sock"]})";
+  auto file = ParseDaemonConfig({"--config", path}, none);
+  ASSERT_TRUE(file.ok()) << file.status();
+  EXPECT_EQ(file->listen, (std::vector<std::string>{"127.0.0.1:5", "unix:///tmp/x.sock"}));
 }
 
 TEST(DaemonConfigTest, BadInputNamesTheFlag) {
@@ -50,7 +77,7 @@ TEST(DaemonConfigTest, ConfigFileIsOverriddenByEnvAndFlags) {
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->store_budget, 2ull << 30);
   EXPECT_EQ(c->max_ndim, 6);
-  EXPECT_EQ(c->listen, "127.0.0.1:9");
+  EXPECT_EQ(c->listen, std::vector<std::string>{"127.0.0.1:9"});
   EXPECT_EQ(c->log_format, "json");
   {
     std::ofstream out(path);

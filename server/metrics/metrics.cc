@@ -93,6 +93,15 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                         .Help("Tensors with a live handle")
                         .Register(r)
                         .Add({});
+  shm_bytes_ = &BuildGauge()
+                    .Name("npystream_shm_bytes")
+                    .Help("Bytes of tensor files in --shm-dir (stored tensors and Map copies)")
+                    .Register(r)
+                    .Add({});
+  map_requests_ = &BuildCounter()
+                       .Name("npystream_map_requests_total")
+                       .Help("Same-host Map calls, by outcome")
+                       .Register(r);
   staging_free_ = &BuildGauge()
                        .Name("npystream_staging_ring_free_bytes")
                        .Help("Free bytes in the pinned staging ring (0: CPU backend, no ring)")
@@ -127,6 +136,10 @@ void Metrics::CallDone(absl::string_view method, int code, double seconds) {
           {{"method", m}, {"code", absl::StatusCodeToString(static_cast<absl::StatusCode>(code))}})
       .Increment();
   durations_->Add({{"method", m}}, LatencyBuckets()).Observe(seconds);
+  if (m == "Map") {
+    map_requests_->Add({{"code", absl::StatusCodeToString(static_cast<absl::StatusCode>(code))}})
+        .Increment();
+  }
 }
 
 void Metrics::InferDone(const std::string& model, double seconds) {
@@ -155,6 +168,9 @@ void Metrics::SubscribeDropped(const std::string& model, const std::string& laye
 
 std::string Metrics::Scrape() {
   if (store_ != nullptr) store_tensors_->Set(static_cast<double>(store_->size()));
+  if (store_ != nullptr && store_->shm() != nullptr) {
+    shm_bytes_->Set(static_cast<double>(store_->shm()->bytes()));
+  }
   if (staging_source_) staging_free_->Set(static_cast<double>(staging_source_()));
   for (int i = 0; i < gpu_count_; ++i) {
     uint64_t used = 0;

@@ -88,6 +88,8 @@ class Metrics : public rpc::RpcMetrics,
   prometheus::Gauge* fetch_active_;
   prometheus::Gauge* store_tensors_;
   prometheus::Gauge* staging_free_;
+  prometheus::Gauge* shm_bytes_;
+  prometheus::Family<prometheus::Counter>* map_requests_;
 };
 
 }  // namespace npystream

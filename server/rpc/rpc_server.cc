@@ -1,6 +1,8 @@
 #include "server/rpc/rpc_server.h"
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "proto/wire/channel_args.h"
@@ -35,9 +37,16 @@ absl::StatusOr<std::unique_ptr<RpcServer>> RpcServer::Start(const Options& optio
                                                       options.put_limits, server->gate_.get());
 
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(
-      options.listen, options.credentials ? options.credentials : grpc::InsecureServerCredentials(),
-      &server->port_);
+  if (options.listen.empty()) return absl::InvalidArgumentError("RpcServer needs an address");
+  std::vector<int> ports(options.listen.size(), 0);
+  for (size_t i = 0; i < options.listen.size(); ++i) {
+    const bool unix_socket = absl::StartsWith(options.listen[i], "unix:");
+    builder.AddListeningPort(options.listen[i],
+                             options.credentials && !unix_socket
+                                 ? options.credentials
+                                 : grpc::InsecureServerCredentials(),
+                             &ports[i]);
+  }
   builder.RegisterService(server->tensors_.get());
   if (options.engine != nullptr) {
     // One pool for every call that blocks on a model (npystream Infer and
@@ -56,12 +65,28 @@ absl::StatusOr<std::unique_ptr<RpcServer>> RpcServer::Start(const Options& optio
     builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
   }
   server->server_ = builder.BuildAndStart();
-  if (server->server_ == nullptr || server->port_ == 0) {
-    return absl::UnavailableError(absl::StrCat("could not listen for gRPC on ", options.listen));
+  const std::string all = absl::StrJoin(options.listen, ", ");
+  if (server->server_ == nullptr) {
+    return absl::UnavailableError(absl::StrCat("could not listen for gRPC on ", all));
   }
-  std::string host = options.listen.substr(0, options.listen.rfind(':'));
-  if (host.empty() || host == "0.0.0.0" || host == "[::]") host = "127.0.0.1";
-  server->target_ = absl::StrCat(host, ":", server->port_);
+  for (size_t i = 0; i < options.listen.size(); ++i) {
+    const std::string& address = options.listen[i];
+    if (ports[i] == 0) {
+      return absl::UnavailableError(absl::StrCat("could not listen for gRPC on ", address));
+    }
+    if (absl::StartsWith(address, "unix:")) {
+      server->targets_.push_back(address);
+      continue;
+    }
+    std::string host = address.substr(0, address.rfind(':'));
+    if (host.empty() || host == "0.0.0.0" || host == "[::]") host = "127.0.0.1";
+    server->targets_.push_back(absl::StrCat(host, ":", ports[i]));
+    if (server->port_ == 0) {
+      server->port_ = ports[i];
+      server->target_ = server->targets_.back();
+    }
+  }
+  if (server->target_.empty()) server->target_ = server->targets_.front();
   return server;
 }
 

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -28,11 +29,13 @@ class OipService;
 class RpcServer {
  public:
   struct Options {
-    std::string listen = "127.0.0.1:50051";  // port 0 picks a free port
-    TensorStore* store = nullptr;            // not owned
-    InferenceEngine* engine = nullptr;       // not owned; null: no Inference service
-    Transfer* transfer = nullptr;            // not owned
-    RpcMetrics* metrics = nullptr;           // not owned; may be null
+    // host:port (port 0 picks a free port) or unix:///path. Unix sockets are
+    // always plaintext (same host); the token is checked on every listener.
+    std::vector<std::string> listen = {"127.0.0.1:50051"};
+    TensorStore* store = nullptr;       // not owned
+    InferenceEngine* engine = nullptr;  // not owned; null: no Inference service
+    Transfer* transfer = nullptr;       // not owned
+    RpcMetrics* metrics = nullptr;      // not owned; may be null
     PutLimits put_limits;
     std::shared_ptr<grpc::ServerCredentials> credentials;  // null: insecure
     std::string token;                                     // bearer token required when set
@@ -45,9 +48,13 @@ class RpcServer {
   static absl::StatusOr<std::unique_ptr<RpcServer>> Start(const Options& options);
   ~RpcServer();
 
+  // The first TCP listener's port (0 when there is none).
   int port() const { return port_; }
-  // "host:port" a client on this machine can dial.
+  // What a client on this machine dials: the first TCP listener's
+  // "host:port", or the first unix:// address when there is no TCP one.
   const std::string& target() const { return target_; }
+  // Every listener, as dialable targets (ports resolved).
+  const std::vector<std::string>& targets() const { return targets_; }
   // Health goes NOT_SERVING and new calls get UNAVAILABLE; calls in flight
   // continue. Then WaitIdle, then Shutdown.
   void StartDrain();
@@ -73,6 +80,7 @@ class RpcServer {
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   std::string target_;
+  std::vector<std::string> targets_;
   bool shut_down_ = false;
 };
 

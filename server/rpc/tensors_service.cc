@@ -1,12 +1,47 @@
 #include "server/rpc/tensors_service.h"
 
+#include <cstring>
+
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "server/common/status_macros.h"
 #include "server/rpc/fetch_reactor.h"
 #include "server/rpc/grpc_status.h"
 #include "server/rpc/tensor_info_proto.h"
 #include "server/rpc/unary_done.h"
 
 namespace npystream::rpc {
+namespace {
+
+// Writes the tensor's payload at `dst` through the transfer engine (views
+// of host memory; a GPU tensor staged to the host). Blocks.
+absl::Status CopyPayload(Transfer* transfer, const std::shared_ptr<const StoredTensor>& tensor,
+                         char* dst) {
+  const uint64_t n = tensor->info().nbytes;
+  ASSIGN_OR_RETURN(std::unique_ptr<PayloadReader> reader, transfer->OpenReader(tensor));
+  for (uint64_t offset = 0; offset < n;) {
+    absl::Notification done;
+    absl::StatusOr<HostChunk> chunk;
+    reader->Read(offset, n - offset, [&](absl::StatusOr<HostChunk> got) {
+      chunk = std::move(got);
+      done.Notify();
+    });
+    done.WaitForNotification();
+    RETURN_IF_ERROR(chunk.status());
+    std::memcpy(dst + offset, chunk->data, chunk->size);
+    offset += chunk->size;
+  }
+  return absl::OkStatus();
+}
+
+void ToMapResponse(const TensorInfo& info, const ShmFile& file, npystream::v1::MapResponse* out) {
+  ToProto(info, out->mutable_info());
+  out->set_path(file.path());
+  out->set_npy_bytes(file.size());
+  out->set_data_offset(file.data_offset());
+}
+
+}  // namespace
 
 TensorsService::TensorsService(TensorStore* store, Transfer* transfer, const PutLimits& limits,
                                CallGate* gate)
@@ -71,6 +106,73 @@ grpc::ServerUnaryReactor* TensorsService::Release(grpc::CallbackServerContext* c
   (*ticket)->set_handle(request->handle());
   absl::Status status = store_->Release(request->handle());
   response->set_released(status.ok());
+  return FinishUnary(context->DefaultReactor(), std::move(*ticket), status);
+}
+
+}  // namespace npystream::rpc
+
+namespace npystream::rpc {
+
+grpc::ServerUnaryReactor* TensorsService::Map(grpc::CallbackServerContext* context,
+                                              const npystream::v1::MapRequest* request,
+                                              npystream::v1::MapResponse* response) {
+  auto ticket = gate_->Admit(context, "Map");
+  if (!ticket.ok()) return FinishUnary(context->DefaultReactor(), nullptr, ticket.status());
+  (*ticket)->set_handle(request->handle());
+  absl::Status status = [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(std::shared_ptr<const StoredTensor> tensor,
+                     store_->Acquire(request->handle()));
+    ASSIGN_OR_RETURN(std::shared_ptr<ShmFile> file, store_->MapShm(tensor, [&](char* dst) {
+      return CopyPayload(transfer_, tensor, dst);
+    }));
+    ToMapResponse(tensor->info(), *file, response);
+    return absl::OkStatus();
+  }();
+  return FinishUnary(context->DefaultReactor(), std::move(*ticket), status);
+}
+
+grpc::ServerUnaryReactor* TensorsService::Allocate(grpc::CallbackServerContext* context,
+                                                   const npystream::v1::AllocateRequest* request,
+                                                   npystream::v1::MapResponse* response) {
+  auto ticket = gate_->Admit(context, "Allocate");
+  if (!ticket.ok()) return FinishUnary(context->DefaultReactor(), nullptr, ticket.status());
+  (*ticket)->set_handle(request->header().name());
+  TensorStore::PutSpec spec;
+  spec.name = request->header().name();
+  spec.device = request->header().device();
+  spec.ttl_seconds = request->header().ttl_seconds();
+  const std::vector<int64_t> shape(request->shape().begin(), request->shape().end());
+  auto allocation = AllocateShm(store_, request->dtype(), shape, limits_, &spec);
+  if (allocation.ok()) {
+    (*ticket)->set_handle(allocation->info.handle);
+    ToMapResponse(allocation->info, *allocation->file, response);
+  }
+  return FinishUnary(context->DefaultReactor(), std::move(*ticket), allocation.status());
+}
+
+grpc::ServerUnaryReactor* TensorsService::Commit(grpc::CallbackServerContext* context,
+                                                 const npystream::v1::TensorRef* request,
+                                                 npystream::v1::TensorInfo* response) {
+  auto ticket = gate_->Admit(context, "Commit");
+  if (!ticket.ok()) return FinishUnary(context->DefaultReactor(), nullptr, ticket.status());
+  (*ticket)->set_handle(request->handle());
+  auto tensor = store_->CommitAllocation(request->handle());
+  if (tensor.ok()) ToProto((*tensor)->info(), response);
+  return FinishUnary(context->DefaultReactor(), std::move(*ticket), tensor.status());
+}
+
+grpc::ServerUnaryReactor* TensorsService::Shm(grpc::CallbackServerContext* context,
+                                              const npystream::v1::ShmRequest* /*request*/,
+                                              npystream::v1::ShmResponse* response) {
+  auto ticket = gate_->Admit(context, "Shm");
+  if (!ticket.ok()) return FinishUnary(context->DefaultReactor(), nullptr, ticket.status());
+  const absl::Status status = store_->RequireShm();
+  if (const ShmDir* shm = store_->shm()) {
+    response->set_dir(shm->path());
+    response->set_marker_path(shm->marker_path());
+    response->set_marker_device(shm->marker_device());
+    response->set_marker_inode(shm->marker_inode());
+  }
   return FinishUnary(context->DefaultReactor(), std::move(*ticket), status);
 }
 

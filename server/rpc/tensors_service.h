@@ -11,12 +11,12 @@
 
 namespace npystream::rpc {
 
-using TensorsBase = npystream::v1::Tensors::WithRawCallbackMethod_Put<
-    npystream::v1::Tensors::WithRawCallbackMethod_Fetch<
-        npystream::v1::Tensors::WithCallbackMethod_Stat<
-            npystream::v1::Tensors::WithCallbackMethod_List<
-                npystream::v1::Tensors::WithCallbackMethod_Release<
-                    npystream::v1::Tensors::Service>>>>>;
+namespace v1 = npystream::v1;
+using TensorsBase = v1::Tensors::WithRawCallbackMethod_Put<v1::Tensors::WithRawCallbackMethod_Fetch<
+    v1::Tensors::WithCallbackMethod_Stat<v1::Tensors::WithCallbackMethod_List<
+        v1::Tensors::WithCallbackMethod_Release<v1::Tensors::WithCallbackMethod_Map<
+            v1::Tensors::WithCallbackMethod_Allocate<v1::Tensors::WithCallbackMethod_Commit<
+                v1::Tensors::WithCallbackMethod_Shm<v1::Tensors::Service>>>>>>>>>;
 
 // Thread-safe. Borrowed pointers must outlive the service.
 class TensorsService final : public TensorsBase {
@@ -36,6 +36,20 @@ class TensorsService final : public TensorsBase {
   grpc::ServerUnaryReactor* Release(grpc::CallbackServerContext* context,
                                     const npystream::v1::TensorRef* request,
                                     npystream::v1::ReleaseResponse* response) override;
+  // Same host (--shm-dir). Map of a tensor stored elsewhere blocks its
+  // callback thread while the copy is made (once per tensor).
+  grpc::ServerUnaryReactor* Map(grpc::CallbackServerContext* context,
+                                const npystream::v1::MapRequest* request,
+                                npystream::v1::MapResponse* response) override;
+  grpc::ServerUnaryReactor* Allocate(grpc::CallbackServerContext* context,
+                                     const npystream::v1::AllocateRequest* request,
+                                     npystream::v1::MapResponse* response) override;
+  grpc::ServerUnaryReactor* Commit(grpc::CallbackServerContext* context,
+                                   const npystream::v1::TensorRef* request,
+                                   npystream::v1::TensorInfo* response) override;
+  grpc::ServerUnaryReactor* Shm(grpc::CallbackServerContext* context,
+                                const npystream::v1::ShmRequest* request,
+                                npystream::v1::ShmResponse* response) override;
 
  private:
   TensorStore* const store_;

@@ -1,14 +1,23 @@
 #include "server/rpc/tensors_service.h"
 
+#include <ATen/ops/from_blob.h>
+#include <ATen/ops/zeros.h>
+#include <sys/stat.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "gtest/gtest.h"
 #include "npystream/v1/tensors.grpc.pb.h"
+#include "proto/wire/channel_args.h"
 #include "server/npy/npy_writer.h"
 #include "server/rpc/fetch_reactor.h"
 #include "server/testing/fake_copy_device.h"
 #include "server/testing/in_process_server.h"
 #include "server/testing/numpy_cases_testing.h"
+#include "server/testing/store_testing.h"
 #include "server/transfer/device_transfer.h"
 
 namespace npystream::rpc {
@@ -423,6 +432,210 @@ TEST(StagedFetchTest, RingPathIsByteIdenticalAndCancelReturnsSlots) {
   }
   EXPECT_EQ(ring_transfer->free_staging_bytes(), size_t{8} << 20);
   EXPECT_EQ(device.pinned_bytes(), 8 << 20);
+}
+
+}  // namespace
+}  // namespace npystream::rpc
+
+namespace npystream::rpc {
+namespace {
+
+// Same host: Map, Allocate/Commit and Shm over a Unix socket with a token,
+// tensors read through a ring over a fake device (the GPU path's logic).
+class ShmServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/dev/shm/npystream_service_test.XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    root_ = tmpl;
+    const std::string token_file = root_ + "/token";
+    std::ofstream(token_file) << "sesame\n";
+    device_ = std::make_unique<FakeCopyDevice>(/*streams=*/3, /*seed=*/11);
+    DeviceTransfer::Options to;
+    to.devices["cpu"] = device_.get();
+    to.ring_bytes = kRingBytes;
+    to.slot_bytes = 64 << 10;
+    to.stage_host_tensors = true;
+    testing::InProcessServer::Options options;
+    options.transfer = *DeviceTransfer::Create(to);
+    options.budget_bytes = 64 << 20;
+    options.config.shm_dir = root_ + "/tensors";
+    options.config.auth_token_file = token_file;
+    socket_ = "unix://" + root_ + "/npystream.sock";
+    options.config.listen = {socket_};
+    server_ = *testing::InProcessServer::Start(std::move(options));
+    channel_ = grpc::CreateCustomChannel(socket_, grpc::InsecureChannelCredentials(),
+                                         wire::StreamingChannelArguments());
+    stub_ = Tensors::NewStub(channel_);
+  }
+  void TearDown() override {
+    stub_.reset();
+    server_.reset();
+    device_.reset();
+    std::filesystem::remove_all(root_);
+  }
+  void Prepare(grpc::ClientContext* ctx) { ctx->AddMetadata("authorization", "Bearer sesame"); }
+  static std::string ReadAll(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), {});
+  }
+  std::string FetchAll(const std::string& handle) {
+    grpc::ClientContext ctx;
+    Prepare(&ctx);
+    FetchRequest req;
+    req.set_handle(handle);
+    auto reader = stub_->Fetch(&ctx, req);
+    FetchResponse resp;
+    std::string out;
+    while (reader->Read(&resp)) out += resp.data();
+    EXPECT_TRUE(reader->Finish().ok());
+    return out;
+  }
+  grpc::Status Map(const std::string& handle, npystream::v1::MapResponse* out) {
+    grpc::ClientContext ctx;
+    Prepare(&ctx);
+    npystream::v1::MapRequest req;
+    req.set_handle(handle);
+    return stub_->Map(&ctx, req, out);
+  }
+
+  std::string root_;
+  std::string socket_;
+  std::unique_ptr<FakeCopyDevice> device_;
+  std::unique_ptr<testing::InProcessServer> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<Tensors::Stub> stub_;
+};
+
+TEST_F(ShmServiceTest, PutTensorsAreTheirFilesAndOthersAreCopiedOnce) {
+  const std::string npy =
+      npy::testing::ReadFile(npy::testing::NumpyCasesDir() + "/valid_float64_7.npy");
+  {
+    grpc::ClientContext ctx;
+    Prepare(&ctx);
+    TensorInfo info;
+    auto writer = stub_->Put(&ctx, &info);
+    PutRequest req;
+    req.mutable_header()->set_name("put");
+    ASSERT_TRUE(writer->Write(req));
+    req.set_data(npy);
+    ASSERT_TRUE(writer->Write(req));
+    writer->WritesDone();
+    ASSERT_TRUE(writer->Finish().ok());
+  }
+  npystream::v1::MapResponse map;
+  ASSERT_TRUE(Map("put", &map).ok());
+  EXPECT_EQ(ReadAll(map.path()), npy);
+  EXPECT_EQ(map.npy_bytes(), npy.size());
+  EXPECT_EQ(map.data_offset() % 64, 0u);
+  EXPECT_EQ(map.info().handle(), "put");
+
+  // An inference output (Inserted, not a file): Map copies it via the ring.
+  std::string payload(300000, '\0');
+  for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>(i * 13 + (i >> 9));
+  at::Tensor t = at::from_blob(payload.data(), {static_cast<int64_t>(payload.size())},
+                               at::TensorOptions().dtype(c10::ScalarType::Byte))
+                     .clone();
+  ASSERT_TRUE(testing::InsertNamed(server_->store(), t, npy::DType::kUInt8, "out").ok());
+  const uint64_t before = server_->store()->budget().used("cpu");
+  ASSERT_TRUE(Map("out", &map).ok());
+  EXPECT_EQ(ReadAll(map.path()), FetchAll("out"));
+  EXPECT_EQ(server_->store()->budget().used("cpu"), before + payload.size());
+  const std::string first_path = map.path();
+  ASSERT_TRUE(Map("out", &map).ok());
+  EXPECT_EQ(map.path(), first_path);  // once
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  TensorRef ref;
+  ref.set_handle("out");
+  npystream::v1::ReleaseResponse released;
+  ASSERT_TRUE(stub_->Release(&ctx, ref, &released).ok());
+  EXPECT_FALSE(std::filesystem::exists(first_path));
+}
+
+TEST_F(ShmServiceTest, AllocateWriteCommitThenFetch) {
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  npystream::v1::AllocateRequest req;
+  req.mutable_header()->set_name("alloc");
+  req.set_dtype("<i4");
+  req.add_shape(3);
+  req.add_shape(1000);
+  npystream::v1::MapResponse map;
+  ASSERT_TRUE(stub_->Allocate(&ctx, req, &map).ok());
+  EXPECT_EQ(map.info().nbytes(), 12000u);
+  {
+    std::fstream f(map.path(), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(map.data_offset()));
+    for (int32_t i = 0; i < 3000; ++i) f.write(reinterpret_cast<const char*>(&i), 4);
+  }
+  npystream::v1::MapResponse early;
+  EXPECT_EQ(Map("alloc", &early).error_code(), grpc::StatusCode::NOT_FOUND);  // not yet
+  grpc::ClientContext commit_ctx;
+  Prepare(&commit_ctx);
+  TensorRef ref;
+  ref.set_handle("alloc");
+  TensorInfo info;
+  ASSERT_TRUE(stub_->Commit(&commit_ctx, ref, &info).ok());
+  EXPECT_EQ(info.dtype(), "<i4");
+  const std::string fetched = FetchAll("alloc");
+  EXPECT_EQ(fetched, ReadAll(map.path()));
+  int32_t last = 0;
+  std::memcpy(&last, fetched.data() + fetched.size() - 4, 4);
+  EXPECT_EQ(last, 2999);
+}
+
+TEST_F(ShmServiceTest, ErrorsArePrecise) {
+  npystream::v1::MapResponse map;
+  EXPECT_EQ(Map("nope", &map).error_code(), grpc::StatusCode::NOT_FOUND);
+  auto allocate = [&](const std::string& dtype, std::vector<int64_t> shape) {
+    grpc::ClientContext ctx;
+    Prepare(&ctx);
+    npystream::v1::AllocateRequest req;
+    req.set_dtype(dtype);
+    for (int64_t d : shape) req.add_shape(d);
+    return stub_->Allocate(&ctx, req, &map);
+  };
+  EXPECT_EQ(allocate("<q9", {1}).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(allocate("<f4", {-1}).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(allocate("<f4", std::vector<int64_t>(40, 1)).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(allocate("<f8", {1 << 30}).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  TensorRef ref;
+  ref.set_handle("never");
+  TensorInfo info;
+  EXPECT_EQ(stub_->Commit(&ctx, ref, &info).error_code(), grpc::StatusCode::NOT_FOUND);
+  // The token is checked on the Unix socket too.
+  grpc::ClientContext bare;
+  npystream::v1::ShmResponse shm;
+  EXPECT_EQ(stub_->Shm(&bare, npystream::v1::ShmRequest(), &shm).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  grpc::ClientContext with_token;
+  Prepare(&with_token);
+  ASSERT_TRUE(stub_->Shm(&with_token, npystream::v1::ShmRequest(), &shm).ok());
+  EXPECT_EQ(shm.dir(), root_ + "/tensors");
+  struct stat st {};
+  ASSERT_EQ(stat(shm.marker_path().c_str(), &st), 0);
+  EXPECT_EQ(st.st_ino, shm.marker_inode());
+}
+
+TEST(NoShmServiceTest, MapAndAllocateNameTheFlag) {
+  auto server = *testing::InProcessServer::Start();
+  auto stub = Tensors::NewStub(server->NewChannel());
+  grpc::ClientContext ctx;
+  npystream::v1::MapRequest req;
+  req.set_handle("x");
+  npystream::v1::MapResponse map;
+  ASSERT_TRUE(
+      testing::InsertNamed(server->store(),
+                           at::zeros({2}, at::TensorOptions().dtype(c10::ScalarType::Float)),
+                           npy::DType::kFloat32, "x")
+          .ok());
+  grpc::Status s = stub->Map(&ctx, req, &map);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(s.error_message().find("--shm-dir"), std::string::npos);
 }
 
 }  // namespace

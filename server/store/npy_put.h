@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -27,6 +28,14 @@ absl::StatusOr<std::unique_ptr<TensorWriter>> BeginNpyPut(TensorStore* store,
                                                           absl::string_view header_bytes,
                                                           const PutLimits& limits,
                                                           TensorStore::PutSpec* spec);
+
+// Same-host Put, step 1 (TensorStore::Allocate) for a numpy `descr` and
+// `shape`, under the same limits. INVALID_ARGUMENT naming a bad dtype or
+// shape; RESOURCE_EXHAUSTED naming --max-put-bytes or the budget.
+absl::StatusOr<TensorStore::Allocation> AllocateShm(TensorStore* store, absl::string_view descr,
+                                                    const std::vector<int64_t>& shape,
+                                                    const PutLimits& limits,
+                                                    TensorStore::PutSpec* spec);
 
 // Stores a whole .npy held in memory (an inline Infer input) as an ephemeral
 // host tensor. Errors as BeginNpyPut, plus INVALID_ARGUMENT for a truncated

@@ -417,7 +417,7 @@ void TensorStore::SweepAllocationsLocked(int64_t now_ms,
 }
 
 absl::StatusOr<TensorStore::Allocation> TensorStore::Allocate(const PutSpec& spec) {
-  if (options_.shm == nullptr) return absl::FailedPreconditionError(kNoShm);
+  RETURN_IF_ERROR(RequireShm());
   ASSIGN_OR_RETURN(std::string device, options_.devices.Resolve(spec.device));
   if (device != "cpu") {
     return absl::FailedPreconditionError(
@@ -457,6 +457,11 @@ absl::StatusOr<std::shared_ptr<const StoredTensor>> TensorStore::CommitAllocatio
   return writer->Commit();
 }
 
+absl::Status TensorStore::RequireShm() const {
+  if (options_.shm == nullptr) return absl::FailedPreconditionError(kNoShm);
+  return absl::OkStatus();
+}
+
 size_t TensorStore::allocations() {
   absl::MutexLock lock(&mu_);
   return allocations_.size();
@@ -465,7 +470,7 @@ size_t TensorStore::allocations() {
 absl::StatusOr<std::shared_ptr<ShmFile>> TensorStore::MapShm(
     const std::shared_ptr<const StoredTensor>& tensor,
     const std::function<absl::Status(char* payload)>& fill) {
-  if (options_.shm == nullptr) return absl::FailedPreconditionError(kNoShm);
+  RETURN_IF_ERROR(RequireShm());
   if (tensor->impl_->file != nullptr) return tensor->impl_->file;
   const TensorInfo& info = tensor->info();
   absl::MutexLock lock(&tensor->shm_mu_);

@@ -228,6 +228,8 @@ class TensorStore {
       const std::shared_ptr<const StoredTensor>& tensor,
       const std::function<absl::Status(char* payload)>& fill);
   ShmDir* shm() const { return options_.shm.get(); }
+  // FAILED_PRECONDITION naming --shm-dir when there is no shm folder.
+  absl::Status RequireShm() const;
 
   const Budget& budget() const { return accounts_->budget; }
   // Tensors with a live handle.

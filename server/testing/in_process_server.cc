@@ -8,7 +8,10 @@ namespace npystream::testing {
 absl::StatusOr<std::unique_ptr<InProcessServer>> InProcessServer::Start(Options options) {
   std::unique_ptr<InProcessServer> s(new InProcessServer());
   DaemonConfig config = options.config;
-  config.listen = "127.0.0.1:0";
+  config.listen = {"127.0.0.1:0"};
+  for (const std::string& address : options.config.listen) {
+    if (address.rfind("unix:", 0) == 0) config.listen.push_back(address);
+  }
   config.http_listen = options.admin_port ? "127.0.0.1:0" : "";
   config.device = "cpu";
   config.store_budget = options.budget_bytes;

@@ -23,8 +23,9 @@ class InProcessServer {
     bool admin_port = false;       // also serve the admin HTTP port (port 0)
     // Replaces the CPU transfer engine (e.g. a DeviceTransfer over a fake).
     std::unique_ptr<Transfer> transfer;
-    // Anything else the daemon's flags set; listen/http_listen/device,
-    // store_budget and model_repository are overridden from the fields above.
+    // Anything else the daemon's flags set; http_listen/device, store_budget
+    // and model_repository are overridden from the fields above, and listen
+    // is 127.0.0.1:0 plus any unix:// addresses given here.
     DaemonConfig config;
   };
 
