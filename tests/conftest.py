@@ -167,3 +167,22 @@ def unique():
     counter = iter(range(1_000_000))
     prefix = f"t{int(time.time() * 1000) % 100000}"
     return lambda: f"{prefix}_{next(counter)}_{os.getpid()}"
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory):
+    """A CA, a server certificate for 127.0.0.1/localhost and a client one."""
+    d = tmp_path_factory.mktemp("certs")
+
+    def run(*args):
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+        "-days", "2", "-subj", "/CN=npystream test CA")
+    (d / "san.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for who in ("server", "client"):
+        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{who}.key", "-out", f"{who}.csr",
+            "-subj", f"/CN={who}")
+        run("x509", "-req", "-in", f"{who}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", f"{who}.pem", "-days", "2", "-extfile", "san.cnf")
+    return {k: str(d / k) for k in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key")}

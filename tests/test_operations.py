@@ -193,25 +193,6 @@ def test_sigterm_during_1_gib_fetch_completes_it_and_exits_0(make_daemon):
     assert any("stopped clean=true" in line for line in d.log)
 
 
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    """A CA, a server certificate for 127.0.0.1/localhost and a client one."""
-    d = tmp_path_factory.mktemp("certs")
-
-    def run(*args):
-        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
-
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
-        "-days", "2", "-subj", "/CN=npystream test CA")
-    (d / "san.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    for who in ("server", "client"):
-        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{who}.key", "-out", f"{who}.csr",
-            "-subj", f"/CN={who}")
-        run("x509", "-req", "-in", f"{who}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-            "-CAcreateserial", "-out", f"{who}.pem", "-days", "2", "-extfile", "san.cnf")
-    return {k: str(d / k) for k in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key")}
-
-
 def read(path):
     with open(path, "rb") as f:
         return f.read()

@@ -369,7 +369,8 @@ std::vector<TensorInfo> TensorStore::List() {
 }
 
 absl::Status TensorStore::Release(const std::string& handle) {
-  Dropped dropped;  // freed after the lock
+  std::unique_ptr<TensorWriter> abandoned;  // an uncommitted Allocate, after the lock
+  Dropped dropped;                          // freed after the lock
   bool found = false;
   {
     absl::MutexLock lock(&mu_);
@@ -379,6 +380,10 @@ absl::Status TensorStore::Release(const std::string& handle) {
       found = true;
       dropped.push_back(std::move(it->second));
       tensors_.erase(it);
+    } else if (auto a = allocations_.find(handle); a != allocations_.end()) {
+      found = true;
+      abandoned = std::move(a->second.writer);
+      allocations_.erase(a);
     }
   }
   // The file's name goes now; mappings clients hold stay valid.

@@ -196,8 +196,8 @@ class TensorStore {
   absl::StatusOr<std::shared_ptr<const StoredTensor>> Acquire(const std::string& handle);
   // All live tensors, oldest first.
   std::vector<TensorInfo> List();
-  // Drops the handle; memory is freed once in-flight pins drop. NOT_FOUND
-  // when unknown.
+  // Drops the handle (or an uncommitted allocation); memory is freed once
+  // in-flight pins drop. NOT_FOUND when unknown.
   absl::Status Release(const std::string& handle);
   // Drops expired handles; returns how many. Called by every call above and
   // periodically by the server.

@@ -362,6 +362,13 @@ TEST_F(TensorStoreShmTest, UncommittedAllocationExpiresAndReturnsItsBudget) {
   EXPECT_EQ(store_->budget().used("cpu"), 0u);
   EXPECT_FALSE(std::filesystem::exists(path));
   EXPECT_EQ(store_->CommitAllocation(handle).status().code(), absl::StatusCode::kNotFound);
+  // Release drops an allocation at once.
+  auto another = store_->Allocate(Spec({10}, "r"));
+  ASSERT_TRUE(another.ok());
+  another->file.reset();
+  ASSERT_TRUE(store_->Release("r").ok());
+  EXPECT_EQ(store_->allocations(), 0u);
+  EXPECT_EQ(store_->budget().used("cpu"), 0u);
 }
 
 TEST_F(TensorStoreShmTest, MapOfAnInsertedTensorCopiesOnceIntoTheBudget) {

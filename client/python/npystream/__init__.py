@@ -21,14 +21,16 @@ if _os.path.isdir(_generated) and _generated not in __path__:
     __path__.append(_generated)
 
 from ._client import Client  # noqa: E402
-from ._errors import (AlreadyExistsError, Error, InvalidArgumentError,
-                      NotFoundError, ResourceExhaustedError,
-                      UnauthenticatedError, UnavailableError)
+from ._errors import (AlreadyExistsError, Error, FailedPreconditionError,
+                      InvalidArgumentError, NotFoundError,
+                      ResourceExhaustedError, UnauthenticatedError,
+                      UnavailableError)
 from ._info import TensorInfo
 from ._malloc import tune_malloc
 
 __all__ = [
     "Client", "TensorInfo", "Error", "NotFoundError", "InvalidArgumentError",
-    "AlreadyExistsError", "ResourceExhaustedError", "UnavailableError",
+    "AlreadyExistsError", "ResourceExhaustedError", "FailedPreconditionError",
+    "UnavailableError",
     "UnauthenticatedError", "tune_malloc",
 ]

@@ -7,7 +7,8 @@ import grpc
 import numpy as np
 
 from . import _wire
-from ._errors import Error, InvalidArgumentError, from_rpc_error
+from . import _shm
+from ._errors import Error, FailedPreconditionError, InvalidArgumentError, from_rpc_error
 from ._info import TensorInfo
 from ._assembly import Assembler, npy_bytes
 from ._malloc import tune_malloc
@@ -26,14 +27,17 @@ _INFERENCE = "/npystream.v1.Inference/"
 class Client:
     """A connection to one npystreamd. Thread-safe; reuse it.
 
-    target: "host:port". token: sent as `authorization: Bearer <token>`
-    (default: $NPYSTREAM_TOKEN). root_certificates: PEM bytes of the CA to
-    trust (enables TLS); private_key/certificate_chain: PEM bytes of a client
-    certificate for mutual TLS. timeout: seconds per call (default none).
+    target: "host:port" or "unix:///path/to.sock". token: sent as
+    `authorization: Bearer <token>` (default: $NPYSTREAM_TOKEN).
+    root_certificates: PEM bytes of the CA to trust (enables TLS);
+    private_key/certificate_chain: PEM bytes of a client certificate for
+    mutual TLS. timeout: seconds per call (default none). shm: when the
+    daemon's --shm-dir is visible to this process (same host or pod), fetch
+    and put go through its files instead of the stream; False turns that off.
     """
 
     def __init__(self, target="127.0.0.1:50051", *, token=None, root_certificates=None,
-                 private_key=None, certificate_chain=None, timeout=None):
+                 private_key=None, certificate_chain=None, timeout=None, shm=True):
         tune_malloc()  # see _malloc.py: large fetches at 2-3x the speed
         self._channel = open_channel(target, root_certificates, private_key, certificate_chain)
         token = token if token is not None else os.environ.get("NPYSTREAM_TOKEN")
@@ -45,6 +49,8 @@ class Client:
         # Guards the pending releases: the class is used from many threads.
         self._lock = threading.Lock()
         self._pending = []  # Release futures from infer(fetch=True)
+        self._shm_wanted = shm
+        self._folder = None  # the daemon's shm folder, once checked (False: not usable)
         self._stub = pb_grpc.TensorsStub(self._channel)
         # Raw methods: bytes in and out, framed by _wire.
         self._fetch_raw = self._channel.unary_stream(
@@ -89,6 +95,12 @@ class Client:
             raise InvalidArgumentError(f"dtype {arr.dtype} cannot be stored")
         if arr.dtype.byteorder == ">":
             arr = arr.astype(arr.dtype.newbyteorder("<"))
+        if device in (None, "", "auto", "cpu") and self._shared_folder() is not None:
+            info = self._put_shared(arr, name, device, ttl)
+            if info is not None:
+                if progress:
+                    progress(info.npy_bytes, info.npy_bytes)
+                return info
         if not arr.flags.c_contiguous:
             arr = arr.copy(order="C")  # (ascontiguousarray would make 0-d arrays 1-d)
         header = io.BytesIO()
@@ -122,6 +134,12 @@ class Client:
         and shape to fill (and return) instead of a new one, for repeated
         fetches of a live tensor; InvalidArgumentError when it does not fit.
         """
+        if self._shared_folder() is not None:
+            arr = self._fetch_shared(handle, out)
+            if arr is not None:
+                if progress:
+                    progress(arr.nbytes, arr.nbytes)
+                return arr
         if self._native is not None and self._timeout is None:
             return self._native.fetch(handle, chunk_bytes, out, progress)
         call = None
@@ -166,6 +184,23 @@ class Client:
         if info is None or done != info.npy_bytes:
             raise Error(f"fetch of {handle!r} ended after {done} bytes")
         return TensorInfo.from_proto(info)
+
+    def map(self, handle):
+        """A read-only ndarray over the tensor's file in the daemon's
+        --shm-dir: no copy, O(1) at any size. It stays valid after the
+        tensor is released (the file's memory returns when the array goes).
+        FailedPreconditionError when the daemon has no --shm-dir or this
+        process does not see it (another host)."""
+        if self._shared_folder() is None:
+            raise FailedPreconditionError(
+                "FAILED_PRECONDITION: map needs the daemon's --shm-dir visible to this process "
+                "(same host or pod); use fetch")
+        response = self._call(self._stub.Map, pb.MapRequest(handle=handle))
+        try:
+            return _shm.map_file(response)
+        except OSError as err:
+            raise FailedPreconditionError(
+                f"FAILED_PRECONDITION: cannot map {response.path}: {err.strerror}") from None
 
     def stat(self, handle):
         """TensorInfo of `handle`; NotFoundError when unknown."""
@@ -244,6 +279,64 @@ class Client:
         return _Subscription(call)
 
     # -- internals -------------------------------------------------------
+
+    def _shared_folder(self):
+        """The daemon's shm folder when this process sees it, else None.
+        Asked once per client."""
+        if not self._shm_wanted:
+            return None
+        with self._lock:
+            folder = self._folder
+        if folder is None:
+            try:
+                folder = _shm.SharedFolder.check(self._call(self._stub.Shm, pb.ShmRequest()))
+            except Error:  # no --shm-dir, or an older daemon
+                folder = None
+            folder = folder or False
+            with self._lock:
+                self._folder = folder
+        return folder or None
+
+    def _give_up_shm(self, why):
+        _shm._log.debug("npystream: same-host path off for this client: %s", why)
+        with self._lock:
+            self._folder = False
+
+    def _fetch_shared(self, handle, out):
+        """fetch through the shm file; None when the file cannot be opened
+        (then the caller streams)."""
+        response = self._call(self._stub.Map, pb.MapRequest(handle=handle))
+        if out is not None:
+            if (out.dtype != np.dtype(response.info.dtype) or out.shape != tuple(response.info.shape)
+                    or not out.flags.c_contiguous or not out.flags.writeable):
+                raise InvalidArgumentError(
+                    f"INVALID_ARGUMENT: out is {out.dtype}{out.shape}; the tensor is "
+                    f"{response.info.dtype}{tuple(response.info.shape)} (a writeable C-contiguous "
+                    "array is needed)")
+        try:
+            return _shm.copy_from_file(response, out)
+        except OSError as err:
+            self._give_up_shm(f"cannot open {response.path}: {err.strerror}")
+            return None
+
+    def _put_shared(self, arr, name, device, ttl):
+        """put through Allocate and Commit; None when the daemon places the
+        tensor elsewhere (a GPU) or the file cannot be opened."""
+        request = pb.AllocateRequest(
+            header=pb.PutHeader(name=name or "", device=device or "", ttl_seconds=int(ttl or 0)),
+            dtype=arr.dtype.str, shape=list(arr.shape))
+        try:
+            response = self._call(self._stub.Allocate, request)
+        except FailedPreconditionError:  # the tensor would live on a GPU: stream it
+            return None
+        try:
+            _shm.write_into_file(response, arr)
+        except OSError as err:
+            self._call(self._stub.Release, pb.TensorRef(handle=response.info.handle))
+            self._give_up_shm(f"cannot write {response.path}: {err.strerror}")
+            return None
+        return TensorInfo.from_proto(
+            self._call(self._stub.Commit, pb.TensorRef(handle=response.info.handle)))
 
     def _call(self, method, request):
         try:

@@ -33,6 +33,10 @@ class ResourceExhaustedError(Error):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+class FailedPreconditionError(Error):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
 class UnavailableError(Error):
     code = grpc.StatusCode.UNAVAILABLE
 
@@ -43,7 +47,8 @@ class UnauthenticatedError(Error):
 
 _BY_CODE = {cls.code: cls for cls in (
     NotFoundError, InvalidArgumentError, AlreadyExistsError,
-    ResourceExhaustedError, UnavailableError, UnauthenticatedError)}
+    ResourceExhaustedError, FailedPreconditionError, UnavailableError,
+    UnauthenticatedError)}
 
 
 def from_rpc_error(err):
