@@ -1,5 +1,11 @@
 #include "client/cpp/npystream_client.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 
@@ -123,6 +129,16 @@ absl::StatusOr<npystream::v1::TensorInfo> Client::Fetch(
 
 absl::StatusOr<npystream::v1::TensorInfo> Client::FetchToBuffer(const std::string& handle,
                                                                 std::vector<char>* buffer) {
+  if (SharedFolder().ok()) {
+    auto mapped = Map(handle);
+    if (mapped.ok()) {
+      buffer->assign((*mapped)->npy(), (*mapped)->npy() + (*mapped)->npy_size());
+      return (*mapped)->info();
+    }
+    // A server-side error is the answer; a file this process cannot open
+    // (permissions) falls back to the stream.
+    if (mapped.status().code() != absl::StatusCode::kFailedPrecondition) return mapped.status();
+  }
   size_t pos = 0;
   bool overflow = false;
   auto info = Fetch(
@@ -197,6 +213,99 @@ absl::StatusOr<npystream::v1::TensorInfo> Client::PutBytes(const std::string& np
     pos += chunk->size();
     return true;
   });
+}
+
+MappedTensor::~MappedTensor() {
+  if (base_ != nullptr) munmap(base_, size_);
+}
+
+absl::Status Client::SharedFolder() {
+  absl::MutexLock lock(&shm_mu_);
+  if (shm_checked_) return shm_status_;
+  shm_checked_ = true;
+  if (!options_.shm) {
+    shm_status_ = absl::FailedPreconditionError("ClientOptions::shm is off");
+    return shm_status_;
+  }
+  grpc::ClientContext context;
+  Prepare(&context);
+  npystream::v1::ShmResponse response;
+  shm_status_ = FromGrpc(stub_->Shm(&context, npystream::v1::ShmRequest(), &response));
+  if (!shm_status_.ok()) return shm_status_;
+  struct stat st {};
+  if (lstat(response.marker_path().c_str(), &st) != 0 ||
+      static_cast<uint64_t>(st.st_dev) != response.marker_device() ||
+      static_cast<uint64_t>(st.st_ino) != response.marker_inode()) {
+    shm_status_ = absl::FailedPreconditionError(
+        absl::StrCat("the daemon's --shm-dir ", response.dir(), " is not visible to this process"));
+  }
+  return shm_status_;
+}
+
+absl::StatusOr<std::unique_ptr<MappedTensor>> Client::MapFile(
+    const npystream::v1::MapResponse& response, bool writable) {
+  std::unique_ptr<MappedTensor> mapped(new MappedTensor());
+  mapped->info_ = response.info();
+  mapped->size_ = response.npy_bytes();
+  mapped->data_offset_ = response.data_offset();
+  mapped->writable_ = writable;
+  const int fd =
+      open(response.path().c_str(), (writable ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot open ", response.path(), ": ", std::strerror(errno)));
+  }
+  void* base = mmap(nullptr, mapped->size_, writable ? PROT_READ | PROT_WRITE : PROT_READ,
+                    MAP_SHARED, fd, 0);
+  close(fd);
+  if (base == MAP_FAILED) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot map ", response.path(), ": ", std::strerror(errno)));
+  }
+  mapped->base_ = static_cast<char*>(base);
+  return mapped;
+}
+
+absl::StatusOr<std::unique_ptr<MappedTensor>> Client::Map(const std::string& handle) {
+  if (absl::Status s = SharedFolder(); !s.ok()) return s;
+  grpc::ClientContext context;
+  Prepare(&context);
+  npystream::v1::MapRequest request;
+  request.set_handle(handle);
+  npystream::v1::MapResponse response;
+  if (absl::Status s = FromGrpc(stub_->Map(&context, request, &response)); !s.ok()) return s;
+  return MapFile(response, /*writable=*/false);
+}
+
+absl::StatusOr<std::unique_ptr<MappedTensor>> Client::Allocate(const std::string& descr,
+                                                               const std::vector<int64_t>& shape,
+                                                               const PutOptions& options) {
+  if (absl::Status s = SharedFolder(); !s.ok()) return s;
+  grpc::ClientContext context;
+  Prepare(&context);
+  npystream::v1::AllocateRequest request;
+  request.mutable_header()->set_name(options.name);
+  request.mutable_header()->set_device(options.device);
+  request.mutable_header()->set_ttl_seconds(options.ttl_seconds);
+  request.set_dtype(descr);
+  for (int64_t d : shape) request.add_shape(d);
+  npystream::v1::MapResponse response;
+  if (absl::Status s = FromGrpc(stub_->Allocate(&context, request, &response)); !s.ok()) return s;
+  auto mapped = MapFile(response, /*writable=*/true);
+  if (!mapped.ok()) (void)Release(response.info().handle());  // its budget back now
+  return mapped;
+}
+
+absl::StatusOr<npystream::v1::TensorInfo> Client::Commit(std::unique_ptr<MappedTensor> tensor) {
+  const std::string handle = tensor->info().handle();
+  tensor.reset();  // unmapped first: nothing writes after the commit
+  grpc::ClientContext context;
+  Prepare(&context);
+  npystream::v1::TensorRef ref;
+  ref.set_handle(handle);
+  npystream::v1::TensorInfo info;
+  if (absl::Status s = FromGrpc(stub_->Commit(&context, ref, &info)); !s.ok()) return s;
+  return info;
 }
 
 absl::StatusOr<npystream::v1::TensorInfo> Client::Stat(const std::string& handle) {

@@ -8,7 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "base/process_tuning.h"  // TuneProcessForStreaming(): call it in main()
 #include "grpcpp/grpcpp.h"
 #include "npystream/v1/tensors.grpc.pb.h"
@@ -16,9 +18,42 @@
 namespace npystream {
 
 struct ClientOptions {
-  std::string target = "127.0.0.1:50051";
-  std::string token;         // sent as "authorization: Bearer <token>" when set
-  std::string tls_root_pem;  // PEM roots: use TLS when set
+  std::string target = "127.0.0.1:50051";  // or "unix:///path/to.sock"
+  std::string token;                       // sent as "authorization: Bearer <token>" when set
+  std::string tls_root_pem;                // PEM roots: use TLS when set
+  // Use the daemon's --shm-dir files when this process sees them (checked
+  // once by the marker file's device and inode): FetchToBuffer copies from
+  // the file instead of streaming.
+  bool shm = true;
+};
+
+// A tensor's .npy file in the daemon's --shm-dir, mapped into this process:
+// read-only for Client::Map, writable for Client::Allocate until Commit.
+// Unmapped when destroyed; a mapping stays valid after the tensor is released
+// (its memory returns when the last mapping ends). Not thread-safe.
+class MappedTensor {
+ public:
+  ~MappedTensor();
+  MappedTensor(const MappedTensor&) = delete;
+  MappedTensor& operator=(const MappedTensor&) = delete;
+
+  const npystream::v1::TensorInfo& info() const { return info_; }
+  // The whole .npy file, and its payload (C order, little-endian).
+  const char* npy() const { return base_; }
+  size_t npy_size() const { return size_; }
+  const char* data() const { return base_ + data_offset_; }
+  size_t size() const { return size_ - data_offset_; }
+  // The payload to fill before Commit; null for a Map (read-only).
+  char* mutable_data() const { return writable_ ? base_ + data_offset_ : nullptr; }
+
+ private:
+  friend class Client;
+  MappedTensor() = default;
+  npystream::v1::TensorInfo info_;
+  char* base_ = nullptr;
+  size_t size_ = 0;
+  size_t data_offset_ = 0;
+  bool writable_ = false;
 };
 
 struct PutOptions {
@@ -54,6 +89,18 @@ class Client {
   // Streams .npy bytes held in memory.
   absl::StatusOr<npystream::v1::TensorInfo> PutBytes(const std::string& npy,
                                                      const PutOptions& options);
+  // Same host (the daemon runs with --shm-dir and this process sees it):
+  // the tensor's file mapped read-only, no copy. FAILED_PRECONDITION when the
+  // daemon has no --shm-dir or the folder is not visible here.
+  absl::StatusOr<std::unique_ptr<MappedTensor>> Map(const std::string& handle);
+  // Same-host Put: a writable mapping of a new tensor's payload (descr like
+  // "<f4", C-order shape); fill mutable_data(), then Commit. Uncommitted, it
+  // is dropped after the daemon's --idle-timeout. Errors as Map, plus Put's.
+  absl::StatusOr<std::unique_ptr<MappedTensor>> Allocate(const std::string& descr,
+                                                         const std::vector<int64_t>& shape,
+                                                         const PutOptions& options);
+  // Publishes an Allocate'd tensor (and unmaps it). NOT_FOUND when expired.
+  absl::StatusOr<npystream::v1::TensorInfo> Commit(std::unique_ptr<MappedTensor> tensor);
   absl::StatusOr<npystream::v1::TensorInfo> Stat(const std::string& handle);
   absl::StatusOr<std::vector<npystream::v1::TensorInfo>> List();
   absl::Status Release(const std::string& handle);
@@ -64,9 +111,17 @@ class Client {
   absl::StatusOr<npystream::v1::TensorInfo> Put(
       const PutOptions& options, const std::function<bool(std::string* chunk)>& next_chunk);
 
+  // OK when this process sees the daemon's shm folder (asked once).
+  absl::Status SharedFolder();
+  absl::StatusOr<std::unique_ptr<MappedTensor>> MapFile(const npystream::v1::MapResponse& response,
+                                                        bool writable);
+
   const ClientOptions options_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<npystream::v1::Tensors::Stub> stub_;
+  absl::Mutex shm_mu_;
+  bool shm_checked_ ABSL_GUARDED_BY(shm_mu_) = false;
+  absl::Status shm_status_ ABSL_GUARDED_BY(shm_mu_);
 };
 
 }  // namespace npystream

@@ -1,6 +1,8 @@
 #include "client/cpp/npystream_client.h"
 
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 
 #include "gtest/gtest.h"
 #include "server/testing/in_process_server.h"
@@ -66,6 +68,55 @@ TEST_F(ClientTest, StatListRelease) {
   ASSERT_EQ(list->size(), 1u);
   EXPECT_TRUE(client_->Release("named").ok());
   EXPECT_TRUE(client_->List()->empty());
+}
+
+// Same host: a daemon with --shm-dir and a Unix socket; Map, Allocate/Commit
+// and FetchToBuffer through the file, against the streamed bytes.
+TEST(ClientShmTest, MapAllocateCommitAndFetchThroughTheFile) {
+  char tmpl[] = "/dev/shm/npystream_client_test.XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string root = tmpl;
+  testing::InProcessServer::Options server_options;
+  server_options.config.shm_dir = root + "/tensors";
+  server_options.config.listen = {"unix://" + root + "/sock"};
+  auto server = *testing::InProcessServer::Start(std::move(server_options));
+  ClientOptions options;
+  options.target = "unix://" + root + "/sock";
+  auto client = *Client::Connect(options);
+  options.shm = false;
+  auto streaming = *Client::Connect(options);
+
+  PutOptions put;
+  put.name = "direct";
+  auto allocated = client->Allocate("<i8", {2, 500}, put);
+  ASSERT_TRUE(allocated.ok()) << allocated.status();
+  ASSERT_NE((*allocated)->mutable_data(), nullptr);
+  ASSERT_EQ((*allocated)->size(), 8000u);
+  for (int64_t i = 0; i < 1000; ++i) {
+    std::memcpy((*allocated)->mutable_data() + 8 * i, &i, 8);
+  }
+  auto committed = client->Commit(*std::move(allocated));
+  ASSERT_TRUE(committed.ok()) << committed.status();
+  EXPECT_EQ(committed->dtype(), "<i8");
+
+  std::vector<char> streamed, shared;
+  ASSERT_TRUE(streaming->FetchToBuffer("direct", &streamed).ok());
+  ASSERT_TRUE(client->FetchToBuffer("direct", &shared).ok());
+  EXPECT_EQ(shared, streamed);
+  auto mapped = client->Map("direct");
+  ASSERT_TRUE(mapped.ok()) << mapped.status();
+  EXPECT_EQ(std::string((*mapped)->npy(), (*mapped)->npy_size()),
+            std::string(streamed.begin(), streamed.end()));
+  EXPECT_EQ((*mapped)->mutable_data(), nullptr);
+  ASSERT_TRUE(client->Release("direct").ok());
+  int64_t last = 0;
+  std::memcpy(&last, (*mapped)->data() + 8 * 999, 8);
+  EXPECT_EQ(last, 999);  // the mapping outlives the release
+  EXPECT_EQ(client->Map("direct").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(streaming->Map("direct").status().code(), absl::StatusCode::kFailedPrecondition);
+  mapped->reset();
+  server.reset();
+  std::filesystem::remove_all(root);
 }
 
 }  // namespace
