@@ -140,6 +140,8 @@ def main():
     parser.add_argument("--build", default=os.path.join(ROOT, "build"))
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only-infer", action="store_true", help="run only the inference case")
+    parser.add_argument("--only-shm", action="store_true",
+                        help="run only the same-host cases (Unix socket, --shm-dir)")
     parser.add_argument("--only-gpu", action="store_true",
                         help="run only the GPU cases (a GPU machine without iperf3 or curl)")
     args = parser.parse_args()
@@ -156,6 +158,10 @@ def main():
     if args.only_gpu:
         results["gpu"] = gpu_cases(bin_dir, tool, GIB if not quick else 256 * MIB)
         save(results, quick, "-gpu")
+        return
+    if args.only_shm:
+        results["same_host"] = same_host_cases(bin_dir, tool, quick)
+        save(results, quick, "-shm")
         return
 
     def add(case, size, stats, ref_name=None, ref_value=None, **extra):
@@ -418,10 +424,91 @@ def main():
           f"{peak / MIB:.0f} MiB = base {base / MIB:.0f} + {(peak - base) / MIB:.0f} MiB "
           f"(goal: tensor + 128 = {(mem_size + 128 * MIB) / MIB:.0f} MiB over base)", flush=True)
 
+    results["same_host"] = same_host_cases(bin_dir, tool, quick)
     results["gpu"] = gpu_cases(bin_dir, tool, GIB if not quick else 256 * MIB)
 
     out = save(results, quick)
     subprocess.run([sys.executable, os.path.join(HERE, "plot.py"), out], check=False)
+
+
+def same_host_cases(bin_dir, tool, quick):
+    """The sidecar's case: client and daemon on one host. Loopback TCP fetch,
+    Unix-socket stream fetch, --shm-dir fetch (one copy out of the file), map
+    (no copy), shm put and TCP put, against single-thread memcpy measured in
+    the same run; alternating rounds, medians reported."""
+    folder = tempfile.mkdtemp(prefix="npystream-bench-", dir="/dev/shm")
+    sock = f"unix://{folder}/npystream.sock"
+    d, m = start([os.path.join(bin_dir, "npystreamd"), "--listen", "127.0.0.1:0", "--listen", sock,
+                  "--http-listen", "", "--store-budget", "16GiB", "--shm-dir", f"{folder}/tensors"],
+                 r" listening grpc=(\S+)")
+    out = {}
+    try:
+        tcp = npystream.Client(m.group(1), shm=False)
+        unix = npystream.Client(sock, shm=False)
+        local = npystream.Client(sock)
+        for size in [64 * MIB] + ([] if quick else [GIB]):
+            arr = np.random.default_rng(2).random(size // 8)
+            local.put(arr, name="src")
+            reps = 5 if size < GIB else 3
+            keep = []
+            reused = np.empty_like(arr)
+
+            def map_once():
+                keep.append(local.map("src"))
+
+            def put_with(c):
+                def put():  # the release (freeing 1 GiB) is not timed
+                    t = time.perf_counter()
+                    c.put(arr, name="dst")
+                    took = time.perf_counter() - t
+                    c.release("dst")
+                    return took
+                return put
+
+            variants = {
+                "loopback TCP fetch": lambda: tcp.fetch("src"),
+                "Unix socket stream fetch": lambda: unix.fetch("src"),
+                "shm fetch (copy)": lambda: local.fetch("src"),
+                "shm fetch(out=reused)": lambda: local.fetch("src", out=reused),
+                "shm map (zero-copy)": map_once,
+                "shm put": put_with(local),
+                "loopback TCP put": put_with(tcp),
+            }
+            for fn in variants.values():
+                fn()  # warm: the heap and the page tables
+            samples = {name: [] for name in ["memcpy (1 thread)", "memcpy into new memory",
+                                             *variants]}
+            for _ in range(3 if quick else 5):  # alternating rounds
+                mc = run_json([tool, "memcpy", str(size)])
+                samples["memcpy (1 thread)"].append(size / mc["Bps_max"])
+                samples["memcpy into new memory"].extend(
+                    timed(lambda: np.copyto(np.empty_like(arr), arr), reps))
+                for name, fn in variants.items():
+                    if name.endswith("put"):
+                        samples[name].extend(fn() for _ in range(reps))
+                    else:
+                        samples[name].extend(timed(fn, reps))
+                    keep.clear()
+            assert np.array_equal(local.fetch("src"), arr) and np.array_equal(local.map("src"), arr)
+            rows = out[size_label(size)] = {}
+            memcpy_bps = size / statistics.median(samples["memcpy (1 thread)"])
+            tcp_bps = size / statistics.median(samples["loopback TCP fetch"])
+            for name, secs in samples.items():
+                st = summary(secs, size)
+                st["vs_memcpy"] = st["Bps"] / memcpy_bps
+                st["vs_tcp_fetch"] = st["Bps"] / tcp_bps
+                rows[name] = st
+                print(f"{'same host: ' + name:<40} {size_label(size):>8} {fmt_rate(st['Bps']):>12} "
+                      f"p50 {st['p50'] * 1e3:9.3f} ms  {st['vs_memcpy']:.2f}x memcpy  "
+                      f"{st['vs_tcp_fetch']:.2f}x TCP fetch", flush=True)
+            local.release("src")
+        for c in (tcp, unix, local):
+            c.close()
+    finally:
+        d.terminate()
+        d.wait(30)
+        shutil.rmtree(folder, ignore_errors=True)
+    return out
 
 
 def save(results, quick, suffix=""):
