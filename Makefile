@@ -5,6 +5,8 @@ PYTHON    := /usr/bin/python3
 BUILD     ?= build
 JOBS      ?= $(shell nproc)
 CMAKE_ARGS ?=
+DEPS      ?= all
+TARGETS   ?=
 FUZZ_SECONDS ?= 20
 export PYTHONPATH := $(CURDIR)/client/python$(if $(PYTHONPATH),:$(PYTHONPATH))
 export PYTHONDONTWRITEBYTECODE := 1
@@ -15,13 +17,13 @@ export NPYSTREAM_BUILD := $(abspath $(BUILD))
 all: build
 
 deps:
-	@bash scripts/deps.sh
+	@bash scripts/deps.sh $(DEPS)
 
 $(BUILD)/build.ninja:
 	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_ARGS)
 
 build: deps $(BUILD)/build.ninja
-	cmake --build $(BUILD) -j $(JOBS)
+	cmake --build $(BUILD) -j $(JOBS) $(if $(TARGETS),--target $(TARGETS))
 
 test: build
 	$(MAKE) --no-print-directory lint test-cpp test-asan fuzz test-python

@@ -1,27 +1,38 @@
 #!/usr/bin/env bash
-# Installs the Debian packages npystream needs to build, test and demo.
+# Installs the Debian packages npystream needs.
+#   scripts/deps.sh          everything: build, test, demo, bench, images
+#   scripts/deps.sh build    only what `make build` needs (the image's build stage)
 # A fast no-op when all of them are present (checked with dpkg-query, no network).
 set -euo pipefail
 
-PACKAGES=(
+BUILD_PACKAGES=(
   # toolchain
-  build-essential cmake ninja-build pkg-config ccache clang
+  build-essential cmake ninja-build pkg-config ccache
   # gRPC / Protobuf (C++ and code generators)
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libabsl-dev
   # LibTorch (CPU build) for models and tensors
   libtorch-dev
   # admin HTTP port, metrics, JSON, TLS
-  libboost-dev libboost-system-dev prometheus-cpp-dev nlohmann-json3-dev libssl-dev openssl
-  # C++ tests
+  libboost-dev libboost-system-dev prometheus-cpp-dev nlohmann-json3-dev libssl-dev
+  # C++ tests (found by CMake even when only the daemon is built)
   libgtest-dev libgmock-dev
-  # Python client, tests, demo and benchmarks (for /usr/bin/python3)
-  python3 python3-dev python3-grpcio python3-numpy python3-protobuf python3-pytest python3-torch
-  python3-matplotlib python3-sklearn python3-websocket
+  # the Python client's stubs and native module; the demo model is trained at
+  # build time by Debian's torch on sklearn's digits
+  python3 python3-dev python3-grpcio python3-numpy python3-protobuf python3-torch python3-sklearn
+)
+TEST_PACKAGES=(
+  clang openssl
+  python3-pytest python3-matplotlib python3-websocket
   # the dashboard's browser test (driven by playwright-core from npm)
   chromium
   # benchmarks and HTTP checks
   iperf3 curl procps
+  # the container image (make image, image-test): podman as root, base from mmdebstrap
+  podman buildah runc uidmap mmdebstrap
 )
+
+PACKAGES=("${BUILD_PACKAGES[@]}")
+if [ "${1:-all}" != "build" ]; then PACKAGES+=("${TEST_PACKAGES[@]}"); fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -31,7 +42,7 @@ done
 
 # Node.js with npm: the machine's own when it has one (a nodesource build
 # carries npm inside), Debian's otherwise.
-command -v npm > /dev/null || missing+=(nodejs npm)
+if [ "${1:-all}" != "build" ]; then command -v npm > /dev/null || missing+=(nodejs npm); fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

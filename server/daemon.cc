@@ -1,5 +1,7 @@
 #include "server/daemon.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <thread>
 
@@ -22,6 +24,19 @@ absl::StatusOr<std::string> ReadFlagFile(absl::string_view flag, const std::stri
     return absl::InvalidArgumentError(absl::StrCat("--", flag, ": ", bytes.status().message()));
   }
   return bytes;
+}
+
+// --replica-id, or the host name (a pod's name in Kubernetes) reduced to the
+// characters a handle may carry.
+std::string ReplicaId(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  char host[256] = {};
+  if (gethostname(host, sizeof(host) - 1) != 0) return "";
+  std::string id;
+  for (const char* c = host; *c != '\0' && id.size() < 63; ++c) {
+    if (absl::ascii_isalnum(*c) || *c == '-' || *c == '_' || *c == '.') id += *c;
+  }
+  return id;
 }
 
 }  // namespace
@@ -130,6 +145,8 @@ absl::Status Daemon::Build() {
          {"group", config_.shm_group.empty() ? "(daemon's)" : config_.shm_group}});
   }
   store_options.allocation_timeout_ms = int64_t{config_.idle_timeout_seconds} * 1000;
+  replica_id_ = ReplicaId(config_.replica_id);
+  store_options.replica_id = replica_id_;
   store_options.clock = env_.clock;
   store_options.metrics = metrics_;
   store_options.budget_bytes = config_.store_budget;
@@ -232,6 +249,7 @@ absl::Status Daemon::Start() {
   Log(LogLevel::kInfo, "listening",
       {{"grpc", rpc_->target()},
        {"shm", config_.shm_dir.empty() ? "off" : config_.shm_dir},
+       {"replica", replica_id_},
        {"http", http_address},
        {"tls", tls},
        {"listeners", absl::StrJoin(rpc_->targets(), ",")},

@@ -92,6 +92,7 @@ class Daemon {
   std::string token_;
   std::string tls_cert_pem_, tls_key_pem_, tls_client_ca_pem_;
   std::string cuda_description_;
+  std::string replica_id_;  // in server-chosen handles
   DevicePlan devices_;
 
   std::unique_ptr<Metrics> owned_metrics_;

@@ -182,6 +182,18 @@ const std::vector<Flag>& Flags() {
          c->shm_group = v;
          return absl::OkStatus();
        }},
+      {"replica-id", "this daemon's id in server-chosen handles (default: the host/pod name)",
+       [](DaemonConfig* c, const std::string& v) {
+         if (v.empty() || v.size() > 63 ||
+             v.find_first_not_of(
+                 "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") !=
+                 std::string::npos) {
+           return absl::InvalidArgumentError(
+               absl::StrCat("--replica-id=", v, ": use 1 to 63 characters of [A-Za-z0-9_.-]"));
+         }
+         c->replica_id = v;
+         return absl::OkStatus();
+       }},
       {"config", "JSON file of flag values ({\"store-budget\": \"8GiB\", ...})",
        [](DaemonConfig* c, const std::string& v) {
          c->config_file = v;

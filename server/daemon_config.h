@@ -40,6 +40,7 @@ struct DaemonConfig {
   int torch_interop_threads = 0;  // LibTorch inter-op threads (0: its default)
   std::string shm_dir;            // same-host tensor files (tmpfs); empty: off
   std::string shm_group;          // group of those files; empty: the daemon's
+  std::string replica_id;         // in server-chosen handles; empty: the host name
 };
 
 // Parses `args` (argv without the program name): --name=value or --name value.

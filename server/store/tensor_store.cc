@@ -201,6 +201,7 @@ absl::Status TensorStore::ValidateName(const std::string& name) const {
 std::string TensorStore::NewHandleLocked() {
   for (;;) {
     std::string h = absl::StrFormat("t%016x", rng_());
+    if (!options_.replica_id.empty()) absl::StrAppend(&h, "~", options_.replica_id);
     if (tensors_.count(h) == 0 && pending_.count(h) == 0) return h;
   }
 }
@@ -349,6 +350,20 @@ absl::StatusOr<std::shared_ptr<const StoredTensor>> TensorStore::Acquire(
     }
   }
   if (expired != nullptr) expired->UnlinkShm();
+  return Missing(handle);
+}
+
+absl::Status TensorStore::Missing(const std::string& handle) const {
+  const size_t tilde = handle.rfind('~');
+  if (tilde != std::string::npos && !options_.replica_id.empty()) {
+    const std::string owner = handle.substr(tilde + 1);
+    if (owner != options_.replica_id) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "handle '", handle, "' belongs to replica '", owner, "'; this is replica '",
+          options_.replica_id,
+          "': send calls for a handle to the replica that made it (session affinity)"));
+    }
+  }
   return absl::NotFoundError(absl::StrCat("no tensor with handle '", handle, "'"));
 }
 
@@ -388,7 +403,7 @@ absl::Status TensorStore::Release(const std::string& handle) {
   }
   // The file's name goes now; mappings clients hold stay valid.
   for (const auto& t : dropped) t->UnlinkShm();
-  if (!found) return absl::NotFoundError(absl::StrCat("no tensor with handle '", handle, "'"));
+  if (!found) return Missing(handle);
   return absl::OkStatus();
 }
 

@@ -155,6 +155,10 @@ class TensorStore {
     std::shared_ptr<ShmDir> shm;
     // An Allocate not committed within this long is dropped (0: never).
     int64_t allocation_timeout_ms = 0;
+    // This daemon's replica id ([A-Za-z0-9_.-]): server-chosen handles end in
+    // "~<id>", and a call for a handle of another replica is told so
+    // (FAILED_PRECONDITION) instead of NOT_FOUND. Empty: plain handles.
+    std::string replica_id;
   };
 
   // What a Put asks for.
@@ -192,7 +196,8 @@ class TensorStore {
                                                              npy::DType dtype,
                                                              const InsertOptions& options);
 
-  // Pins the tensor under `handle`. NOT_FOUND when unknown or expired.
+  // Pins the tensor under `handle`. NOT_FOUND when unknown or expired;
+  // FAILED_PRECONDITION naming the owner for another replica's handle.
   absl::StatusOr<std::shared_ptr<const StoredTensor>> Acquire(const std::string& handle);
   // All live tensors, oldest first.
   std::vector<TensorInfo> List();
@@ -242,6 +247,9 @@ class TensorStore {
   explicit TensorStore(const Options& options);
 
   absl::Status ValidateName(const std::string& name) const;
+  // NOT_FOUND for `handle`, or FAILED_PRECONDITION naming its owner when
+  // another replica made it.
+  absl::Status Missing(const std::string& handle) const;
   std::string NewHandleLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Picks the handle (`name`, a new one, or none when ephemeral), stamps the
   // times, reserves info->nbytes on info->device and marks the handle pending.

@@ -220,6 +220,32 @@ TEST_F(TensorStoreTest, InsertChecksItemSize) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST_F(TensorStoreTest, HandlesCarryTheReplicaAndOthersAreNamedNotMissing) {
+  TensorStore::Options options;
+  options.clock = &clock_;
+  options.replica_id = "pod-a";
+  auto store = *TensorStore::Create(options);
+  auto writer = store->BeginPut(Spec({1}));
+  ASSERT_TRUE(writer.ok());
+  ASSERT_TRUE((*writer)->Append("abcd", 4).ok());
+  auto stored = (*writer)->Commit();
+  ASSERT_TRUE(stored.ok());
+  const std::string handle = (*stored)->info().handle;
+  EXPECT_EQ(handle.size(), 17u + 6u) << handle;
+  EXPECT_EQ(handle.substr(17), "~pod-a");
+  EXPECT_TRUE(store->Acquire(handle).ok());
+  // Another replica's handle: FAILED_PRECONDITION naming the owner.
+  auto other = store->Acquire("t0123456789abcdef~pod-b");
+  EXPECT_EQ(other.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(other.status().message().find("replica 'pod-b'"), std::string::npos);
+  EXPECT_EQ(store->Release("t0123456789abcdef~pod-b").code(),
+            absl::StatusCode::kFailedPrecondition);
+  // Our own, expired or never made: NOT_FOUND. Names cannot forge an owner.
+  EXPECT_EQ(store->Acquire("t0123456789abcdef~pod-a").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store->BeginPut(Spec({1}, "x~pod-b")).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace npystream
 
