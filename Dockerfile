@@ -61,9 +61,10 @@ ENV LD_LIBRARY_PATH=/opt/libtorch/lib \
 # outside /tmp and /dev/shm, so --read-only works.
 USER 65532:65532
 EXPOSE 50051 8080
-# No curl in the image: bash's /dev/tcp asks /healthz.
+# No curl in the image: bash's /dev/tcp asks /healthz on the admin port the
+# environment names (kept in Docker-format images; Kubernetes uses its probes).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
-  CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/8080 && printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' >&3 && head -n1 <&3 | grep -q ' 200 '"]
+  CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/${NPYSTREAM_HTTP_LISTEN##*:} && printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' >&3 && head -n1 <&3 | grep -q ' 200 '"]
 ARG VERSION=dev
 ARG REVISION=unknown
 LABEL org.opencontainers.image.title="npystream" \

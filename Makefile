@@ -12,7 +12,8 @@ export PYTHONPATH := $(CURDIR)/client/python$(if $(PYTHONPATH),:$(PYTHONPATH))
 export PYTHONDONTWRITEBYTECODE := 1
 export NPYSTREAM_BUILD := $(abspath $(BUILD))
 
-.PHONY: all deps build test test-cpp test-asan test-python fuzz demo bench soak clean format lint
+.PHONY: all deps build test test-cpp test-asan test-python fuzz demo bench soak clean format lint \
+  image image-test
 
 all: build
 
@@ -26,7 +27,7 @@ build: deps $(BUILD)/build.ninja
 	cmake --build $(BUILD) -j $(JOBS) $(if $(TARGETS),--target $(TARGETS))
 
 test: build
-	$(MAKE) --no-print-directory lint test-cpp test-asan fuzz test-python
+	$(MAKE) --no-print-directory lint test-cpp test-asan fuzz test-python image-test
 
 # Style and a short list of clang-tidy checks (.clang-tidy says why each).
 # Production sources only; tests follow the format but not the tidy list.
@@ -59,8 +60,14 @@ BROWSER_DEPS := tests/browser/node_modules/.package-lock.json
 $(BROWSER_DEPS): tests/browser/package-lock.json
 	cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
 
-test-python: $(BROWSER_DEPS)
-	$(PYTHON) -m pytest -q -p no:cacheprovider tests/
+# kubernetes-models (pinned in tests/k8s/package-lock.json): the manifests'
+# offline schema check.
+K8S_DEPS := tests/k8s/node_modules/.package-lock.json
+$(K8S_DEPS): tests/k8s/package-lock.json
+	cd tests/k8s && npm ci --no-audit --no-fund --loglevel=error
+
+test-python: $(BROWSER_DEPS) $(K8S_DEPS)
+	$(PYTHON) -m pytest -q -p no:cacheprovider --ignore=tests/image tests/
 
 # libFuzzer targets, built by CMake with clang in their own tree, each run
 # for FUZZ_SECONDS from its committed seeds (tests/fuzz/corpus/<target>/) plus
@@ -85,6 +92,15 @@ fuzz:
 SOAK_SECONDS ?= 300
 soak: build
 	$(PYTHON) tests/soak.py --seconds $(SOAK_SECONDS) --build $(abspath $(BUILD))
+
+# The container image (podman as root; base made by mmdebstrap when missing),
+# then tests against the running container (tests/image/).
+IMAGE ?= npystream:dev
+image: deps
+	bash scripts/image.sh $(IMAGE)
+
+image-test: image
+	NPYSTREAM_IMAGE=$(IMAGE) $(PYTHON) -m pytest -q -p no:cacheprovider tests/image/
 
 demo: build
 	$(PYTHON) scripts/demo.py --build $(BUILD)

@@ -25,11 +25,12 @@ trap 'rm -rf "$context"' EXIT
 git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - | tar -xf - -C "$context"
 # --layers: each step is cached; only what changed is rebuilt (deps layer,
 # then the ccache mount makes recompiling cheap).
-$PODMAN build --layers --network=host -f "$context/Dockerfile" -t "$TAG" \
+# Docker format: OCI images drop HEALTHCHECK.
+$PODMAN build --layers --format docker --network=host -f "$context/Dockerfile" -t "$TAG" \
   --build-arg VERSION="$(git describe --always --dirty 2>/dev/null || echo dev)" \
   --build-arg REVISION="$(git rev-parse HEAD 2>/dev/null || echo unknown)" "$context"
 # The build stage as its own image, only to report its size beside the runtime's.
-$PODMAN build --layers --network=host -f "$context/Dockerfile" --target build \
+$PODMAN build --layers --format docker --network=host -f "$context/Dockerfile" --target build \
   -t "${TAG%%:*}-build:${TAG##*:}" "$context" > /dev/null
 size() { $PODMAN image inspect --format '{{.Size}}' "$1"; }
 rt=$(size "$TAG")

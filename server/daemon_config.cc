@@ -307,7 +307,9 @@ absl::StatusOr<DaemonConfig> ParseDaemonConfig(
 }
 
 std::string DaemonUsage() {
-  std::string out = "usage: npystreamd [--flag=value ...]\n\n";
+  std::string out =
+      "usage: npystreamd [--flag=value ...] [--check-config]\n"
+      "  --check-config            parse flags, environment and --config, then exit\n\n";
   for (const Flag& f : Flags()) {
     absl::StrAppend(&out, "  --", f.name, std::string(24 - std::string(f.name).size(), ' '), f.help,
                     " [", EnvName(f.name), "]\n");

@@ -54,10 +54,26 @@ int main(int argc, char** argv) {
     std::cout << npystream::DaemonUsage();
     return 0;
   }
-  auto config = npystream::ParseDaemonConfig(args, [](const char* k) { return std::getenv(k); });
+  // --check-config: parse flags, environment and --config file, report, exit
+  // (0: every key is a known flag with a valid value; 2 otherwise).
+  std::vector<std::string> flags;
+  bool check_only = false;
+  for (const std::string& a : args) {
+    if (a == "--check-config") {
+      check_only = true;
+    } else {
+      flags.push_back(a);
+    }
+  }
+  auto config = npystream::ParseDaemonConfig(flags, [](const char* k) { return std::getenv(k); });
   if (!config.ok()) {
     std::cerr << "npystreamd: " << config.status().message() << "\n";
     return 2;
+  }
+  if (check_only) {
+    std::cout << "npystreamd: config ok"
+              << (config->config_file.empty() ? "" : " (" + config->config_file + ")") << "\n";
+    return 0;
   }
   return npystream::Run(*config, std::move(env));
 }

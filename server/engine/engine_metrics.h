@@ -13,6 +13,8 @@ class EngineMetrics {
   virtual ~EngineMetrics() = default;
   virtual void InferDone(const std::string& model, double seconds) = 0;
   virtual void SubscribeDropped(const std::string& model, const std::string& layer) = 0;
+  // A subscription to `layer` began: its drop count exists from now on (at 0).
+  virtual void SubscribeOpened(const std::string& model, const std::string& layer) = 0;
   // Dynamic batching: one forward pass of `rows` rows; a request's wait in
   // the queue; requests queued now.
   virtual void BatchRan(const std::string& model, int64_t rows) = 0;

@@ -321,6 +321,9 @@ absl::StatusOr<std::shared_ptr<Subscription>> InferenceEngine::Subscribe(
                        "' (layers: ", absl::StrJoin(known, ", "), ")"));
     }
   }
+  if (options_.metrics != nullptr) {
+    for (const std::string& layer : layers) options_.metrics->SubscribeOpened(model_name, layer);
+  }
   return hub_.Subscribe(model_name, std::set<std::string>(layers.begin(), layers.end()));
 }
 

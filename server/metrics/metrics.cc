@@ -162,6 +162,10 @@ void Metrics::QueueDepth(const std::string& model, int64_t depth) {
   queue_depth_->Add({{"model", model}}).Set(static_cast<double>(depth));
 }
 
+void Metrics::SubscribeOpened(const std::string& model, const std::string& layer) {
+  dropped_->Add({{"model", model}, {"layer", layer}});
+}
+
 void Metrics::SubscribeDropped(const std::string& model, const std::string& layer) {
   dropped_->Add({{"model", model}, {"layer", layer}}).Increment();
 }

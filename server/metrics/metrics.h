@@ -44,6 +44,7 @@ class Metrics : public rpc::RpcMetrics,
   // EngineMetrics
   void InferDone(const std::string& model, double seconds) override;
   void SubscribeDropped(const std::string& model, const std::string& layer) override;
+  void SubscribeOpened(const std::string& model, const std::string& layer) override;
   void BatchRan(const std::string& model, int64_t rows) override;
   void QueueWaited(const std::string& model, double seconds) override;
   void QueueDepth(const std::string& model, int64_t depth) override;
