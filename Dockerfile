@@ -26,6 +26,10 @@ RUN if [ -n "$LIBTORCH_URL" ]; then \
       && curl -fsSL "$LIBTORCH_URL" -o /tmp/libtorch.zip && unzip -q /tmp/libtorch.zip -d /opt \
       && rm /tmp/libtorch.zip; \
     fi
+# The demo model (trained by Debian's torch on sklearn's digits): its own
+# layer, rebuilt only when its script changes.
+COPY models/make_demo_model.py models/make_demo_model.py
+RUN python3 models/make_demo_model.py /models-built
 COPY . .
 # ccache survives between image builds (a buildah cache mount), so a rebuild
 # after a small change recompiles only what changed.
@@ -33,7 +37,7 @@ RUN --mount=type=cache,target=/root/.cache/ccache \
     if [ -n "$LIBTORCH_URL" ]; then \
       CUDA_ARGS="-DNPYSTREAM_CUDA=ON -DCMAKE_PREFIX_PATH=/opt/libtorch"; \
     else CUDA_ARGS="-DNPYSTREAM_CUDA=OFF"; fi; \
-    make build DEPS=build BUILD=/build TARGETS="npystreamd npystream demo_model" \
+    make build DEPS=build BUILD=/build TARGETS="npystreamd npystream" \
       CMAKE_ARGS="$CUDA_ARGS" \
     && bash scripts/runtime_packages.sh /build/bin/npystreamd /build/bin/npystream \
        > /build/runtime-packages.txt \
@@ -51,7 +55,7 @@ RUN apt-get update -qq \
     && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/*
 COPY --from=build /stage/opt/ /opt/
 COPY --from=build /build/bin/npystreamd /build/bin/npystream /usr/local/bin/
-COPY --from=build /build/models /models
+COPY --from=build /models-built /models
 ENV LD_LIBRARY_PATH=/opt/libtorch/lib \
     NPYSTREAM_LISTEN=0.0.0.0:50051 \
     NPYSTREAM_HTTP_LISTEN=0.0.0.0:8080 \

@@ -28,10 +28,11 @@ git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - | t
 # Docker format: OCI images drop HEALTHCHECK.
 $PODMAN build --layers --format docker --network=host -f "$context/Dockerfile" -t "$TAG" \
   --build-arg VERSION="$(git describe --always --dirty 2>/dev/null || echo dev)" \
-  --build-arg REVISION="$(git rev-parse HEAD 2>/dev/null || echo unknown)" "$context"
+  --build-arg REVISION="$(git rev-parse HEAD 2>/dev/null || echo unknown)" \
+  --build-arg LIBTORCH_URL= "$context"
 # The build stage as its own image, only to report its size beside the runtime's.
 $PODMAN build --layers --format docker --network=host -f "$context/Dockerfile" --target build \
-  -t "${TAG%%:*}-build:${TAG##*:}" "$context" > /dev/null
+  --build-arg LIBTORCH_URL= -t "${TAG%%:*}-build:${TAG##*:}" "$context" > /dev/null
 size() { $PODMAN image inspect --format '{{.Size}}' "$1"; }
 rt=$(size "$TAG")
 bs=$(size "${TAG%%:*}-build:${TAG##*:}")

@@ -220,3 +220,27 @@ def test_replica_id_defaults_to_the_host_name(make_daemon):
     host = re.sub(r"[^A-Za-z0-9_.-]", "", socket.gethostname())[:63]
     with npystream.Client(d.target) as c:
         assert c.put(np.zeros(1)).handle.endswith("~" + host)
+
+
+def test_dockerfile_gpu_branch_is_wired_though_unbuilt():
+    """The GPU image cannot be built on these machines (no CUDA base image, no
+    CUDA LibTorch); its branch of the Dockerfile is checked for structure."""
+    with open(os.path.join(ROOT, "Dockerfile")) as f:
+        text = f.read()
+    assert re.search(r"^ARG BASE=docker.io/library/debian:12$", text, re.M)
+    assert re.search(r"^ARG LIBTORCH_URL=$", text, re.M)
+    assert re.search(r"^FROM \$\{BASE\} AS runtime$", text, re.M)  # a CUDA runtime base fits here
+    build_run = text[text.index("RUN --mount=type=cache"):text.index("FROM ${BASE}")]
+    # With LIBTORCH_URL: the CUDA path on, that LibTorch found and shipped,
+    # Debian's CPU libtorch dropped from the runtime packages.
+    assert 'if [ -n "$LIBTORCH_URL" ]' in build_run
+    assert "-DNPYSTREAM_CUDA=ON -DCMAKE_PREFIX_PATH=/opt/libtorch" in build_run
+    assert "sed -i '/^libtorch/d' /build/runtime-packages.txt" in build_run
+    assert "cp -a /opt/libtorch /stage/opt/" in build_run
+    assert "COPY --from=build /stage/opt/ /opt/" in text
+    assert "LD_LIBRARY_PATH=/opt/libtorch/lib" in text
+    # The CPU default stays: CUDA off without LIBTORCH_URL.
+    assert 'else CUDA_ARGS="-DNPYSTREAM_CUDA=OFF"' in build_run
+    for must in ("USER 65532:65532", 'ENTRYPOINT ["npystreamd"]', "EXPOSE 50051 8080",
+                 "HEALTHCHECK", "org.opencontainers.image.title"):
+        assert must in text, must
