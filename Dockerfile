@@ -37,8 +37,9 @@ RUN --mount=type=cache,target=/root/.cache/ccache \
     if [ -n "$LIBTORCH_URL" ]; then \
       CUDA_ARGS="-DNPYSTREAM_CUDA=ON -DCMAKE_PREFIX_PATH=/opt/libtorch"; \
     else CUDA_ARGS="-DNPYSTREAM_CUDA=OFF"; fi; \
-    make build DEPS=build BUILD=/build TARGETS="npystreamd npystream" \
-      CMAKE_ARGS="$CUDA_ARGS" \
+    make build DEPS=build BUILD=/build TARGETS="npystreamd npystream npystream_client" \
+      CMAKE_ARGS="$CUDA_ARGS -DCMAKE_INSTALL_PREFIX=/usr" \
+    && (cd /build && cpack -G DEB > /dev/null) \
     && bash scripts/runtime_packages.sh /build/bin/npystreamd /build/bin/npystream \
        > /build/runtime-packages.txt \
     && if [ -n "$LIBTORCH_URL" ]; then sed -i '/^libtorch/d' /build/runtime-packages.txt; fi \

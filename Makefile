@@ -13,7 +13,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 export NPYSTREAM_BUILD := $(abspath $(BUILD))
 
 .PHONY: all deps build test test-cpp test-asan test-python fuzz demo bench soak clean format lint \
-  image image-test
+  image image-test dist
 
 all: build
 
@@ -113,3 +113,9 @@ format:
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-fuzz
+
+# A wheel of the Python client (stubs generated, native module compiled when
+# gRPC's C++ development files are present): $(BUILD)/dist/.
+dist:
+	$(PYTHON) -m pip wheel --no-build-isolation --no-index --no-deps -w $(BUILD)/dist ./client/python
+	rm -rf client/python/build client/python/*.egg-info
