@@ -37,8 +37,14 @@ install(FILES ${CMAKE_BINARY_DIR}/npystreamConfig.cmake ${CMAKE_BINARY_DIR}/npys
 configure_file(${PROJECT_SOURCE_DIR}/deploy/systemd/npystreamd.service.in
   ${CMAKE_BINARY_DIR}/npystreamd.service @ONLY)
 install(FILES ${CMAKE_BINARY_DIR}/npystreamd.service DESTINATION lib/systemd/system)
+# /etc for a /usr install (the .deb), else under the prefix.
+if(CMAKE_INSTALL_PREFIX STREQUAL "/usr")
+  set(NPYSTREAM_CONFIG_DIR /etc/npystream)
+else()
+  set(NPYSTREAM_CONFIG_DIR ${CMAKE_INSTALL_SYSCONFDIR}/npystream)
+endif()
 install(FILES ${PROJECT_SOURCE_DIR}/deploy/systemd/npystreamd.json
-  DESTINATION ${CMAKE_INSTALL_SYSCONFDIR}/npystream)
+  DESTINATION ${NPYSTREAM_CONFIG_DIR})
 
 # .deb (cpack -G DEB): shared-library dependencies computed by dpkg-shlibdeps.
 set(CPACK_PACKAGE_NAME npystream)

@@ -8,6 +8,8 @@ set -euo pipefail
 BUILD_PACKAGES=(
   # toolchain
   build-essential cmake ninja-build pkg-config ccache
+  # cpack -G DEB (dpkg-shlibdeps needs file(1))
+  file
   # gRPC / Protobuf (C++ and code generators)
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libabsl-dev
   # LibTorch (CPU build) for models and tensors

@@ -153,3 +153,31 @@ def test_stop_drains_and_exits_zero(container):
         if line.startswith("{"):
             events.append(json.loads(line)["event"])
     assert {"listening", "signal", "draining", "stopped"} <= set(events), events
+
+
+def test_deb_installs_on_plain_debian_and_runs(tmp_path):
+    """The .deb cpack made in the image's build stage, installed with apt in a
+    container from the local debian:12 base: Debian resolves its runtime
+    dependencies, and the daemon, tool, unit and config land in place."""
+    build_image = IMAGE.split(":")[0] + "-build:" + IMAGE.split(":")[1]
+    cid = podman("create", build_image, "true").stdout.strip()
+    try:
+        listing = podman("run", "--rm", "--entrypoint", "bash", build_image, "-c",
+                         "ls /build/*.deb").stdout.split()
+        assert len(listing) == 1, listing
+        podman("cp", f"{cid}:{listing[0]}", str(tmp_path / "npystream.deb"))
+    finally:
+        podman("rm", cid, check=False)
+    script = ("set -e; apt-get update -qq; "
+              "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "
+              "/deb/npystream.deb > /dev/null; "
+              "dpkg -s npystream | grep '^Depends:'; "
+              "npystreamd --config /etc/npystream/npystreamd.json --check-config; "
+              "test -f /lib/systemd/system/npystreamd.service; "
+              "npystream --help > /dev/null; echo installed-ok")
+    r = podman("run", "--rm", "--network=host", "-v", f"{tmp_path}:/deb:ro",
+               "docker.io/library/debian:12", "bash", "-c", script, check=False, timeout=600)
+    assert r.returncode == 0 and "installed-ok" in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]
+    depends = next(line for line in r.stdout.splitlines() if line.startswith("Depends:"))
+    assert "libtorch1.13" in depends and "libgrpc++1.51" in depends, depends
+    assert "config ok" in r.stdout
