@@ -248,11 +248,11 @@ absl::Status Daemon::Start() {
   const char* tls = tls_cert_pem_.empty() ? "off" : (tls_client_ca_pem_.empty() ? "on" : "mutual");
   Log(LogLevel::kInfo, "listening",
       {{"grpc", rpc_->target()},
-       {"shm", config_.shm_dir.empty() ? "off" : config_.shm_dir},
-       {"replica", replica_id_},
-       {"http", http_address},
+       {"http", http_address},  // (tools read "grpc=… http=…" in this order)
        {"tls", tls},
        {"listeners", absl::StrJoin(rpc_->targets(), ",")},
+       {"shm", config_.shm_dir.empty() ? "off" : config_.shm_dir},
+       {"replica", replica_id_},
        {"auth", token_.empty() ? "off" : "token"},
        {"budget", config_.store_budget},
        {"device", config_.device},
