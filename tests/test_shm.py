@@ -221,6 +221,9 @@ def test_a_folder_the_client_does_not_see_means_streaming(shm_daemon):
 
 
 def test_without_shm_dir_map_names_the_flag(daemon):
+    # The probe is answered, empty (not an error the daemon would log).
+    response = pb_grpc.TensorsStub(grpc.insecure_channel(daemon.target)).Shm(pb.ShmRequest())
+    assert response.dir == "" and response.marker_path == ""
     with daemon.client() as c:
         c.put(np.zeros(3), name="no_shm_here")
         with pytest.raises(npystream.FailedPreconditionError, match="--shm-dir"):

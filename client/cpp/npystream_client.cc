@@ -232,6 +232,10 @@ absl::Status Client::SharedFolder() {
   npystream::v1::ShmResponse response;
   shm_status_ = FromGrpc(stub_->Shm(&context, npystream::v1::ShmRequest(), &response));
   if (!shm_status_.ok()) return shm_status_;
+  if (response.marker_path().empty()) {
+    shm_status_ = absl::FailedPreconditionError("the daemon has no --shm-dir");
+    return shm_status_;
+  }
   struct stat st {};
   if (lstat(response.marker_path().c_str(), &st) != 0 ||
       static_cast<uint64_t>(st.st_dev) != response.marker_device() ||

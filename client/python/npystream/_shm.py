@@ -34,6 +34,8 @@ class SharedFolder:
         """A SharedFolder when this process sees the daemon's folder, else None
         (and a debug line saying why, once per client)."""
         folder = cls(response)
+        if not folder.marker_path:  # the daemon has no --shm-dir
+            return None
         try:
             st = os.stat(folder.marker_path, follow_symlinks=False)
         except OSError as err:
