@@ -18,12 +18,12 @@ override CMAKE_ARGS += -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNPYSTREAM_SANITIZE=$(
   -DNPYSTREAM_CUDA=OFF
 TEST_STEPS := test-cpp test-python
 else
-TEST_STEPS := lint test-cpp test-asan test-tsan fuzz test-python image-test
+TEST_STEPS := lint test-cpp test-asan fuzz test-python image-test
 endif
 
 export NPYSTREAM_BUILD := $(abspath $(BUILD))
 
-.PHONY: all deps build test test-cpp test-asan test-tsan test-python fuzz demo bench soak clean format lint \
+.PHONY: all deps build test test-cpp test-asan test-python fuzz demo bench soak clean format lint \
   image image-test dist
 
 all: build
@@ -64,16 +64,6 @@ test-asan:
 	  -DCMAKE_BUILD_TYPE=Debug -DNPYSTREAM_SANITIZE=ON -DNPYSTREAM_CUDA=OFF $(CMAKE_ARGS) > /dev/null
 	cmake --build $(BUILD)-asan -j $(JOBS) --target $(ASAN_TESTS)
 	for t in $(ASAN_TESTS); do ASAN_OPTIONS=detect_leaks=1 $(BUILD)-asan/bin/$$t --gtest_brief=1 || exit 1; done
-
-# The store, the staging ring, subscriptions and the tensor service (with
-# its call gate) under ThreadSanitizer.
-TSAN_TESTS := tensor_store_test device_transfer_test subscriptions_test tensors_service_test
-test-tsan:
-	@test -f $(BUILD)-tsan/build.ninja || cmake -S . -B $(BUILD)-tsan -G Ninja \
-	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNPYSTREAM_SANITIZE=thread -DNPYSTREAM_CUDA=OFF $(CMAKE_ARGS) > /dev/null
-	cmake --build $(BUILD)-tsan -j $(JOBS) --target $(TSAN_TESTS)
-	for t in $(TSAN_TESTS); do TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" \
-	  $(BUILD)-tsan/bin/$$t --gtest_brief=1 || exit 1; done
 
 # playwright-core (pinned in tests/browser/package-lock.json) drives Debian's
 # chromium in the dashboard test; it never downloads a browser.
