@@ -1,7 +1,8 @@
-// PutReactor: receives a streamed .npy file and hands its payload, as views
-// of the received slices, to the transfer engine, which writes it into a
-// tensor preallocated on its device (a GPU Put goes through the staging ring;
-// the next message is read only when the engine has taken the last one).
+// PutReactor: gRPC's side of a streamed Put. PutAssembly turns the messages
+// into the tensor (payload as views of the received slices, written by the
+// transfer engine into a tensor preallocated on its device; a GPU Put goes
+// through the staging ring); the reactor reads the next message only when the
+// engine has taken the last one.
 #ifndef NPYSTREAM_SERVER_RPC_PUT_REACTOR_H_
 #define NPYSTREAM_SERVER_RPC_PUT_REACTOR_H_
 
@@ -12,6 +13,7 @@
 #include "grpcpp/grpcpp.h"
 #include "server/npy/npy_parser.h"
 #include "server/rpc/call_gate.h"
+#include "server/rpc/put_assembly.h"
 #include "server/store/npy_put.h"
 #include "server/store/tensor_store.h"
 #include "server/transfer/transfer.h"
@@ -32,26 +34,15 @@ class PutReactor : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  private:
   // Consumes one PutRequest; an error ends the call.
   absl::Status Consume();
-  // `message` owns the memory `data` points into.
-  absl::Status ConsumeData(const char* data, size_t size,
-                           const std::shared_ptr<const void>& message);
-  absl::Status StartTensor(const std::string& header_bytes);
   // The client half-closed: waits for the payload's copies, then Complete.
   void EndOfStream();
   absl::Status Complete();
   void FinishWith(const absl::Status& status);
 
-  TensorStore* const store_;
-  Transfer* const transfer_;
-  const PutLimits limits_;
+  PutAssembly assembly_;
   grpc::ByteBuffer* const response_;
   const std::unique_ptr<CallTicket> ticket_;
   grpc::ByteBuffer request_;
-  bool have_header_message_ = false;
-  TensorStore::PutSpec spec_;
-  std::string npy_prefix_;  // header bytes until the whole .npy header arrived
-  std::unique_ptr<TensorWriter> writer_;
-  std::unique_ptr<PayloadWriter> payload_;  // writes into writer_'s tensor
   int code_ = 0;
   std::string message_;
   std::atomic<bool> cancelled_{false};
