@@ -84,7 +84,8 @@ test-python: $(BROWSER_DEPS) $(K8S_DEPS)
 # for FUZZ_SECONDS from its committed seeds (tests/fuzz/corpus/<target>/) plus
 # what earlier runs found ($(BUILD)-fuzz/corpus/<target>/). A crash fails the
 # run and leaves its input in $(BUILD)-fuzz/<target>.log's directory.
-FUZZERS := npy_parser_fuzz http_request_fuzz model_config_fuzz daemon_config_fuzz put_assembly_fuzz
+FUZZERS := npy_parser_fuzz http_request_fuzz model_config_fuzz daemon_config_fuzz put_assembly_fuzz \
+  oip_rest_fuzz
 fuzz:
 	@test -f $(BUILD)-fuzz/build.ninja || CC=clang CXX=clang++ cmake -S . -B $(BUILD)-fuzz -G Ninja \
 	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNPYSTREAM_FUZZ=ON -DNPYSTREAM_CUDA=OFF $(CMAKE_ARGS) > /dev/null

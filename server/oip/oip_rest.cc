@@ -242,6 +242,11 @@ absl::StatusOr<RestInferRequest> ParseRestInfer(absl::string_view model, absl::s
                                                        " but only ", binary.size(),
                                                        " bytes of binary data are left"));
       }
+      if (static_cast<uint64_t>(n) != count * type->wire_bytes) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "input '", name, "': binary_data_size ", n, " but ", count, " ", t->datatype(),
+            " elements (its shape) are ", count * type->wire_bytes, " bytes"));
+      }
       out.raw.push_back(binary.substr(0, static_cast<size_t>(n)));
       binary.remove_prefix(static_cast<size_t>(n));
     } else if (in.contains("data")) {
