@@ -66,9 +66,8 @@ TEST(OipRestTest, MalformedBodiesNameTheDefect) {
 // Found by oip_rest_fuzz: binary_data_size was taken as given, so an empty
 // FP32 [0, 3] input claimed 24 bytes; the parser now holds it to the shape.
 TEST(OipRestTest, BinaryDataSizeMustMatchTheShapeFoundByFuzzing) {
-  const std::string head =
-      R"({"inputs": [{"name": "x", "shape": [0, 3], "datatype": "FP32",)"
-      R"( "parameters": {"binary_data_size": 24}}]})";
+  const std::string head = R"({"inputs": [{"name": "x", "shape": [0, 3], "datatype": "FP32",)"
+                           R"( "parameters": {"binary_data_size": 24}}]})";
   const std::string body = head + std::string(24, '\0');
   auto parsed = ParseRestInfer("m", body, head.size());
   ASSERT_FALSE(parsed.ok());
