@@ -24,6 +24,13 @@ absl::Status FromGrpc(const grpc::Status& s) {
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
 }
 
+// The PutHeader of a Put or an Allocate.
+void SetHeader(const PutOptions& options, npystream::v1::PutHeader* header) {
+  header->set_name(options.name);
+  header->set_device(options.device);
+  header->set_ttl_seconds(options.ttl_seconds);
+}
+
 // Waits for `tag` on a completion queue used by one call at a time.
 bool Await(grpc::CompletionQueue* cq, void* tag) {
   void* got = nullptr;
@@ -177,9 +184,7 @@ absl::StatusOr<npystream::v1::TensorInfo> Client::Put(
   npystream::v1::TensorInfo info;
   auto writer = stub_->Put(&context, &info);
   npystream::v1::PutRequest request;
-  request.mutable_header()->set_name(options.name);
-  request.mutable_header()->set_device(options.device);
-  request.mutable_header()->set_ttl_seconds(options.ttl_seconds);
+  SetHeader(options, request.mutable_header());
   bool ok = writer->Write(request);
   while (ok && next_chunk(request.mutable_data())) {
     ok = writer->Write(request);
@@ -288,9 +293,7 @@ absl::StatusOr<std::unique_ptr<MappedTensor>> Client::Allocate(const std::string
   grpc::ClientContext context;
   Prepare(&context);
   npystream::v1::AllocateRequest request;
-  request.mutable_header()->set_name(options.name);
-  request.mutable_header()->set_device(options.device);
-  request.mutable_header()->set_ttl_seconds(options.ttl_seconds);
+  SetHeader(options, request.mutable_header());
   request.set_dtype(descr);
   for (int64_t d : shape) request.add_shape(d);
   npystream::v1::MapResponse response;

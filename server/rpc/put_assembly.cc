@@ -4,6 +4,7 @@
 #include "npystream/v1/tensors.pb.h"
 #include "proto/wire/wire_format.h"
 #include "server/common/status_macros.h"
+#include "server/rpc/tensor_info_proto.h"
 
 namespace npystream::rpc {
 namespace {
@@ -36,9 +37,7 @@ absl::Status PutAssembly::Consume(const grpc::ByteBuffer& request, uint64_t* dat
         return absl::InvalidArgumentError("PutRequest.header is malformed");
       }
       have_header_message_ = true;
-      spec_.name = header.name();
-      spec_.device = header.device();
-      spec_.ttl_seconds = header.ttl_seconds();
+      spec_ = FromProto(header);
     } else if (field.number == kDataField && field.type == wire::kLengthDelimited) {
       if (!have_header_message_) {
         return absl::InvalidArgumentError(

@@ -14,4 +14,12 @@ void ToProto(const TensorInfo& info, npystream::v1::TensorInfo* out) {
   out->set_expires_unix_ms(info.expires_unix_ms);
 }
 
+TensorStore::PutSpec FromProto(const npystream::v1::PutHeader& header) {
+  TensorStore::PutSpec spec;
+  spec.name = header.name();
+  spec.device = header.device();
+  spec.ttl_seconds = header.ttl_seconds();
+  return spec;
+}
+
 }  // namespace npystream::rpc

@@ -8,6 +8,9 @@
 namespace npystream::rpc {
 
 void ToProto(const TensorInfo& info, npystream::v1::TensorInfo* out);
+// The store's PutSpec for a PutHeader (name, device, TTL), shared by Put
+// and Allocate.
+TensorStore::PutSpec FromProto(const npystream::v1::PutHeader& header);
 
 }  // namespace npystream::rpc
 

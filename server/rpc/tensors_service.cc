@@ -109,10 +109,6 @@ grpc::ServerUnaryReactor* TensorsService::Release(grpc::CallbackServerContext* c
   return FinishUnary(context->DefaultReactor(), std::move(*ticket), status);
 }
 
-}  // namespace npystream::rpc
-
-namespace npystream::rpc {
-
 grpc::ServerUnaryReactor* TensorsService::Map(grpc::CallbackServerContext* context,
                                               const npystream::v1::MapRequest* request,
                                               npystream::v1::MapResponse* response) {
@@ -137,10 +133,7 @@ grpc::ServerUnaryReactor* TensorsService::Allocate(grpc::CallbackServerContext* 
   auto ticket = gate_->Admit(context, "Allocate");
   if (!ticket.ok()) return FinishUnary(context->DefaultReactor(), nullptr, ticket.status());
   (*ticket)->set_handle(request->header().name());
-  TensorStore::PutSpec spec;
-  spec.name = request->header().name();
-  spec.device = request->header().device();
-  spec.ttl_seconds = request->header().ttl_seconds();
+  TensorStore::PutSpec spec = FromProto(request->header());
   const std::vector<int64_t> shape(request->shape().begin(), request->shape().end());
   auto allocation = AllocateShm(store_, request->dtype(), shape, limits_, &spec);
   if (allocation.ok()) {

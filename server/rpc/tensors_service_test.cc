@@ -475,10 +475,6 @@ class ShmServiceTest : public ::testing::Test {
     std::filesystem::remove_all(root_);
   }
   void Prepare(grpc::ClientContext* ctx) { ctx->AddMetadata("authorization", "Bearer sesame"); }
-  static std::string ReadAll(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return std::string((std::istreambuf_iterator<char>(in)), {});
-  }
   std::string FetchAll(const std::string& handle) {
     grpc::ClientContext ctx;
     Prepare(&ctx);
@@ -525,7 +521,7 @@ TEST_F(ShmServiceTest, PutTensorsAreTheirFilesAndOthersAreCopiedOnce) {
   }
   npystream::v1::MapResponse map;
   ASSERT_TRUE(Map("put", &map).ok());
-  EXPECT_EQ(ReadAll(map.path()), npy);
+  EXPECT_EQ(npy::testing::ReadFile(map.path()), npy);
   EXPECT_EQ(map.npy_bytes(), npy.size());
   EXPECT_EQ(map.data_offset() % 64, 0u);
   EXPECT_EQ(map.info().handle(), "put");
@@ -539,7 +535,7 @@ TEST_F(ShmServiceTest, PutTensorsAreTheirFilesAndOthersAreCopiedOnce) {
   ASSERT_TRUE(testing::InsertNamed(server_->store(), t, npy::DType::kUInt8, "out").ok());
   const uint64_t before = server_->store()->budget().used("cpu");
   ASSERT_TRUE(Map("out", &map).ok());
-  EXPECT_EQ(ReadAll(map.path()), FetchAll("out"));
+  EXPECT_EQ(npy::testing::ReadFile(map.path()), FetchAll("out"));
   EXPECT_EQ(server_->store()->budget().used("cpu"), before + payload.size());
   const std::string first_path = map.path();
   ASSERT_TRUE(Map("out", &map).ok());
@@ -579,7 +575,7 @@ TEST_F(ShmServiceTest, AllocateWriteCommitThenFetch) {
   ASSERT_TRUE(stub_->Commit(&commit_ctx, ref, &info).ok());
   EXPECT_EQ(info.dtype(), "<i4");
   const std::string fetched = FetchAll("alloc");
-  EXPECT_EQ(fetched, ReadAll(map.path()));
+  EXPECT_EQ(fetched, npy::testing::ReadFile(map.path()));
   int32_t last = 0;
   std::memcpy(&last, fetched.data() + fetched.size() - 4, 4);
   EXPECT_EQ(last, 2999);

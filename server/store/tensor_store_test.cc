@@ -6,7 +6,6 @@
 
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <thread>
 
 #include "absl/synchronization/notification.h"
@@ -319,10 +318,6 @@ class TensorStoreShmTest : public ::testing::Test {
     store_.reset();
     std::filesystem::remove_all(root_);
   }
-  static std::string ReadAll(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return std::string((std::istreambuf_iterator<char>(in)), {});
-  }
   static TensorStore::PutSpec Spec(std::vector<int64_t> shape, std::string name = "") {
     TensorStore::PutSpec spec;
     spec.name = std::move(name);
@@ -347,7 +342,7 @@ TEST_F(TensorStoreShmTest, HostPutIsItsNpyFileAndReleaseUnlinksIt) {
   auto file = (*stored)->shm_file();
   ASSERT_NE(file, nullptr);
   EXPECT_EQ((*stored)->host_data(), file->payload());  // the file is the storage
-  EXPECT_EQ(ReadAll(file->path()), (*stored)->npy_header() + payload);
+  EXPECT_EQ(npy::testing::ReadFile(file->path()), (*stored)->npy_header() + payload);
   EXPECT_EQ(file->data_offset(), (*stored)->npy_header().size());
   ASSERT_TRUE(store_->Release("a").ok());
   EXPECT_FALSE(std::filesystem::exists(file->path()));
@@ -415,7 +410,7 @@ TEST_F(TensorStoreShmTest, MapOfAnInsertedTensorCopiesOnceIntoTheBudget) {
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->get(), file->get());
   EXPECT_EQ(fills, 1);
-  EXPECT_EQ(ReadAll((*file)->path()),
+  EXPECT_EQ(npy::testing::ReadFile((*file)->path()),
             (*stored)->npy_header() + std::string((*stored)->host_data(), 12));
   const std::string path = (*file)->path();
   file->reset();

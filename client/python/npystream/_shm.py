@@ -8,7 +8,6 @@ import threading
 import numpy as np
 
 _log = logging.getLogger("npystream")
-_POPULATE = getattr(mmap, "MAP_POPULATE", 0)
 # Copies this large are split across threads (numpy releases the GIL while
 # copying): on this 2-core VM two threads move ~2x the bytes of one, and each
 # faults in its own half of the source and destination pages.
@@ -54,9 +53,8 @@ def _open(path, writable):
     return os.open(path, flags)
 
 
-def map_file(response, populate=False):
-    """A read-only ndarray over the tensor's file (no copy). `populate` maps
-    every page now (for a copy that follows). Raises OSError."""
+def map_file(response):
+    """A read-only ndarray over the tensor's file (no copy). Raises OSError."""
     info = response.info
     dtype = np.dtype(info.dtype)
     shape = tuple(info.shape)
@@ -66,8 +64,7 @@ def map_file(response, populate=False):
         return arr
     fd = _open(response.path, writable=False)
     try:
-        mm = mmap.mmap(fd, response.npy_bytes, flags=mmap.MAP_SHARED | (_POPULATE if populate else 0),
-                       prot=mmap.PROT_READ)
+        mm = mmap.mmap(fd, response.npy_bytes, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ)
     finally:
         os.close(fd)
     # The ndarray keeps the mapping alive (its base); it is read-only
