@@ -45,6 +45,11 @@ absl::StatusOr<std::string> EncodeJsonData(const json& data, const WireType& typ
     if (!v->is_number() && !v->is_boolean()) {
       return absl::InvalidArgumentError(absl::StrCat("data holds a non-number: ", v->dump()));
     }
+    // Only BOOL takes true/false (json's get<int>() on a boolean throws).
+    if (v->is_boolean() && type.dtype != npy::DType::kBool) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("data holds a boolean (", v->dump(), ") for ", datatype));
+    }
     const double d = v->is_boolean() ? (v->get<bool>() ? 1.0 : 0.0) : v->get<double>();
     // Wire format: unsigned types travel as themselves and are widened later.
     if (type.widen == WireType::Widen::kUInt16) {

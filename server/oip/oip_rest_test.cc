@@ -75,6 +75,22 @@ TEST(OipRestTest, BinaryDataSizeMustMatchTheShapeFoundByFuzzing) {
             "input 'x': binary_data_size 24 but 0 FP32 elements (its shape) are 0 bytes");
 }
 
+// Found by oip_rest_fuzz: a boolean in a UINT8 input's data made json's
+// get<uint64_t>() throw out of the parser (the daemon would have aborted).
+TEST(OipRestTest, BooleanDataForANumericDatatypeFoundByFuzzing) {
+  auto parsed = ParseRestInfer(
+      "m", R"({"inputs": [{"name": "s", "shape": [2], "datatype": "UINT8", "data": [true, 1]}]})",
+      std::nullopt);
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_EQ(parsed.status().message(), "input 's': data holds a boolean (true) for UINT8");
+  EXPECT_TRUE(
+      ParseRestInfer(
+          "m",
+          R"({"inputs": [{"name": "b", "shape": [2], "datatype": "BOOL", "data": [true, 0]}]})",
+          std::nullopt)
+          .ok());
+}
+
 TEST(OipRestTest, RepliesAsJsonOrBinary) {
   auto store = *TensorStore::Create({});
   TensorStore::PutSpec spec;
