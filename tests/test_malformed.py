@@ -1,6 +1,7 @@
 """Malformed input through the real API: every defect gets INVALID_ARGUMENT
 (or the HTTP status) naming it, and nothing already stored changes."""
 import io
+import json
 import socket
 import struct
 import time
@@ -150,4 +151,21 @@ def test_injection_ran_nothing():
 
 
 def test_stored_tensors_survive_every_malformed_input(daemon, references):
+    assert_references_intact(daemon, references)
+
+
+def test_a_path_that_is_not_utf8_gets_a_404_found_by_fuzzing(daemon, references):
+    """admin_socket_fuzz found that a request path with bytes that are not
+    UTF-8, echoed in the 404's JSON, made the JSON library throw and aborted
+    the daemon. The bad bytes now come back as U+FFFD and the daemon goes on."""
+    for method, path in ((b"GET", b"/v2/models/\xff\xfe"), (b"POST", b"/v1/models/\xc3(/infer"),
+                         (b"POST", b"/v2/models/\xc3(/infer"), (b"GET", b"/v1/tensors/\xff.npy"),
+                         (b"GET", b"/nope\x80")):
+        reply = http_exchange(daemon.http, method + b" " + path + b" HTTP/1.1\r\nHost: x\r\n"
+                              b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+        head, _, body = reply.partition(b"\r\n\r\n")
+        assert head.split(b" ")[1] in (b"400", b"404"), reply[:200]
+        assert "\ufffd" in json.loads(body)["error"], body
+    with urllib.request.urlopen(f"http://{daemon.http}/healthz", timeout=5) as r:
+        assert r.status == 200
     assert_references_intact(daemon, references)

@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "nlohmann/json.hpp"
+#include "server/common/json_text.h"
 #include "server/common/log.h"
 #include "server/common/status_macros.h"
 #include "server/common/thread_pool.h"
@@ -176,7 +177,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
   void Error(http::status status, const std::string& message,
              std::initializer_list<std::pair<absl::string_view, absl::string_view>> headers = {}) {
-    Reply(status, nlohmann::json{{"error", message}}.dump() + "\n", "application/json", headers);
+    Reply(status, JsonText(nlohmann::json{{"error", message}}) + "\n", "application/json", headers);
   }
   void Error(const absl::Status& status) {
     Error(static_cast<http::status>(HttpStatusCode(status)), std::string(status.message()));
@@ -248,7 +249,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         const std::string reason = o.not_ready_reason ? o.not_ready_reason() : "";
         if (reason.empty()) return Reply(http::status::ok, "{\"ready\":true}\n");
         return Reply(http::status::service_unavailable,
-                     nlohmann::json{{"ready", false}, {"reason", reason}}.dump() + "\n");
+                     JsonText(nlohmann::json{{"ready", false}, {"reason", reason}}) + "\n");
       }
       case Route::kDashboard:
       case Route::kAsset: {
@@ -263,20 +264,20 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       case Route::kTensorList: {
         nlohmann::json list = nlohmann::json::array();
         for (const TensorInfo& info : o.store->List()) list.push_back(TensorInfoJson(info));
-        return Reply(http::status::ok, nlohmann::json{{"tensors", list}}.dump() + "\n");
+        return Reply(http::status::ok, JsonText(nlohmann::json{{"tensors", list}}) + "\n");
       }
       case Route::kTensorNpy:
         return SendNpy(route.handle);
       case Route::kModelList:
         return Reply(
             http::status::ok,
-            ModelListingJson(o.engine ? o.engine->ListModels() : ModelListing{}).dump() + "\n");
+            JsonText(ModelListingJson(o.engine ? o.engine->ListModels() : ModelListing{})) + "\n");
       case Route::kModelInfer:
         return Infer(route);
       case Route::kModelSubscribe:
         return Subscribe(route);
       case Route::kOipServer:
-        return Reply(http::status::ok, OipServerJson().dump());
+        return Reply(http::status::ok, JsonText(OipServerJson()));
       case Route::kOipLive:
         return Reply(http::status::ok, "");
       case Route::kOipReady: {
@@ -289,7 +290,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         absl::StatusOr<ModelSummary> model = FindModel(route);
         if (!model.ok()) return Error(model.status());
         if (route.kind == Route::kOipModelReady) return Reply(http::status::ok, "");
-        return Reply(http::status::ok, OipModelJson(*model).dump());
+        return Reply(http::status::ok, JsonText(OipModelJson(*model)));
       }
       case Route::kOipInfer:
         return OipInfer(route);
@@ -329,7 +330,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       absl::StatusOr<nlohmann::json> reply = self->RunInfer(engine, &call);
       net::post(self->stream_.get_executor(), [self, reply = std::move(reply)] {
         if (!reply.ok()) return self->Error(reply.status());
-        self->Reply(http::status::ok, reply->dump() + "\n");
+        self->Reply(http::status::ok, JsonText(*reply) + "\n");
       });
     });
   }

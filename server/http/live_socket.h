@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "absl/time/clock.h"
+#include "server/common/json_text.h"
 #include "server/common/log.h"
 #include "server/engine/subscriptions.h"
 #include "server/http/json_views.h"
@@ -162,7 +163,7 @@ class LiveSocket : public std::enable_shared_from_this<LiveSocket<Stream>> {
   }
 
   void WriteFrames() {
-    text_ = LiveValueJson(current_).dump();
+    text_ = JsonText(LiveValueJson(current_));
     ws_.text(true);
     ws_.async_write(boost::asio::buffer(text_), [self = this->shared_from_this()](
                                                     boost::beast::error_code ec, size_t) {

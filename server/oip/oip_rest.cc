@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
+#include "server/common/json_text.h"
 #include "server/common/status_macros.h"
 #include "server/oip/oip_types.h"
 
@@ -316,7 +317,7 @@ absl::StatusOr<RestInferReply> FormatRestInfer(const InferOutcome& outcome,
     outputs.push_back(std::move(out));
   }
   doc["outputs"] = std::move(outputs);
-  reply.json = doc.dump();
+  reply.json = JsonText(doc);
   return reply;
 }
 
