@@ -34,9 +34,9 @@ bool MessageReader::ReadByte(uint8_t* b) {
   return true;
 }
 
-bool MessageReader::ReadVarint(uint64_t* v) {
+bool MessageReader::ReadVarint(uint64_t* v, int max_bytes) {
   uint64_t result = 0;
-  for (int shift = 0; shift < 64; shift += 7) {
+  for (int shift = 0; shift < 7 * max_bytes && shift < 64; shift += 7) {
     uint8_t b;
     if (!ReadByte(&b)) {
       error_ = true;
@@ -55,9 +55,13 @@ bool MessageReader::ReadVarint(uint64_t* v) {
 bool MessageReader::Next(Field* field) {
   if (error_ || remaining_ == 0) return false;
   uint64_t tag;
-  if (!ReadVarint(&tag)) return false;
+  if (!ReadVarint(&tag, kMaxTagBytes)) return false;
   field->number = static_cast<uint32_t>(tag >> 3);
   field->type = static_cast<WireType>(tag & 7);
+  if (field->number == 0 || (tag >> 3) > kMaxFieldNumber) {  // as protobuf: malformed
+    error_ = true;
+    return false;
+  }
   switch (field->type) {
     case kVarint:
     case kLengthDelimited:

@@ -15,6 +15,10 @@
 namespace npystream::wire {
 
 enum WireType : uint32_t { kVarint = 0, kFixed64 = 1, kLengthDelimited = 2, kFixed32 = 5 };
+// Field numbers are 1 .. 2^29 - 1, and a tag's varint is at most 5 bytes;
+// anything else is malformed.
+constexpr uint64_t kMaxFieldNumber = (uint64_t{1} << 29) - 1;
+constexpr int kMaxTagBytes = 5;
 
 // Appends `value` as a base-128 varint.
 void AppendVarint(std::string* out, uint64_t value);
@@ -34,7 +38,9 @@ class MessageReader {
   };
 
   // Reads the next tag (and varint value or length). Returns false at the end
-  // of the message; sets error() when the bytes are malformed.
+  // of the message; sets error() when the bytes are malformed (as protobuf
+  // judges them: also field number 0 or over kMaxFieldNumber; groups, which
+  // no message here uses, are refused).
   bool Next(Field* field);
   // For a length-delimited field: hands its bytes to `sink` piece by piece
   // (one call per slice it spans), consuming `length` bytes. The pieces stay
@@ -51,7 +57,8 @@ class MessageReader {
 
  private:
   bool ReadByte(uint8_t* b);
-  bool ReadVarint(uint64_t* v);
+  // At most `max_bytes` bytes (a tag: 5, as protobuf reads it).
+  bool ReadVarint(uint64_t* v, int max_bytes = 10);
 
   std::vector<grpc::Slice> slices_;
   size_t slice_ = 0;

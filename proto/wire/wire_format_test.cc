@@ -63,6 +63,25 @@ TEST(WireFormatTest, ReaderRejectsLengthsPastTheEnd) {
   EXPECT_TRUE(reader.error());
 }
 
+// model_infer_fuzz found the reader taking tags that protobuf refuses, so a
+// ModelInferRequest protobuf calls malformed was served: field number 0 (then
+// a varint), and a 6-byte tag (a non-canonical varint of a valid number,
+// then a fixed64). Those, and numbers past 2^29 - 1, are malformed now.
+TEST(WireFormatTest, TagsProtobufRefusesAreMalformedFoundByFuzzing) {
+  for (const std::string& bytes :
+       {std::string("\x00\x40", 2), std::string("\x80\x80\x80\x80\x20\x01"),
+        std::string("\x89\x81\x81\x81\x81\x00\xc1\x81\x81\x81\x81\x81\x81\x20", 14)}) {
+    grpc::Slice slice(bytes);
+    grpc::ByteBuffer buffer(&slice, 1);
+    MessageReader reader(buffer);
+    MessageReader::Field f;
+    EXPECT_FALSE(reader.Next(&f));
+    EXPECT_TRUE(reader.error());
+    npystream::v1::TensorInfo protobuf;
+    EXPECT_FALSE(protobuf.ParseFromString(bytes));  // the reference agrees
+  }
+}
+
 TEST(WireFormatTest, PutRequestFromProtobufReadsBack) {
   npystream::v1::PutRequest req;
   req.mutable_header()->set_name("x");
