@@ -17,13 +17,14 @@ BUILD := build-$(SANITIZE)
 override CMAKE_ARGS += -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNPYSTREAM_SANITIZE=$(SANITIZE) \
   -DNPYSTREAM_CUDA=OFF
 TEST_STEPS := test-cpp test-python
+export NPYSTREAM_SANITIZE := $(SANITIZE)
 else
-TEST_STEPS := lint test-cpp test-asan fuzz test-python image-test
+TEST_STEPS := lint test-cpp test-asan test-tsan fuzz test-python image-test
 endif
 
 export NPYSTREAM_BUILD := $(abspath $(BUILD))
 
-.PHONY: all deps build test test-cpp test-asan test-python fuzz demo bench soak clean format lint \
+.PHONY: all deps build test test-cpp test-asan test-tsan test-python fuzz demo bench soak clean format lint \
   image image-test dist
 
 all: build
@@ -52,18 +53,33 @@ lint: build
 	@echo "lint: clang-format and clang-tidy clean ($(words $(TIDY_SOURCES)) sources)"
 
 test-cpp:
-	cd $(BUILD) && ctest -j $(JOBS) --output-on-failure --timeout 600
+	cd $(BUILD) && $(if $(SANITIZE),$(SANITIZER_ENV)) ctest -j $(JOBS) --output-on-failure --timeout 600
 
-# The staging ring, the codec, the tensor service (Put and Fetch reactors,
-# also staged through the ring) and the hand-framed OIP ModelInfer under
-# AddressSanitizer + UBSan.
-ASAN_TESTS := device_transfer_test npy_parser_test npy_writer_test tensors_service_test \
-  oip_service_test
+# The whole tree under AddressSanitizer + UBSan (Debug; LeakSanitizer on at
+# exit; the first UBSan report fails its test) and the whole C++ suite in it.
+# `make test SANITIZE=address` also runs the pytest suite against that daemon.
+SANITIZER_ENV = ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  TSAN_OPTIONS="$(TSAN_OPTIONS_ALL)"
 test-asan:
 	@test -f $(BUILD)-asan/build.ninja || cmake -S . -B $(BUILD)-asan -G Ninja \
 	  -DCMAKE_BUILD_TYPE=Debug -DNPYSTREAM_SANITIZE=ON -DNPYSTREAM_CUDA=OFF $(CMAKE_ARGS) > /dev/null
-	cmake --build $(BUILD)-asan -j $(JOBS) --target $(ASAN_TESTS)
-	for t in $(ASAN_TESTS); do ASAN_OPTIONS=detect_leaks=1 $(BUILD)-asan/bin/$$t --gtest_brief=1 || exit 1; done
+	cmake --build $(BUILD)-asan -j $(JOBS)
+	cd $(BUILD)-asan && $(SANITIZER_ENV) ctest -j $(JOBS) --output-on-failure --timeout 900
+
+# The concurrent parts under ThreadSanitizer (clang): the store, the staging
+# ring, subscriptions, the batcher, the call gate and the two gRPC services.
+# Debian's abseil is not TSan-annotated; server/testing/tsan_absl.cc adds the
+# annotations (linked into every executable of a TSan build). gRPC's headers
+# are left uninstrumented (tests/tsan_ignorelist.txt) and suppressions are in
+# tests/tsan.supp, each justified there.
+TSAN_TESTS := tensor_store_test device_transfer_test subscriptions_test batcher_test call_gate_test \
+  tensors_service_test oip_service_test
+TSAN_OPTIONS_ALL := halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp
+test-tsan:
+	@test -f $(BUILD)-tsan/build.ninja || CC=clang CXX=clang++ cmake -S . -B $(BUILD)-tsan -G Ninja \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNPYSTREAM_SANITIZE=thread -DNPYSTREAM_CUDA=OFF $(CMAKE_ARGS) > /dev/null
+	cmake --build $(BUILD)-tsan -j $(JOBS) --target $(TSAN_TESTS) demo_model
+	for t in $(TSAN_TESTS); do $(SANITIZER_ENV) $(BUILD)-tsan/bin/$$t --gtest_brief=1 || exit 1; done
 
 # playwright-core (pinned in tests/browser/package-lock.json) drives Debian's
 # chromium in the dashboard test; it never downloads a browser.
@@ -85,14 +101,17 @@ test-python: $(BROWSER_DEPS) $(K8S_DEPS)
 # what earlier runs found ($(BUILD)-fuzz/corpus/<target>/). A crash fails the
 # run and leaves its input in $(BUILD)-fuzz/<target>.log's directory.
 FUZZERS := npy_parser_fuzz http_request_fuzz model_config_fuzz daemon_config_fuzz put_assembly_fuzz \
-  oip_rest_fuzz
+  oip_rest_fuzz infer_request_fuzz model_infer_fuzz admin_socket_fuzz
+# Inputs of these carry whole demo-model tensors (3 KiB a row): 16 KiB, not 4.
+FUZZ_WHOLE_TENSORS := infer_request_fuzz model_infer_fuzz admin_socket_fuzz
 fuzz:
 	@test -f $(BUILD)-fuzz/build.ninja || CC=clang CXX=clang++ cmake -S . -B $(BUILD)-fuzz -G Ninja \
 	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNPYSTREAM_FUZZ=ON -DNPYSTREAM_CUDA=OFF $(CMAKE_ARGS) > /dev/null
 	cmake --build $(BUILD)-fuzz -j $(JOBS) --target fuzzers
 	@for f in $(FUZZERS); do \
 	  mkdir -p $(BUILD)-fuzz/corpus/$$f; \
-	  (cd $(BUILD)-fuzz && bin/$$f -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 \
+	  case " $(FUZZ_WHOLE_TENSORS) " in *" $$f "*) len=16384;; *) len=4096;; esac; \
+	  (cd $(BUILD)-fuzz && bin/$$f -max_total_time=$(FUZZ_SECONDS) -max_len=$$len -print_final_stats=1 \
 	    corpus/$$f $(CURDIR)/tests/fuzz/corpus/$$f > $$f.log 2>&1) \
 	    || { tail -n 40 $(BUILD)-fuzz/$$f.log; echo "fuzz: $$f failed"; exit 1; }; \
 	  echo "fuzz: $$f $$(grep -E '^stat::number_of_executed_units' $(BUILD)-fuzz/$$f.log | \
@@ -124,7 +143,7 @@ format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-fuzz
+	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan $(BUILD)-fuzz
 
 # A wheel of the Python client (stubs generated, native module compiled when
 # gRPC's C++ development files are present): $(BUILD)/dist/.

@@ -212,6 +212,8 @@ def rss_bytes(pid):
 
 
 def test_memory_stays_flat_over_1000_infers(served, c):
+    if os.environ.get("NPYSTREAM_SANITIZE"):
+        pytest.skip("a sanitizer's allocator keeps freed memory in quarantine: RSS is not the daemon's")
     x = digits(8, seed=5)
     for _ in range(100):
         c.infer("demo", {"x": x}, capture=["conv1"])

@@ -2,29 +2,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/common/status_macros.h"
-#include "server/npy/npy_parser.h"
 #include "server/rpc/grpc_status.h"
+#include "server/rpc/infer_request.h"
 #include "server/rpc/subscribe_reactor.h"
 #include "server/rpc/tensor_info_proto.h"
 #include "server/rpc/unary_done.h"
 
 namespace npystream::rpc {
-namespace {
-
-// An inline .npy input as an ephemeral tensor (no handle; freed after use).
-absl::StatusOr<std::shared_ptr<const StoredTensor>> FromInlineNpy(TensorStore* store,
-                                                                  const std::string& name,
-                                                                  const std::string& npy,
-                                                                  const PutLimits& limits) {
-  auto stored = StoreWholeNpy(store, npy, limits);
-  if (!stored.ok()) {
-    return absl::Status(stored.status().code(),
-                        absl::StrCat("input '", name, "': ", stored.status().message()));
-  }
-  return stored;
-}
-
-}  // namespace
 
 void ToProto(const ModelListing& listing, npystream::v1::ListModelsResponse* out) {
   for (const ModelSummary& m : listing.models) {
@@ -101,55 +85,20 @@ grpc::ServerUnaryReactor* InferenceService::Infer(grpc::CallbackServerContext* c
 absl::Status InferenceService::RunInfer(const npystream::v1::InferRequest& request,
                                         npystream::v1::InferResponse* response, CallTicket* ticket,
                                         grpc::CallbackServerContext* context) {
-  InferCall call;
-  call.model = request.model();
-  call.outputs.assign(request.outputs().begin(), request.outputs().end());
-  call.capture.assign(request.capture().begin(), request.capture().end());
-  call.ttl_seconds = request.ttl_seconds();
-  call.inline_max_bytes = request.inline_max_bytes();
+  uint64_t received = 0;
+  absl::StatusOr<InferCall> decoded = DecodeInferRequest(request, store_, limits_, &received);
+  ticket->AddReceived(received);
+  ASSIGN_OR_RETURN(InferCall call, std::move(decoded));
   // A request queued for a batch leaves it when its client goes or its
   // deadline passes.
   call.cancelled = [context] { return context->IsCancelled(); };
   if (context->deadline() < std::chrono::system_clock::now() + std::chrono::hours(24 * 365)) {
     call.deadline = absl::FromChrono(context->deadline());
   }
-  for (const auto& in : request.inputs()) {
-    InferInputRef ref;
-    ref.name = in.name();
-    if (in.source_case() == npystream::v1::InferInput::kHandle) {
-      auto t = store_->Acquire(in.handle());
-      if (!t.ok()) {
-        return absl::Status(t.status().code(),
-                            absl::StrCat("input '", in.name(), "': ", t.status().message()));
-      }
-      ref.tensor = std::move(*t);
-    } else if (in.source_case() == npystream::v1::InferInput::kNpy) {
-      ASSIGN_OR_RETURN(ref.tensor, FromInlineNpy(store_, in.name(), in.npy(), limits_));
-    } else {
-      return absl::InvalidArgumentError(
-          absl::StrCat("input '", in.name(), "' has neither a handle nor npy bytes"));
-    }
-    if (in.source_case() == npystream::v1::InferInput::kNpy) ticket->AddReceived(in.npy().size());
-    call.inputs.push_back(std::move(ref));
-  }
   ASSIGN_OR_RETURN(InferResult result, engine_->Infer(call));
-  // Inline results (no handle) travel as whole .npy files in the response.
-  auto npy_of = [ticket](const std::shared_ptr<const StoredTensor>& t) {
-    if (!t->info().handle.empty() || t->host_data() == nullptr) return std::string();
-    std::string npy = t->npy_header();
-    npy.append(t->host_data(), t->info().nbytes);
-    ticket->AddSent(npy.size());
-    return npy;
-  };
-  for (const auto& t : result.outputs) {
-    rpc::ToProto(t->info(), response->add_outputs());
-    response->add_output_npy(npy_of(t));
-  }
-  for (const auto& t : result.activations) {
-    rpc::ToProto(t->info(), response->add_activations());
-    response->add_activation_npy(npy_of(t));
-  }
-  response->set_compute_ms(result.compute_ms);
+  uint64_t sent = 0;
+  EncodeInferResult(result, response, &sent);
+  ticket->AddSent(sent);
   return absl::OkStatus();
 }
 

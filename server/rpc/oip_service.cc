@@ -8,6 +8,7 @@
 #include "proto/wire/wire_format.h"
 #include "server/oip/oip_infer.h"
 #include "server/oip/oip_types.h"
+#include "server/rpc/model_infer_reader.h"
 #include "server/rpc/unary_done.h"
 
 namespace npystream::rpc {
@@ -19,7 +20,6 @@ using inference::ModelStreamInferResponse;
 using oip::kPlatform;
 using oip::kServerName;
 using oip::kServerVersion;
-constexpr uint32_t kRawInputField = ModelInferRequest::kRawInputContentsFieldNumber;
 constexpr uint32_t kRawOutputField = inference::ModelInferResponse::kRawOutputContentsFieldNumber;
 
 // Frees the pin a payload slice holds once gRPC is done with the bytes.
@@ -41,61 +41,6 @@ oip::InferOptions InferOptionsFor(grpc::CallbackServerContext* context, const Pu
   }
   return options;
 }
-
-// Splits a ModelInferRequest held in `buffer` into the message without its
-// raw inputs (copied; small) and a reader that hands each raw input's bytes
-// straight from the buffer's slices to the input tensor.
-class RawRequest {
- public:
-  explicit RawRequest(const grpc::ByteBuffer& buffer) : buffer_(buffer), raw_reader_(buffer) {}
-
-  absl::Status Parse(ModelInferRequest* meta, size_t* raw_count) {
-    wire::MessageReader reader(buffer_);
-    wire::MessageReader::Field field;
-    std::string bytes, value;
-    *raw_count = 0;
-    while (reader.Next(&field)) {
-      if (field.number == kRawInputField && field.type == wire::kLengthDelimited) {
-        ++*raw_count;
-        reader.Skip(field);
-      } else if (field.type == wire::kLengthDelimited) {
-        wire::AppendLengthDelimitedPrefix(&bytes, field.number, field.value);
-        reader.ReadString(field.value, &value);
-        bytes += value;
-      } else {
-        reader.Skip(field);  // no such top-level field in the protocol
-      }
-    }
-    if (reader.error() || !meta->ParseFromString(bytes)) {
-      return absl::InvalidArgumentError("ModelInferRequest is malformed");
-    }
-    return absl::OkStatus();
-  }
-
-  // Raw input `index` (asked for in order) to `sink`.
-  absl::Status Read(size_t index, const oip::Sink& sink) {
-    if (index != next_) return absl::InternalError("raw inputs read out of order");
-    wire::MessageReader::Field field;
-    while (raw_reader_.Next(&field)) {
-      if (field.number != kRawInputField || field.type != wire::kLengthDelimited) {
-        raw_reader_.Skip(field);
-        continue;
-      }
-      ++next_;
-      absl::Status status;
-      raw_reader_.ReadBytes(field.value, [&](const char* data, size_t size) {
-        if (status.ok()) status = sink(data, size);
-      });
-      return status;
-    }
-    return absl::InvalidArgumentError("ModelInferRequest is malformed");
-  }
-
- private:
-  const grpc::ByteBuffer& buffer_;
-  wire::MessageReader raw_reader_;
-  size_t next_ = 0;
-};
 
 // The response: the message without raw outputs, then each raw output as
 // its tag and length (copied) and a slice over the tensor's host memory.
@@ -266,7 +211,7 @@ grpc::ServerUnaryReactor* OipService::ModelInfer(grpc::CallbackServerContext* co
     if (context->IsCancelled()) {
       status = absl::DeadlineExceededError("call cancelled or past its deadline before it ran");
     } else {
-      RawRequest raw(*request);
+      ModelInferReader raw(*request);
       ModelInferRequest meta;
       size_t raw_count = 0;
       status = raw.Parse(&meta, &raw_count);
