@@ -7,6 +7,7 @@
 // /healthz and keep the stored tensors afterwards.
 #include <fuzzer/FuzzedDataProvider.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -58,6 +59,8 @@ std::string Exchange(const std::string& bytes) {
   addr.sin_port = htons(static_cast<uint16_t>(Server().port()));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) std::abort();
+  const int one = 1;  // small exchanges: no Nagle / delayed-ACK stalls
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   size_t sent = 0;
   while (sent < bytes.size()) {
     const ssize_t n = send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);

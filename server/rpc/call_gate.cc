@@ -86,6 +86,16 @@ absl::StatusOr<std::unique_ptr<CallTicket>> CallGate::Admit(grpc::CallbackServer
   return ticket;
 }
 
+CallGate::~CallGate() {
+  // Taking the lock orders the last ticket's Remove (on a gRPC thread) before
+  // the free, for ThreadSanitizer too, which cannot see gRPC's own ordering.
+  absl::MutexLock lock(&mu_);
+  if (!live_.empty()) {
+    Log(LogLevel::kError, "call_gate_destroyed_with_calls",
+        {{"calls", static_cast<int64_t>(live_.size())}});
+  }
+}
+
 void CallGate::Remove(CallTicket* ticket) {
   absl::MutexLock lock(&mu_);
   live_.erase(ticket);

@@ -61,6 +61,8 @@ class CallGate {
     RpcMetrics* metrics = nullptr;                       // may be null
   };
   explicit CallGate(const Options& options) : options_(options) {}
+  // Every ticket must be gone (the server waits for its calls first).
+  ~CallGate();
 
   // UNAUTHENTICATED when a token is configured and the call's
   // "authorization: Bearer <token>" is missing or wrong (compared in constant
