@@ -437,6 +437,16 @@ def test_rest_errors(served):
         ("/v2/models/demo/infer",
          b'{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 1, 2, 2], '
          b'"data": [1, 2, 3, 4]}]}', 400, "input 'x': shape [1, 1, 2, 2]"),
+        # oip_rest_fuzz's finding, through the live port: a boolean in numeric
+        # data made the JSON library throw out of the parser (it would have
+        # aborted the daemon); now a 400 naming it.
+        ("/v2/models/demo/infer",
+         b'{"inputs": [{"name": "x", "datatype": "UINT8", "shape": [1], "data": [true]}]}',
+         400, "data holds a boolean (true) for UINT8"),
+        # binary_data_size held to the shape (the other oip_rest_fuzz finding).
+        ("/v2/models/demo/infer",
+         b'{"inputs": [{"name": "x", "datatype": "FP32", "shape": [0, 3], '
+         b'"parameters": {"binary_data_size": 24}}]}', 400, "binary_data_size"),
     ]
     for path, body, code, needle in cases:
         status, _, reply = rest(served, path, body)
