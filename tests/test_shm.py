@@ -96,6 +96,31 @@ def test_streamed_put_is_mapped_and_shm_files_follow_release(shm_daemon):
         assert ok >= 1
 
 
+@pytest.mark.parametrize("dtype,shape", [("|u1", (200_003,)), ("<f8", (3, 7, 4099)),
+                                         ("<c16", (65_537,))])
+def test_copies_split_across_threads_are_exact(shm_daemon, monkeypatch, dtype, shape):
+    # Large copies out of a file are split into page-aligned pieces, one thread
+    # each, while the payload starts a multiple of 64 bytes (not of a page)
+    # into its file: pieces here are 64 KiB, so these odd sizes cross several
+    # boundaries, the last piece short.
+    from npystream import _shm
+    monkeypatch.setattr(_shm, "_PARALLEL_BYTES", 64 << 10)
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    arr = random_array(dtype, shape, seed=7)
+    with npystream.Client(shm_daemon.socket) as c:
+        info = c.put(arr)  # Allocate, write into the file, Commit
+        response = pb_grpc.TensorsStub(c._channel).Map(pb.MapRequest(handle=info.handle))
+        with open(response.path, "rb") as f:
+            assert f.read() == save_bytes(arr)
+        assert same_bits(c.fetch(info.handle), arr)  # 4 threads copy out of the mapping
+        out = np.full_like(arr, 0)
+        assert c.fetch(info.handle, out=out) is out  # into a given array
+        assert same_bits(out, arr)
+        c.release(info.handle)
+    assert metrics(shm_daemon).get('npystream_rpc_requests_total{code="OK",method="Fetch"}',
+                                   0) == 0
+
+
 def test_inference_outputs_are_copied_once_for_map(make_daemon, shm_dir):
     d = make_daemon("--shm-dir", shm_dir, "--model-repository",
                     os.path.join(os.environ.get("NPYSTREAM_BUILD", os.path.join(ROOT, "build")),
