@@ -14,6 +14,9 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("NPYSTREAM_BUILD", os.path.join(ROOT, "build"))
 DAEMON = os.path.join(BUILD, "bin", "npystreamd")
+# How much slower a daemon built by `make test SANITIZE=...` is: waits for
+# it scale by this (TSan's ~5-15x, ASan's ~2-3x).
+SLOWDOWN = {"": 1, "thread": 10}.get(os.environ.get("NPYSTREAM_SANITIZE", ""), 3)
 sys.path.insert(0, os.path.join(ROOT, "client", "python"))
 
 import npystream  # noqa: E402
@@ -159,6 +162,11 @@ def make_daemon():
     yield make
     for d in started:
         d.stop()
+    # Under `make test SANITIZE=...` a report stops the daemon: show it.
+    for d in started:
+        first = next((i for i, line in enumerate(d.log) if "Sanitizer" in line), None)
+        assert first is None, ("a sanitizer report in npystreamd's log:\n"
+                               + "".join(d.log[first:first + 80]))
 
 
 @pytest.fixture

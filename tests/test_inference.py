@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import npystream
+from conftest import SLOWDOWN
 from make_test_models import TwoInputs, make_repository, write
 
 
@@ -315,7 +316,7 @@ def test_batched_requests_reach_subscribers_one_value_per_request(make_daemon, t
     with concurrent.futures.ThreadPoolExecutor(n) as pool:
         list(pool.map(one, range(n)))
     seqs = []
-    ws.settimeout(2)
+    ws.settimeout(2 * SLOWDOWN)
     try:
         while True:
             meta = json.loads(ws.recv())
