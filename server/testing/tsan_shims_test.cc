@@ -1,10 +1,11 @@
 // The TSan shims in a TSan build, which must order what really is ordered
 // and must not blind TSan. tsan_absl.cc: accesses ordered by an absl::Mutex,
 // a CondVar wait or a Notification are not reported, while an unguarded race
-// still is. tsan_grpc.cc: a reactor's state written where its call starts
-// and read in OnDone on another gRPC thread is not reported, while handlers
-// of concurrent calls racing on a global still are. Built only in TSan
-// builds; `make test-tsan` runs it.
+// still is. tsan_grpc.cc: a client-streaming reactor's state, carried across
+// callbacks that gRPC runs on different threads and read in OnDone, is not
+// reported (and is, with the shim off), while handlers of concurrent calls
+// racing on a global still are. Built only in TSan builds; `make test-tsan`
+// runs it.
 #include <sys/wait.h>
 
 #include <cstdio>
