@@ -91,6 +91,9 @@ class DeviceWrite : public std::enable_shared_from_this<DeviceWrite> {
     auto self = shared_from_this();  // a callback may drop the last reader of us
     std::vector<Copy> copies;
     std::vector<std::pair<Callback, absl::Status>> calls;
+    // Owners of chunks copied out (a whole gRPC message may go with the last
+    // one): released after mu_, never under it.
+    std::vector<std::shared_ptr<const void>> consumed;
     {
       absl::MutexLock lock(&mu_);
       if (closed_) return;
@@ -113,6 +116,7 @@ class DeviceWrite : public std::enable_shared_from_this<DeviceWrite> {
         filled_ += take;
         front_used_ += take;
         if (front_used_ == front.size) {
+          consumed.push_back(std::move(front.owner));
           backlog_.pop_front();
           front_used_ = 0;
         }
