@@ -23,7 +23,8 @@ ifeq ($(SANITIZE),thread)
 export CC := clang
 export CXX := clang++
 endif
-# The daemons pytest starts read these too (the first report fails the run).
+# The C++ suite and the daemons pytest starts read these (the first report
+# fails the run).
 export ASAN_OPTIONS = $(ASAN_OPTIONS_ALL)
 export UBSAN_OPTIONS = $(UBSAN_OPTIONS_ALL)
 export TSAN_OPTIONS = $(TSAN_OPTIONS_ALL)
@@ -64,7 +65,7 @@ lint: build
 	@echo "lint: clang-format and clang-tidy clean ($(words $(TIDY_SOURCES)) sources)"
 
 test-cpp:
-	cd $(BUILD) && $(if $(SANITIZE),$(SANITIZER_ENV)) ctest -j $(JOBS) --output-on-failure --timeout 600
+	cd $(BUILD) && ctest -j $(JOBS) --output-on-failure --timeout 600
 
 # The whole tree under AddressSanitizer + UBSan (Debug; LeakSanitizer on at
 # exit; the first UBSan report fails its test) and the whole C++ suite in it.

@@ -7,16 +7,14 @@
 // lock/unlock, waits and notifications order memory as they really do.
 // Accesses inside abseil (conditions it evaluates) are ignored by TSan, as
 // in abseil's own annotated build. Linked into every target of that build.
-#include <dlfcn.h>
 #include <sanitizer/tsan_interface.h>
 
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <string>
 
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "server/testing/tsan_interpose.h"
 
 #define NPYSTREAM_STR2(x) #x
 #define NPYSTREAM_STR(x) NPYSTREAM_STR2(x)
@@ -30,12 +28,7 @@ F Real(const char* rest, bool konst = false) {
   const char* ns = NPYSTREAM_STR(ABSL_OPTION_INLINE_NAMESPACE_NAME);
   const std::string name =
       std::string(konst ? "_ZNK4absl" : "_ZN4absl") + std::to_string(std::strlen(ns)) + ns + rest;
-  void* f = dlsym(RTLD_NEXT, name.c_str());
-  if (f == nullptr) {
-    std::fprintf(stderr, "tsan_absl: %s not found in libabsl\n", name.c_str());
-    std::abort();
-  }
-  return reinterpret_cast<F>(f);
+  return npystream::testing::NextDefinition<F>(name.c_str());
 }
 
 constexpr unsigned kRead = __tsan_mutex_read_lock;

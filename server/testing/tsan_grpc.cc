@@ -13,7 +13,6 @@
 // executable of that build, next to tsan_absl.cc.
 // NPYSTREAM_TSAN_GRPC_SHIM=off forwards without annotating (tsan_shims_test
 // shows that the reactor probe then reports: the annotations are needed).
-#include <dlfcn.h>
 #include <grpc/grpc.h>
 #include <grpcpp/support/server_callback.h>
 #include <link.h>
@@ -29,6 +28,8 @@
 #include <utility>
 #include <vector>
 
+#include "server/testing/tsan_interpose.h"
+
 // In the TSan runtime, not in <sanitizer/tsan_interface.h> here: TSan ignores
 // this thread's memory accesses between the two (its synchronisation counts).
 extern "C" void __tsan_ignore_thread_begin();
@@ -36,15 +37,7 @@ extern "C" void __tsan_ignore_thread_end();
 
 namespace {
 
-template <typename F>
-F Real(const char* name) {
-  void* f = dlsym(RTLD_NEXT, name);
-  if (f == nullptr) {
-    std::fprintf(stderr, "tsan_grpc: %s not found in libgrpc\n", name);
-    std::abort();
-  }
-  return reinterpret_cast<F>(f);
-}
+using npystream::testing::NextDefinition;
 
 // Executable segments of the loaded objects: a callback tag starts with a
 // pointer to its run function (code); any other tag is a C++ object whose
@@ -136,6 +129,15 @@ __attribute__((no_sanitize("thread"))) void HandOff(void* tag) {
   functor->functor_run = TrampolineFor(run);
 }
 
+// Calls real(arg) with TSan ignoring the memory accesses it makes.
+template <typename Arg>
+void IgnoringAccesses(void (*real)(Arg), Arg arg) {
+  if (!Enabled()) return real(arg);
+  __tsan_ignore_thread_begin();
+  real(arg);
+  __tsan_ignore_thread_end();
+}
+
 grpc_event TakeOver(grpc_event event) {
   if (event.type == GRPC_OP_COMPLETE && event.tag != nullptr && Enabled()) {
     __tsan_acquire(event.tag);
@@ -150,7 +152,7 @@ extern "C" {
 grpc_call_error grpc_call_start_batch(grpc_call* call, const grpc_op* ops, size_t nops, void* tag,
                                       void* reserved) {
   static const auto real =
-      Real<grpc_call_error (*)(grpc_call*, const grpc_op*, size_t, void*, void*)>(
+      NextDefinition<grpc_call_error (*)(grpc_call*, const grpc_op*, size_t, void*, void*)>(
           "grpc_call_start_batch");
   HandOff(tag);
   return real(call, ops, nops, tag, reserved);
@@ -162,10 +164,9 @@ grpc_call_error grpc_server_request_call(grpc_server* server, grpc_call** call,
                                          grpc_completion_queue* cq_bound_to_call,
                                          grpc_completion_queue* cq_for_notification,
                                          void* tag_new) {
-  static const auto real =
-      Real<grpc_call_error (*)(grpc_server*, grpc_call**, grpc_call_details*, grpc_metadata_array*,
-                               grpc_completion_queue*, grpc_completion_queue*, void*)>(
-          "grpc_server_request_call");
+  static const auto real = NextDefinition<grpc_call_error (*)(
+      grpc_server*, grpc_call**, grpc_call_details*, grpc_metadata_array*, grpc_completion_queue*,
+      grpc_completion_queue*, void*)>("grpc_server_request_call");
   HandOff(tag_new);
   return real(server, call, details, request_metadata, cq_bound_to_call, cq_for_notification,
               tag_new);
@@ -178,7 +179,7 @@ grpc_call_error grpc_server_request_registered_call(grpc_server* server, void* r
                                                     grpc_completion_queue* cq_bound_to_call,
                                                     grpc_completion_queue* cq_for_notification,
                                                     void* tag_new) {
-  static const auto real = Real<grpc_call_error (*)(
+  static const auto real = NextDefinition<grpc_call_error (*)(
       grpc_server*, void*, grpc_call**, gpr_timespec*, grpc_metadata_array*, grpc_byte_buffer**,
       grpc_completion_queue*, grpc_completion_queue*, void*)>(
       "grpc_server_request_registered_call");
@@ -188,7 +189,7 @@ grpc_call_error grpc_server_request_registered_call(grpc_server* server, void* r
 }
 
 void grpc_server_shutdown_and_notify(grpc_server* server, grpc_completion_queue* cq, void* tag) {
-  static const auto real = Real<void (*)(grpc_server*, grpc_completion_queue*, void*)>(
+  static const auto real = NextDefinition<void (*)(grpc_server*, grpc_completion_queue*, void*)>(
       "grpc_server_shutdown_and_notify");
   HandOff(tag);
   real(server, cq, tag);
@@ -199,32 +200,28 @@ void grpc_server_shutdown_and_notify(grpc_server* server, grpc_completion_queue*
 // caller); what gRPC frees there is its own memory, handed between its
 // threads by its own refcounts: TSan ignores the accesses those frees make.
 void grpc_slice_unref(grpc_slice slice) {
-  static const auto real = Real<void (*)(grpc_slice)>("grpc_slice_unref");
-  if (!Enabled()) return real(slice);
-  __tsan_ignore_thread_begin();
-  real(slice);
-  __tsan_ignore_thread_end();
+  static const auto real = NextDefinition<void (*)(grpc_slice)>("grpc_slice_unref");
+  IgnoringAccesses(real, slice);
 }
 
 void grpc_byte_buffer_destroy(grpc_byte_buffer* buffer) {
-  static const auto real = Real<void (*)(grpc_byte_buffer*)>("grpc_byte_buffer_destroy");
-  if (!Enabled()) return real(buffer);
-  __tsan_ignore_thread_begin();
-  real(buffer);
-  __tsan_ignore_thread_end();
+  static const auto real = NextDefinition<void (*)(grpc_byte_buffer*)>("grpc_byte_buffer_destroy");
+  IgnoringAccesses(real, buffer);
 }
 
 grpc_event grpc_completion_queue_next(grpc_completion_queue* cq, gpr_timespec deadline,
                                       void* reserved) {
-  static const auto real = Real<grpc_event (*)(grpc_completion_queue*, gpr_timespec, void*)>(
-      "grpc_completion_queue_next");
+  static const auto real =
+      NextDefinition<grpc_event (*)(grpc_completion_queue*, gpr_timespec, void*)>(
+          "grpc_completion_queue_next");
   return TakeOver(real(cq, deadline, reserved));
 }
 
 grpc_event grpc_completion_queue_pluck(grpc_completion_queue* cq, void* tag, gpr_timespec deadline,
                                        void* reserved) {
-  static const auto real = Real<grpc_event (*)(grpc_completion_queue*, void*, gpr_timespec, void*)>(
-      "grpc_completion_queue_pluck");
+  static const auto real =
+      NextDefinition<grpc_event (*)(grpc_completion_queue*, void*, gpr_timespec, void*)>(
+          "grpc_completion_queue_pluck");
   return TakeOver(real(cq, tag, deadline, reserved));
 }
 
@@ -238,7 +235,7 @@ grpc_event grpc_completion_queue_pluck(grpc_completion_queue* cq, void* tag, gpr
 namespace grpc::internal {
 
 void ServerCallbackCall::ScheduleOnDone(bool inline_ondone) {
-  static const auto real = Real<void (*)(ServerCallbackCall*, bool)>(
+  static const auto real = NextDefinition<void (*)(ServerCallbackCall*, bool)>(
       "_ZN4grpc8internal18ServerCallbackCall14ScheduleOnDoneEb");
   if (Enabled()) {
     __tsan_acquire(&callbacks_outstanding_);
@@ -248,7 +245,7 @@ void ServerCallbackCall::ScheduleOnDone(bool inline_ondone) {
 }
 
 void ServerCallbackCall::CallOnCancel(ServerReactor* reactor) {
-  static const auto real = Real<void (*)(ServerCallbackCall*, ServerReactor*)>(
+  static const auto real = NextDefinition<void (*)(ServerCallbackCall*, ServerReactor*)>(
       "_ZN4grpc8internal18ServerCallbackCall12CallOnCancelEPNS0_13ServerReactorE");
   if (Enabled()) __tsan_acquire(&on_cancel_conditions_remaining_);
   real(this, reactor);
