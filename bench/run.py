@@ -435,20 +435,35 @@ def same_host_cases(bin_dir, tool, quick):
     """The sidecar's case: client and daemon on one host. Loopback TCP fetch,
     Unix-socket stream fetch, --shm-dir fetch (one copy out of the file), map
     (no copy), shm put and TCP put, against single-thread memcpy measured in
-    the same run; alternating rounds, medians reported."""
+    the same run; the shm put and fetch again with --shm-dir on a tmpfs
+    mounted huge=within_size (2 MiB pages) when this user may mount one;
+    alternating rounds, medians reported."""
     folder = tempfile.mkdtemp(prefix="npystream-bench-", dir="/dev/shm")
     sock = f"unix://{folder}/npystream.sock"
     d, m = start([os.path.join(bin_dir, "npystreamd"), "--listen", "127.0.0.1:0", "--listen", sock,
                   "--http-listen", "", "--store-budget", "16GiB", "--shm-dir", f"{folder}/tensors"],
                  r" listening grpc=(\S+)")
+    huge_mount, why = mount_huge_tmpfs(4 * (GIB if not quick else 64 * MIB) + 256 * MIB)
+    huge_daemon = huge = None
+    if huge_mount is None:
+        print(f"{'same host: huge-page tmpfs rows':<40} skipped: {why}", flush=True)
+    else:
+        huge_daemon, _ = start([os.path.join(bin_dir, "npystreamd"), "--listen",
+                                f"unix://{folder}/huge.sock", "--http-listen", "",
+                                "--store-budget", "16GiB", "--shm-dir", f"{huge_mount}/tensors"],
+                               r" listening grpc=(\S+)")
     out = {}
     try:
         tcp = npystream.Client(m.group(1), shm=False)
         unix = npystream.Client(sock, shm=False)
         local = npystream.Client(sock)
+        if huge_daemon is not None:
+            huge = npystream.Client(f"unix://{folder}/huge.sock")
         for size in [64 * MIB] + ([] if quick else [GIB]):
             arr = np.random.default_rng(2).random(size // 8)
             local.put(arr, name="src")
+            if huge is not None:
+                huge.put(arr, name="src")
             reps = 5 if size < GIB else 3
             keep = []
             reused = np.empty_like(arr)
@@ -474,6 +489,9 @@ def same_host_cases(bin_dir, tool, quick):
                 "shm put": put_with(local),
                 "loopback TCP put": put_with(tcp),
             }
+            if huge is not None:
+                variants["shm fetch (copy), huge-page tmpfs"] = lambda: huge.fetch("src")
+                variants["shm put, huge-page tmpfs"] = put_with(huge)
             for fn in variants.values():
                 fn()  # warm: the heap and the page tables
             samples = {name: [] for name in ["memcpy (1 thread)", "memcpy into new memory",
@@ -490,6 +508,9 @@ def same_host_cases(bin_dir, tool, quick):
                         samples[name].extend(timed(fn, reps))
                     keep.clear()
             assert np.array_equal(local.fetch("src"), arr) and np.array_equal(local.map("src"), arr)
+            if huge is not None:
+                assert np.array_equal(huge.fetch("src"), arr)
+                huge.release("src")
             rows = out[size_label(size)] = {}
             memcpy_bps = size / statistics.median(samples["memcpy (1 thread)"])
             tcp_bps = size / statistics.median(samples["loopback TCP fetch"])
@@ -502,13 +523,34 @@ def same_host_cases(bin_dir, tool, quick):
                       f"p50 {st['p50'] * 1e3:9.3f} ms  {st['vs_memcpy']:.2f}x memcpy  "
                       f"{st['vs_tcp_fetch']:.2f}x TCP fetch", flush=True)
             local.release("src")
-        for c in (tcp, unix, local):
-            c.close()
+        for c in (tcp, unix, local, huge):
+            if c is not None:
+                c.close()
     finally:
-        d.terminate()
-        d.wait(30)
+        for daemon in (d, huge_daemon):
+            if daemon is not None:
+                daemon.terminate()
+                daemon.wait(30)
+        if huge_mount is not None:
+            subprocess.run(["umount", "-l", huge_mount], check=False)
+            os.rmdir(huge_mount)
         shutil.rmtree(folder, ignore_errors=True)
     return out
+
+
+def mount_huge_tmpfs(size):
+    """A fresh tmpfs of `size` bytes mounted huge=within_size (2 MiB pages for
+    files of 2 MiB and more): (its path, None), or (None, why not)."""
+    with open("/sys/kernel/mm/transparent_hugepage/shmem_enabled") as f:
+        if "[deny]" in f.read():
+            return None, "shmem_enabled=deny: this kernel gives tmpfs no huge pages"
+    path = tempfile.mkdtemp(prefix="npystream-bench-huge-")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},huge=within_size", "tmpfs",
+                           path], capture_output=True, text=True)
+    if done.returncode != 0:
+        os.rmdir(path)
+        return None, f"cannot mount a tmpfs (needs root): {done.stderr.strip()}"
+    return path, None
 
 
 def save(results, quick, suffix=""):

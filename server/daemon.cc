@@ -12,6 +12,8 @@
 #include "base/process_tuning.h"
 #include "server/common/log.h"
 #include "server/common/status_macros.h"
+#include "server/store/shm_dir.h"
+#include "server/store/tmpfs_huge_pages.h"
 #include "server/transfer/device_transfer.h"
 
 namespace npystream {
@@ -37,6 +39,21 @@ std::string ReplicaId(const std::string& flag) {
     if (absl::ascii_isalnum(*c) || *c == '-' || *c == '_' || *c == '.') id += *c;
   }
   return id;
+}
+
+// What an operator can do about --shm-dir's pages (README "Same host").
+absl::string_view ShmDirHint(const ShmDir& shm) {
+  if (!shm.on_memory()) return "not a tmpfs: files are written to disk";
+  switch (shm.huge_pages()) {
+    case TmpfsHugePages::kNever:
+    case TmpfsHugePages::kAdvise:
+      return "4 KiB pages: a tmpfs mounted with huge=within_size makes same-host puts faster";
+    case TmpfsHugePages::kAlways:
+      return "huge=always gives every file, however small, a 2 MiB page; huge=within_size does not";
+    case TmpfsHugePages::kWithinSize:
+      break;
+  }
+  return "2 MiB pages for files of 2 MiB and more";
 }
 
 }  // namespace
@@ -141,6 +158,8 @@ absl::Status Daemon::Build() {
     Log(shm.on_memory() ? LogLevel::kInfo : LogLevel::kWarning, "shm_dir",
         {{"path", shm.path()},
          {"tmpfs", shm.on_memory()},
+         {"huge_pages", TmpfsHugePagesName(shm.huge_pages())},
+         {"hint", ShmDirHint(shm)},
          {"stale_removed", shm.stale_removed()},
          {"group", config_.shm_group.empty() ? "(daemon's)" : config_.shm_group}});
   }

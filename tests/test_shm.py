@@ -278,3 +278,44 @@ def test_full_shm_folder_is_resource_exhausted_and_nothing_is_lost(make_daemon, 
             assert d.alive()
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def shmem_huge_bytes():
+    with open("/proc/meminfo") as f:
+        kib = next(int(line.split()[1]) for line in f if line.startswith("ShmemHugePages:"))
+    return kib * 1024
+
+
+def test_a_huge_page_tmpfs_backs_large_tensors_with_2mib_pages(make_daemon, tmp_path):
+    mount = tmp_path / "huge_tmpfs"
+    mount.mkdir()
+    with open("/sys/kernel/mm/transparent_hugepage/shmem_enabled") as f:
+        if "[deny]" in f.read():
+            pytest.skip("shmem_enabled=deny: this kernel gives no tmpfs huge pages")
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m,huge=within_size", "tmpfs",
+                       str(mount)], capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        d = make_daemon("--shm-dir", str(mount / "tensors"))
+        assert any("shm_dir" in line and "huge_pages=within_size" in line for line in d.log)
+        with npystream.Client(d.target) as c:
+            for dtype in DTYPES:
+                for i, shape in enumerate([(), (0,), (3, 5), (1000, 33)]):
+                    arr = random_array(dtype, shape, seed=i)
+                    info = c.put(arr)
+                    assert same_bits(c.fetch(info.handle), arr) and same_bits(c.map(info.handle), arr)
+                    c.release(info.handle)
+            before = shmem_huge_bytes()
+            big = np.random.default_rng(5).random(1 << 20)  # 8 MiB: four whole 2 MiB pages
+            small = np.arange(100, dtype=np.float64)
+            c.put(big, name="big")
+            c.put(small, name="small")
+            # The kernel's count is machine-wide: other tmpfs users may add, not remove.
+            assert shmem_huge_bytes() - before >= big.nbytes
+            assert same_bits(c.fetch("big"), big) and same_bits(c.map("big"), big)
+            # huge=within_size: a small file keeps 4 KiB pages (huge=always would take 2 MiB).
+            small_file = next(p for p in (mount / "tensors").iterdir() if "small" in p.name)
+            assert small_file.stat().st_blocks * 512 < 64 * 1024
+            assert same_bits(c.fetch("small"), small)
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)

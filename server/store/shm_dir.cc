@@ -126,6 +126,7 @@ absl::StatusOr<std::shared_ptr<ShmDir>> ShmDir::Create(const Options& options) {
   std::shared_ptr<ShmDir> dir(new ShmDir(folder));
   struct statfs fs {};
   dir->on_memory_ = fstatfs(folder->fd, &fs) == 0 && fs.f_type == TMPFS_MAGIC;
+  if (dir->on_memory_) dir->huge_pages_ = TmpfsHugePagesOf(folder->fd);
   if (absl::Status s = dir->TakeMarker(); !s.ok()) return s;
   dir->RemoveStale();
   return dir;

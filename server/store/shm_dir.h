@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "server/store/tmpfs_huge_pages.h"
 
 namespace npystream {
 
@@ -82,6 +83,8 @@ class ShmDir {
   int stale_removed() const { return stale_removed_; }
   // Whether the folder is on tmpfs (memory); false is allowed but slower.
   bool on_memory() const { return on_memory_; }
+  // Whether the tmpfs backs files with 2 MiB pages (fast same-host Puts).
+  TmpfsHugePages huge_pages() const { return huge_pages_; }
 
  private:
   explicit ShmDir(std::shared_ptr<ShmFile::Folder> folder) : folder_(std::move(folder)) {}
@@ -95,6 +98,7 @@ class ShmDir {
   uint64_t marker_inode_ = 0;
   int stale_removed_ = 0;
   bool on_memory_ = false;
+  TmpfsHugePages huge_pages_ = TmpfsHugePages::kNever;
   std::atomic<uint64_t> next_{0};
 };
 
