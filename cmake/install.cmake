@@ -53,6 +53,10 @@ set(CPACK_PACKAGE_CONTACT "npystream developers <npystream@localhost>")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY
   "npystreamd: PyTorch tensors resident on the server, streamed as NumPy .npy over gRPC")
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+# Not a shared library npystreamd names itself: Debian's LibTorch calls any
+# libblas.so.3, and without OpenBLAS that is the reference BLAS (several
+# times slower Linear layers; see scripts/deps.sh). dpkg-shlibdeps adds the rest.
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "libopenblas0-serial")
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)

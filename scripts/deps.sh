@@ -12,8 +12,12 @@ BUILD_PACKAGES=(
   file
   # gRPC / Protobuf (C++ and code generators)
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libabsl-dev
-  # LibTorch (CPU build) for models and tensors
-  libtorch-dev
+  # LibTorch (CPU build) for models and tensors. Debian's LibTorch calls
+  # whichever libblas.so.3 the alternatives pick, and without this it is the
+  # reference BLAS: Linear layers ~2-10x slower (README "Inference"). Serial,
+  # not the OpenMP build: parallelism comes from model instances, and the
+  # OpenMP build collapses when instances x threads exceed the cores.
+  libtorch-dev libopenblas0-serial
   # admin HTTP port, metrics, JSON, TLS
   libboost-dev libboost-system-dev prometheus-cpp-dev nlohmann-json3-dev libssl-dev
   # C++ tests (found by CMake even when only the daemon is built)

@@ -14,6 +14,7 @@
 #include "absl/time/clock.h"
 #include "server/common/log.h"
 #include "server/common/status_macros.h"
+#include "server/engine/blas_info.h"
 #include "server/engine/model.h"
 #include "server/store/torch_dtype.h"
 
@@ -53,6 +54,14 @@ absl::StatusOr<std::unique_ptr<InferenceEngine>> InferenceEngine::Create(const O
   }
   Log(LogLevel::kInfo, "torch_threads",
       {{"intra_op", at::get_num_threads()}, {"inter_op", at::get_num_interop_threads()}});
+  const BlasInfo blas = ProbeBlas();
+  Log(blas.reference ? LogLevel::kWarning : LogLevel::kInfo, "blas",
+      {{"library", blas.library},
+       {"openblas", blas.openblas},
+       {"threading", blas.threading},
+       {"hint", blas.reference ? "the reference BLAS makes Linear layers several times slower: "
+                                 "install libopenblas0-serial"
+                               : ""}});
   std::unique_ptr<InferenceEngine> engine(new InferenceEngine(options));
   engine->Reload();
   return engine;

@@ -120,6 +120,18 @@ def test_client_round_trip_equals_numpy_and_local_torch(container, tmp_path):
     assert (logits.argmax(1) == expected.argmax(1)).all()
 
 
+def test_models_run_on_openblas_not_the_reference_blas(container):
+    # Debian's LibTorch calls whichever libblas.so.3 is installed; the image
+    # must carry OpenBLAS (serial), which the daemon reports at start.
+    blas = [json.loads(line) for line in podman("logs", container["name"]).stderr.splitlines()
+            if line.startswith("{") and '"event":"blas"' in line.replace(" ", "")]
+    assert len(blas) == 1, blas
+    assert blas[0]["openblas"].startswith("OpenBLAS") and blas[0]["threading"] == "serial", blas
+    packages = podman("run", "--rm", "--entrypoint", "cat", IMAGE,
+                      "/usr/share/npystream/runtime-packages.txt").stdout.split()
+    assert "libopenblas0-serial" in packages, packages
+
+
 def test_metrics_scrape(container):
     status, body = get(container, "/metrics")
     text = body.decode()
@@ -180,4 +192,5 @@ def test_deb_installs_on_plain_debian_and_runs(tmp_path):
     assert r.returncode == 0 and "installed-ok" in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]
     depends = next(line for line in r.stdout.splitlines() if line.startswith("Depends:"))
     assert "libtorch1.13" in depends and "libgrpc++1.51" in depends, depends
+    assert "libopenblas0-serial" in depends, depends
     assert "config ok" in r.stdout
