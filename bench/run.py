@@ -102,6 +102,32 @@ def bench_models(build):
         config.update(extra)
         with open(os.path.join(repo, name, "config.json"), "w") as f:
             json.dump(config, f)
+    # A model whose cost is its Linear layers (BLAS), unlike the demo CNN:
+    # 784 -> 1024 -> 1024 -> 10, random weights from a fixed seed.
+    import torch  # Debian's python3-torch, as for the demo model
+
+    class MLP(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1 = torch.nn.Linear(784, 1024)
+            self.fc2 = torch.nn.Linear(1024, 1024)
+            self.fc3 = torch.nn.Linear(1024, 10)
+
+        def forward(self, x):
+            x = torch.relu(self.fc1(x.flatten(1)))
+            return self.fc3(torch.relu(self.fc2(x)))
+
+    torch.manual_seed(0)
+    mlp = MLP().eval()
+    for name, extra in (("mlp", {}), ("mlp_batched", {"dynamic_batching": {
+            "max_batch": 64, "max_queue_delay_us": 500, "preferred_batch_sizes": [8, 16, 32, 64]}})):
+        os.makedirs(os.path.join(repo, name), exist_ok=True)
+        torch.jit.script(mlp).save(os.path.join(repo, name, "model.pt"))
+        config = {"device": "cpu", "inputs": [{"name": "x", "dtype": "float32",
+                                               "shape": [-1, 1, 28, 28]}],
+                  "outputs": ["logits"], "max_batch": 256, "instances": 2, **extra}
+        with open(os.path.join(repo, name, "config.json"), "w") as f:
+            json.dump(config, f)
     return repo
 
 
@@ -235,13 +261,24 @@ def main():
                 load[name].append(r)
                 print(f"{'infer load, ' + name:<34} {clients:>3} clients {r['rps']:>8.0f} req/s "
                       f"p50 {r['p50'] * 1e3:7.2f} ms  p99 {r['p99'] * 1e3:7.2f} ms", flush=True)
-        off64, on64 = load["batching off"][2], load["batching on"][2]
-        off1 = load["batching off"][0]
-        results["infer_load_ratios"] = {"on_vs_off_64_clients": on64["rps"] / off64["rps"],
-                                        "p99_on64_vs_off1": on64["p99"] / off1["p99"]}
-        print(f"{'limit check: batching':<34} 64 clients on/off {on64['rps'] / off64['rps']:.2f}x "
-              f"(goal >= 3x); p99 on@64 / off@1 {on64['p99'] / off1['p99']:.2f}x (goal <= 2x)",
-              flush=True)
+        # The same with the MLP, whose forward pass batching makes cheaper per
+        # row (BLAS matrix products instead of matrix-vector ones).
+        load["MLP, batching off"] = [cpp_load("mlp")(c) for c in (1, 16, 64)]
+        load["MLP, batching on"] = [cpp_load("mlp_batched")(c) for c in (1, 16, 64)]
+        for name in ("MLP, batching off", "MLP, batching on"):
+            for clients, r in zip((1, 16, 64), load[name]):
+                print(f"{'infer load, ' + name:<34} {clients:>3} clients {r['rps']:>8.0f} req/s "
+                      f"p50 {r['p50'] * 1e3:7.2f} ms  p99 {r['p99'] * 1e3:7.2f} ms", flush=True)
+        ratios = results["infer_load_ratios"] = {}
+        for model, prefix in (("demo", ""), ("MLP", "MLP, ")):
+            off64, on64 = load[prefix + "batching off"][2], load[prefix + "batching on"][2]
+            off1 = load[prefix + "batching off"][0]
+            ratios[model] = {"on_vs_off_64_clients": on64["rps"] / off64["rps"],
+                             "p99_on64_vs_off1": on64["p99"] / off1["p99"]}
+            print(f"{'limit check: batching, ' + model:<34} 64 clients on/off "
+                  f"{on64['rps'] / off64['rps']:.2f}x (goal >= 3x); p99 on@64 / off@1 "
+                  f"{on64['p99'] / off1['p99']:.2f}x (goal <= 2x)", flush=True)
+        blas_cases(bin_dir, tool, args.build, tmp, x1_path, seconds, load)
         # The Open Inference Protocol's ModelInfer (what tritonclient sends)
         # beside npystream's Infer and the usual Python server: batch 1 and
         # 64, 1 and 16 clients, same daemon, same run.
@@ -429,6 +466,41 @@ def main():
 
     out = save(results, quick)
     subprocess.run([sys.executable, os.path.join(HERE, "plot.py"), out], check=False)
+
+
+def blas_cases(bin_dir, tool, build, tmp, x1_path, seconds, load):
+    """The daemon on Debian's reference BLAS (its libblas3, put first on the
+    library path) against the OpenBLAS it runs on: batch-1 requests from 16
+    clients and one batch of 64, demo model and MLP."""
+    reference = "/usr/lib/x86_64-linux-gnu/blas"
+    if not os.path.exists(os.path.join(reference, "libblas.so.3")):
+        print(f"{'BLAS rows':<34} skipped: no reference BLAS here (package libblas3)", flush=True)
+        return
+    x64_path = os.path.join(tmp, "x64.npy")
+    np.save(x64_path, np.random.default_rng(1).standard_normal((64, 1, 28, 28), dtype=np.float32))
+    out = load["blas"] = {}
+    for blas, env in (("OpenBLAS", None), ("reference BLAS", {**os.environ,
+                                                              "LD_LIBRARY_PATH": reference})):
+        d, dm = start([os.path.join(bin_dir, "npystreamd"), "--listen", "127.0.0.1:0",
+                       "--http-listen", "", "--model-repository", bench_models(build)],
+                      r" listening grpc=(\S+)", env=env)
+        try:
+            for model in ("demo", "mlp"):
+                for x_path, clients in ((x1_path, 16), (x64_path, 1)):
+                    r = run_json([tool, "infer-load", dm.group(1), model, x_path, str(clients),
+                                  str(seconds)])
+                    batch = 1 if x_path == x1_path else 64
+                    out[f"{blas}, {model}, batch {batch}, {clients} clients"] = r
+                    print(f"{'BLAS: ' + blas:<34} {model:<5} batch {batch:>2} {clients:>2} clients "
+                          f"{r['rps']:>8.0f} req/s p50 {r['p50'] * 1e3:7.2f} ms", flush=True)
+        finally:
+            d.terminate()
+            d.wait(30)
+    for model in ("demo", "mlp"):
+        for batch, clients in ((1, 16), (64, 1)):
+            key = f"{model}, batch {batch}, {clients} clients"
+            ratio = out[f"OpenBLAS, {key}"]["rps"] / out[f"reference BLAS, {key}"]["rps"]
+            print(f"{'ratio: OpenBLAS / reference':<34} {key}: {ratio:.2f}x req/s", flush=True)
 
 
 def same_host_cases(bin_dir, tool, quick):

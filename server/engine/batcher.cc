@@ -59,6 +59,10 @@ struct Batcher::Request {
   absl::Time enqueued;
   bool done = false;
   absl::StatusOr<ModelRun> result;
+  // Its caller sleeps here: woken alone (never a herd of every waiter) when
+  // the request is done, when it may lead, or, leading, when the batch may
+  // have to form.
+  absl::CondVar wake;
 };
 
 Batcher::Batcher(Options options, RunFn run) : options_(std::move(options)), run_(std::move(run)) {}
@@ -80,20 +84,30 @@ absl::StatusOr<ModelRun> Batcher::Run(const NamedTensors& inputs,
   absl::MutexLock lock(&mu_);
   queue_.push_back(&req);
   if (options_.metrics) options_.metrics->QueueDepth(options_.model, queue_.size());
-  cv_.SignalAll();
+  if (leader_ != nullptr) leader_->wake.Signal();  // the batch may be full now
   while (!req.done) {
     // Lead when nobody does and requests wait (this one may already be in a
     // running batch: then the queue may be empty, and there is nothing to lead).
-    if (!leading_ && !queue_.empty()) {
+    if (leader_ == nullptr && !queue_.empty()) {
       LeadLocked(&req);
       continue;
     }
-    // A follower: wakes when its batch is done or the leader's place frees,
+    // A follower: wakes when its batch is done or it is handed the lead,
     // and at least every 20 ms to see whether its caller gave up.
-    cv_.WaitWithTimeout(&mu_, absl::Milliseconds(20));
+    req.wake.WaitWithTimeout(&mu_, absl::Milliseconds(20));
     if (!req.done) DropAbandonedLocked();
   }
   return std::move(req.result);
+}
+
+void Batcher::HandOnLeadLocked(const Request* busy) {
+  leader_ = nullptr;
+  for (Request* r : queue_) {
+    if (r != busy) {
+      r->wake.Signal();
+      return;
+    }
+  }
 }
 
 void Batcher::DropAbandonedLocked() {
@@ -113,7 +127,7 @@ void Batcher::DropAbandonedLocked() {
     r->result = why;
     r->done = true;
     it = queue_.erase(it);
-    cv_.SignalAll();
+    r->wake.Signal();
   }
 }
 
@@ -156,19 +170,18 @@ std::vector<Batcher::Request*> Batcher::TakeBatchLocked() {
   return batch;
 }
 
-void Batcher::LeadLocked(const Request* self) {
-  leading_ = true;
+void Batcher::LeadLocked(Request* self) {
+  leader_ = self;
   const absl::Duration delay = absl::Microseconds(options_.config.max_queue_delay_us);
   for (;;) {
     DropAbandonedLocked();
     // Nothing left to lead, or this caller gave up: hand the lead on.
     if (queue_.empty() || self->done) {
-      leading_ = false;
-      cv_.SignalAll();
+      HandOnLeadLocked();
       return;
     }
     if (running_ >= std::max(1, options_.instances)) {
-      cv_.WaitWithTimeout(&mu_, absl::Milliseconds(20));  // also to see who gave up
+      self->wake.WaitWithTimeout(&mu_, absl::Milliseconds(20));  // also to see who gave up
       continue;
     }
     const absl::Time due = queue_.front()->enqueued + delay;
@@ -176,7 +189,7 @@ void Batcher::LeadLocked(const Request* self) {
         absl::Now() >= due) {
       break;
     }
-    cv_.WaitWithDeadline(&mu_, std::min(due, absl::Now() + absl::Milliseconds(20)));
+    self->wake.WaitWithDeadline(&mu_, std::min(due, absl::Now() + absl::Milliseconds(20)));
   }
   std::vector<Request*> batch = TakeBatchLocked();
   const absl::Time now = absl::Now();
@@ -186,10 +199,9 @@ void Batcher::LeadLocked(const Request* self) {
     }
     options_.metrics->QueueDepth(options_.model, queue_.size());
   }
-  // Another caller may lead the next batch while this one runs.
-  leading_ = false;
+  // Another caller leads the next batch while this one runs it.
+  HandOnLeadLocked(self);
   ++running_;
-  cv_.SignalAll();
   mu_.Unlock();
   std::vector<absl::StatusOr<ModelRun>> results = RunBatch(batch);
   mu_.Lock();
@@ -197,8 +209,9 @@ void Batcher::LeadLocked(const Request* self) {
   for (size_t i = 0; i < batch.size(); ++i) {
     batch[i]->result = std::move(results[i]);
     batch[i]->done = true;
+    batch[i]->wake.Signal();
   }
-  cv_.SignalAll();
+  if (leader_ != nullptr) leader_->wake.Signal();  // an instance is free
 }
 
 std::vector<absl::StatusOr<ModelRun>> Batcher::RunBatch(const std::vector<Request*>& batch) {

@@ -54,7 +54,10 @@ class Batcher {
   // Leads one batch: waits, forms it, runs it with mu_ released. Returns
   // early, handing the lead on, when `self` (the leader's own request) was
   // given up or the queue emptied.
-  void LeadLocked(const Request* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void LeadLocked(Request* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // No leader now; wakes the caller of the oldest queued request other than
+  // `busy` (the one about to run a batch) to lead next.
+  void HandOnLeadLocked(const Request* busy = nullptr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Completes queued requests whose callers gave up.
   void DropAbandonedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Queued requests compatible with the head, FIFO, up to max_batch rows.
@@ -70,10 +73,9 @@ class Batcher {
   const Options options_;
   const RunFn run_;
   absl::Mutex mu_;
-  absl::CondVar cv_;
   std::deque<Request*> queue_ ABSL_GUARDED_BY(mu_);
-  bool leading_ ABSL_GUARDED_BY(mu_) = false;
-  int running_ ABSL_GUARDED_BY(mu_) = 0;  // batches in flight
+  Request* leader_ ABSL_GUARDED_BY(mu_) = nullptr;  // the caller leading the next batch
+  int running_ ABSL_GUARDED_BY(mu_) = 0;            // batches in flight
 };
 
 }  // namespace npystream
