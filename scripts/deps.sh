@@ -50,13 +50,31 @@ done
 # carries npm inside), Debian's otherwise.
 if [ "${1:-all}" != "build" ]; then command -v npm > /dev/null || missing+=(nodejs npm); fi
 
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+# apt may also bring in the pthreads OpenBLAS (the alternatives' favourite),
+# so the serial one is chosen by name (the BLAS, LAPACK and libopenblas.so.0
+# itself, which the other two load): idempotent, and kept across installs.
+pin_serial_blas() {
+  local dir
+  dir="/usr/lib/$(gcc -print-multiarch)/openblas-serial"
+  [ -e "$dir/libblas.so.3" ] || return 0
+  for lib in libblas.so.3 liblapack.so.3 libopenblas.so.0; do
+    local name="$lib-$(gcc -print-multiarch)"
+    if [ "$(readlink -f "/etc/alternatives/$name")" != "$(readlink -f "$dir/$lib")" ]; then
+      $SUDO update-alternatives --quiet --set "$name" "$dir/$lib"
+    fi
+  done
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
+  pin_serial_blas
   exit 0
 fi
 
 echo "deps: installing ${#missing[@]} Debian packages: ${missing[*]}"
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+pin_serial_blas

@@ -2,11 +2,11 @@
 
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 
 #include "gtest/gtest.h"
 #include "server/testing/in_process_server.h"
 #include "server/testing/numpy_cases_testing.h"
+#include "server/testing/temp_dir.h"
 
 namespace npystream {
 namespace {
@@ -73,9 +73,9 @@ TEST_F(ClientTest, StatListRelease) {
 // Same host: a daemon with --shm-dir and a Unix socket; Map, Allocate/Commit
 // and FetchToBuffer through the file, against the streamed bytes.
 TEST(ClientShmTest, MapAllocateCommitAndFetchThroughTheFile) {
-  char tmpl[] = "/dev/shm/npystream_client_test.XXXXXX";
-  ASSERT_NE(mkdtemp(tmpl), nullptr);
-  const std::string root = tmpl;
+  testing::TempDir dir("/dev/shm", "npystream_client_test");
+  const std::string& root = dir.path();
+  ASSERT_FALSE(root.empty());
   testing::InProcessServer::Options server_options;
   server_options.config.shm_dir = root + "/tensors";
   server_options.config.listen = {"unix://" + root + "/sock"};
@@ -116,7 +116,6 @@ TEST(ClientShmTest, MapAllocateCommitAndFetchThroughTheFile) {
   EXPECT_EQ(streaming->Map("direct").status().code(), absl::StatusCode::kFailedPrecondition);
   mapped->reset();
   server.reset();
-  std::filesystem::remove_all(root);
 }
 
 }  // namespace

@@ -55,7 +55,10 @@ absl::Status PutReactor::Consume() {
   uint64_t data_bytes = 0;
   absl::Status status = assembly_.Consume(request_, &data_bytes);
   ticket_->AddReceived(data_bytes);
-  if (assembly_.payload() != nullptr) ticket_->set_handle(assembly_.name());
+  if (!named_ && assembly_.payload() != nullptr) {
+    ticket_->set_handle(assembly_.name());
+    named_ = true;
+  }
   return status;
 }
 

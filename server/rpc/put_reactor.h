@@ -40,6 +40,7 @@ class PutReactor : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   void FinishWith(const absl::Status& status);
 
   PutAssembly assembly_;
+  bool named_ = false;  // the ticket carries the tensor's name (set once, with the header)
   grpc::ByteBuffer* const response_;
   const std::unique_ptr<CallTicket> ticket_;
   grpc::ByteBuffer request_;

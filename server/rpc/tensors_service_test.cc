@@ -18,6 +18,7 @@
 #include "server/testing/in_process_server.h"
 #include "server/testing/numpy_cases_testing.h"
 #include "server/testing/store_testing.h"
+#include "server/testing/temp_dir.h"
 #include "server/transfer/device_transfer.h"
 
 namespace npystream::rpc {
@@ -445,9 +446,7 @@ namespace {
 class ShmServiceTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/dev/shm/npystream_service_test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    root_ = tmpl;
+    ASSERT_FALSE(root_.empty());
     const std::string token_file = root_ + "/token";
     std::ofstream(token_file) << "sesame\n";
     device_ = std::make_unique<FakeCopyDevice>(/*streams=*/3, /*seed=*/11);
@@ -472,7 +471,6 @@ class ShmServiceTest : public ::testing::Test {
     stub_.reset();
     server_.reset();
     device_.reset();
-    std::filesystem::remove_all(root_);
   }
   void Prepare(grpc::ClientContext* ctx) { ctx->AddMetadata("authorization", "Bearer sesame"); }
   std::string FetchAll(const std::string& handle) {
@@ -495,7 +493,8 @@ class ShmServiceTest : public ::testing::Test {
     return stub_->Map(&ctx, req, out);
   }
 
-  std::string root_;
+  testing::TempDir dir_{"/dev/shm", "npystream_service_test"};
+  const std::string root_ = dir_.path();
   std::string socket_;
   std::unique_ptr<FakeCopyDevice> device_;
   std::unique_ptr<testing::InProcessServer> server_;

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "gtest/gtest.h"
+#include "server/testing/temp_dir.h"
 
 namespace npystream {
 namespace {
@@ -25,13 +26,9 @@ std::string Header64() {
 
 class ShmDirTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/dev/shm/npystream_shm_dir_test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    root_ = tmpl;
-  }
-  void TearDown() override { fs::remove_all(root_); }
-  std::string root_;
+  void SetUp() override { ASSERT_FALSE(root_.empty()); }
+  testing::TempDir dir_{"/dev/shm", "npystream_shm_dir_test"};
+  const std::string root_ = dir_.path();
 };
 
 TEST_F(ShmDirTest, FileIsTheHeaderThenThePayloadAndGoesAwayWithItsOwner) {

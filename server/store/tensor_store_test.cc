@@ -14,6 +14,7 @@
 #include "server/testing/fake_clock.h"
 #include "server/testing/numpy_cases_testing.h"
 #include "server/testing/store_testing.h"
+#include "server/testing/temp_dir.h"
 
 namespace npystream {
 namespace {
@@ -302,9 +303,7 @@ namespace {
 class TensorStoreShmTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/dev/shm/npystream_store_test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    root_ = tmpl;
+    ASSERT_FALSE(root_.empty());
     auto dir = ShmDir::Create({root_, ""});
     ASSERT_TRUE(dir.ok()) << dir.status();
     TensorStore::Options options;
@@ -314,10 +313,7 @@ class TensorStoreShmTest : public ::testing::Test {
     options.allocation_timeout_ms = 5000;
     store_ = *TensorStore::Create(options);
   }
-  void TearDown() override {
-    store_.reset();
-    std::filesystem::remove_all(root_);
-  }
+  void TearDown() override { store_.reset(); }
   static TensorStore::PutSpec Spec(std::vector<int64_t> shape, std::string name = "") {
     TensorStore::PutSpec spec;
     spec.name = std::move(name);
@@ -327,7 +323,8 @@ class TensorStoreShmTest : public ::testing::Test {
   }
 
   FakeClock clock_;
-  std::string root_;
+  testing::TempDir dir_{"/dev/shm", "npystream_store_test"};
+  const std::string root_ = dir_.path();
   std::unique_ptr<TensorStore> store_;
 };
 

@@ -5,13 +5,13 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdlib>
 #include <cstring>
 #include <string>
 
 #include "absl/strings/match.h"
 #include "base/file_util.h"
 #include "gtest/gtest.h"
+#include "server/testing/temp_dir.h"
 
 namespace npystream {
 namespace {
@@ -61,12 +61,11 @@ TEST(TmpfsHugePagesTest, NamesAreTheMountOptionValues) {
 // The real kernel: a tmpfs this test mounts with huge=within_size is seen as
 // such through an open folder, where only root may mount.
 TEST(TmpfsHugePagesTest, SeesTheOptionOfARealMount) {
-  char tmpl[] = "/tmp/npystream_tmpfs_huge_pages_test.XXXXXX";
-  ASSERT_NE(mkdtemp(tmpl), nullptr);
-  const std::string dir = tmpl;
+  testing::TempDir temp("/tmp", "npystream_tmpfs_huge_pages_test");
+  const std::string& dir = temp.path();
+  ASSERT_FALSE(dir.empty());
   if (mount("tmpfs", dir.c_str(), "tmpfs", 0, "size=8m,huge=within_size") != 0) {
     const int err = errno;
-    rmdir(dir.c_str());
     GTEST_SKIP() << "cannot mount a tmpfs here (" << std::strerror(err) << "): needs root";
   }
   const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -74,7 +73,6 @@ TEST(TmpfsHugePagesTest, SeesTheOptionOfARealMount) {
   const TmpfsHugePages seen = TmpfsHugePagesOf(fd);
   close(fd);
   ASSERT_EQ(umount2(dir.c_str(), MNT_DETACH), 0);
-  rmdir(dir.c_str());
   auto forced = ReadFileToString("/sys/kernel/mm/transparent_hugepage/shmem_enabled");
   if (forced.ok() && absl::StrContains(*forced, "[deny]")) {
     EXPECT_EQ(seen, TmpfsHugePages::kNever);
