@@ -202,9 +202,10 @@ def main():
               flush=True)
         return row
 
+    models = bench_models(args.build)
     daemon, m = start([os.path.join(bin_dir, "npystreamd"), "--listen", "127.0.0.1:0",
                        "--http-listen", "127.0.0.1:0", "--store-budget", "16GiB",
-                       "--model-repository", bench_models(args.build)],
+                       "--model-repository", models],
                       r" listening grpc=(\S+) http=(\S+)")
     target, http = m.group(1), m.group(2)
     raw, m = start([tool, "raw-server", str(max(sizes))], r"port (\d+)")
@@ -252,6 +253,10 @@ def main():
             "usual Python server": lambda clients: infer_load(
                 lambda: (lambda u: lambda: u.infer(model_path, x1))(UsualClient(peer_target)),
                 clients, seconds),
+            # The same with the MLP, whose forward pass batching makes cheaper
+            # per row (BLAS matrix products instead of matrix-vector ones).
+            "MLP, batching off": cpp_load("mlp"),
+            "MLP, batching on": cpp_load("mlp_batched"),
         }
         load = results["infer_load"] = {}
         for name, measure in variants.items():
@@ -259,14 +264,6 @@ def main():
             for clients in (1, 16, 64):
                 r = measure(clients)
                 load[name].append(r)
-                print(f"{'infer load, ' + name:<34} {clients:>3} clients {r['rps']:>8.0f} req/s "
-                      f"p50 {r['p50'] * 1e3:7.2f} ms  p99 {r['p99'] * 1e3:7.2f} ms", flush=True)
-        # The same with the MLP, whose forward pass batching makes cheaper per
-        # row (BLAS matrix products instead of matrix-vector ones).
-        load["MLP, batching off"] = [cpp_load("mlp")(c) for c in (1, 16, 64)]
-        load["MLP, batching on"] = [cpp_load("mlp_batched")(c) for c in (1, 16, 64)]
-        for name in ("MLP, batching off", "MLP, batching on"):
-            for clients, r in zip((1, 16, 64), load[name]):
                 print(f"{'infer load, ' + name:<34} {clients:>3} clients {r['rps']:>8.0f} req/s "
                       f"p50 {r['p50'] * 1e3:7.2f} ms  p99 {r['p99'] * 1e3:7.2f} ms", flush=True)
         ratios = results["infer_load_ratios"] = {}
@@ -278,7 +275,7 @@ def main():
             print(f"{'limit check: batching, ' + model:<34} 64 clients on/off "
                   f"{on64['rps'] / off64['rps']:.2f}x (goal >= 3x); p99 on@64 / off@1 "
                   f"{on64['p99'] / off1['p99']:.2f}x (goal <= 2x)", flush=True)
-        blas_cases(bin_dir, tool, args.build, tmp, x1_path, seconds, load)
+        blas_cases(bin_dir, tool, models, tmp, x1_path, seconds, load)
         # The Open Inference Protocol's ModelInfer (what tritonclient sends)
         # beside npystream's Infer and the usual Python server: batch 1 and
         # 64, 1 and 16 clients, same daemon, same run.
@@ -319,7 +316,7 @@ def main():
         for threads in (1, 2):
             d, dm = start([os.path.join(bin_dir, "npystreamd"), "--listen", "127.0.0.1:0",
                            "--http-listen", "", "--torch-threads", str(threads),
-                           "--model-repository", bench_models(args.build)],
+                           "--model-repository", models],
                           r" listening grpc=(\S+)")
             try:
                 for batch, clients, instances in [(b, c, i) for b in (1, 64) for c in (1, 16)
@@ -468,7 +465,7 @@ def main():
     subprocess.run([sys.executable, os.path.join(HERE, "plot.py"), out], check=False)
 
 
-def blas_cases(bin_dir, tool, build, tmp, x1_path, seconds, load):
+def blas_cases(bin_dir, tool, models, tmp, x1_path, seconds, load):
     """The daemon on Debian's reference BLAS (its libblas3, put first on the
     library path) against the OpenBLAS it runs on: batch-1 requests from 16
     clients and one batch of 64, demo model and MLP."""
@@ -482,7 +479,7 @@ def blas_cases(bin_dir, tool, build, tmp, x1_path, seconds, load):
     for blas, env in (("OpenBLAS", None), ("reference BLAS", {**os.environ,
                                                               "LD_LIBRARY_PATH": reference})):
         d, dm = start([os.path.join(bin_dir, "npystreamd"), "--listen", "127.0.0.1:0",
-                       "--http-listen", "", "--model-repository", bench_models(build)],
+                       "--http-listen", "", "--model-repository", models],
                       r" listening grpc=(\S+)", env=env)
         try:
             for model in ("demo", "mlp"):

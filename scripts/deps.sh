@@ -57,11 +57,12 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # so the serial one is chosen by name (the BLAS, LAPACK and libopenblas.so.0
 # itself, which the other two load): idempotent, and kept across installs.
 pin_serial_blas() {
-  local dir
-  dir="/usr/lib/$(gcc -print-multiarch)/openblas-serial"
+  local arch dir
+  arch=$(gcc -print-multiarch)
+  dir="/usr/lib/$arch/openblas-serial"
   [ -e "$dir/libblas.so.3" ] || return 0
   for lib in libblas.so.3 liblapack.so.3 libopenblas.so.0; do
-    local name="$lib-$(gcc -print-multiarch)"
+    local name="$lib-$arch"
     if [ "$(readlink -f "/etc/alternatives/$name")" != "$(readlink -f "$dir/$lib")" ]; then
       $SUDO update-alternatives --quiet --set "$name" "$dir/$lib"
     fi

@@ -4,6 +4,8 @@
 #include <limits.h>
 #include <stdlib.h>
 
+#include <string>
+
 #include "absl/strings/match.h"
 #include "absl/strings/string_view.h"
 
@@ -18,34 +20,29 @@ absl::string_view Folder(absl::string_view path) {
   return slash == absl::string_view::npos ? absl::string_view() : path.substr(0, slash);
 }
 
-template <typename F>
-F Lookup(const char* name) {
-  return reinterpret_cast<F>(dlsym(RTLD_DEFAULT, name));
+// The file a dladdr'd symbol lives in, symlinks resolved; empty when none.
+std::string FileOf(void* symbol) {
+  Dl_info where{};
+  if (symbol == nullptr || dladdr(symbol, &where) == 0 || where.dli_fname == nullptr) return "";
+  char real[PATH_MAX];
+  return realpath(where.dli_fname, real) != nullptr ? real : where.dli_fname;
 }
 
 }  // namespace
 
 BlasInfo ProbeBlas() {
   BlasInfo info;
-  void* sgemm = dlsym(RTLD_DEFAULT, "sgemm_");
-  Dl_info where{};
-  if (sgemm == nullptr || dladdr(sgemm, &where) == 0 || where.dli_fname == nullptr) return info;
-  char real[PATH_MAX];
-  info.library = realpath(where.dli_fname, real) != nullptr ? real : where.dli_fname;
-  // OpenBLAS's own functions count only when they come from the library
-  // that defines sgemm_ or its folder (Debian's libblas.so.3 for OpenBLAS is
-  // a shim beside libopenblas.so.0): OpenBLAS's LAPACK may be loaded beside
+  info.library = FileOf(dlsym(RTLD_DEFAULT, "sgemm_"));
+  if (info.library.empty()) return info;
+  // OpenBLAS's own functions count only when they come from the folder of
+  // the library that defines sgemm_ (Debian's libblas.so.3 for OpenBLAS is a
+  // shim beside libopenblas.so.0): OpenBLAS's LAPACK may be loaded beside
   // another BLAS.
   void* config = dlsym(RTLD_DEFAULT, "openblas_get_config");
-  Dl_info config_where{};
-  if (config != nullptr && dladdr(config, &config_where) != 0 &&
-      config_where.dli_fname != nullptr &&
-      (config_where.dli_fbase == where.dli_fbase ||
-       Folder(realpath(config_where.dli_fname, real) != nullptr ? real : "") ==
-           Folder(info.library))) {
+  if (config != nullptr && Folder(FileOf(config)) == Folder(info.library)) {
     info.openblas = reinterpret_cast<char* (*)()>(config)();
-    if (auto parallel = Lookup<int (*)()>("openblas_get_parallel")) {
-      const int mode = parallel();
+    if (void* parallel = dlsym(RTLD_DEFAULT, "openblas_get_parallel")) {
+      const int mode = reinterpret_cast<int (*)()>(parallel)();
       info.threading = mode == 0 ? "serial" : mode == 1 ? "pthreads" : "openmp";
     }
   }
