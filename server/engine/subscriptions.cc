@@ -11,6 +11,14 @@ bool Subscription::Offer(LiveValue value) {
   {
     absl::MutexLock lock(&mu_);
     if (closed_) return false;
+    // Publishers number values under the hub's lock but offer them after
+    // it, so an older value can arrive after a newer one: it is a drop.
+    uint64_t& newest = newest_seq_[value.layer];
+    if (value.seq != 0 && value.seq <= newest) {
+      replaced = std::move(value);
+      return true;
+    }
+    newest = std::max(newest, value.seq);
     auto it = pending_.find(value.layer);
     if (it != pending_.end()) {
       replaced = std::move(it->second);

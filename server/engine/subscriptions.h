@@ -36,7 +36,8 @@ class Subscription {
   const std::set<std::string>& layers() const { return layers_; }
 
   // Makes `value` the pending value of its layer. Returns true when it
-  // replaced one the subscriber had not taken (a drop).
+  // replaced one the subscriber had not taken, or when a value of its layer
+  // with a higher seq was already offered and `value` is discarded (drops).
   bool Offer(LiveValue value);
   // Pops the pending value that waited longest. When there is none, returns
   // a value with a null tensor and keeps `wake`, which is called once
@@ -52,6 +53,7 @@ class Subscription {
   absl::Mutex mu_;
   std::map<std::string, LiveValue> pending_ ABSL_GUARDED_BY(mu_);
   std::deque<std::string> order_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, uint64_t> newest_seq_ ABSL_GUARDED_BY(mu_);  // offered, per layer
   std::function<void()> wake_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
 };

@@ -40,6 +40,25 @@ TEST(SubscriptionsTest, SlowSubscriberGetsOnlyTheNewestValue) {
   EXPECT_EQ(store->size(), 0u);  // ephemeral: no handles
 }
 
+// Two Infer threads can number their values 1 and 2 and offer them in the
+// opposite order: the subscriber must keep 2, not be left with 1.
+TEST(SubscriptionsTest, AnOlderValueOfferedLateNeverReplacesANewerOne) {
+  auto store = *TensorStore::Create({});
+  Subscription sub("demo", {"conv1"});
+  EXPECT_FALSE(sub.Offer({"conv1", 2, 0, Value(store.get(), 2)}));
+  EXPECT_TRUE(sub.Offer({"conv1", 1, 0, Value(store.get(), 1)}));  // late: dropped
+  LiveValue v = sub.TakeOrNotify(nullptr);
+  EXPECT_EQ(v.seq, 2u);
+  EXPECT_EQ(reinterpret_cast<const float*>(v.tensor->host_data())[0], 2.0f);
+  // Also once the newer one was taken.
+  EXPECT_TRUE(sub.Offer({"conv1", 1, 0, Value(store.get(), 1)}));
+  EXPECT_EQ(sub.TakeOrNotify(nullptr).tensor, nullptr);
+  EXPECT_FALSE(sub.Offer({"conv1", 3, 0, Value(store.get(), 3)}));
+  EXPECT_EQ(sub.TakeOrNotify(nullptr).seq, 3u);
+  v = {};
+  EXPECT_EQ(store->resident_count(), 0);  // the discarded values were freed
+}
+
 TEST(SubscriptionsTest, WakeFiresOnceOnOfferAndOnClose) {
   auto store = *TensorStore::Create({});
   SubscriptionHub hub;
