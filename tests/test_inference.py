@@ -1,6 +1,7 @@
 """Inference against a real npystreamd, checked against the same TorchScript
 models run locally by Debian's torch."""
 import concurrent.futures
+import json
 import os
 import shutil
 import signal
@@ -249,6 +250,30 @@ def test_eight_concurrent_infer_clients(served, repo):
         assert all(pool.map(worker, range(8)))
 
 
+PTHREADS_OPENBLAS = "/usr/lib/x86_64-linux-gnu/openblas-pthread"
+
+
+@pytest.mark.skipif(not os.path.isdir(PTHREADS_OPENBLAS),
+                    reason="libopenblas0-pthread is not installed")
+@pytest.mark.parametrize("threads", [1, 3])
+def test_a_threaded_openblas_gets_the_torch_threads_not_a_thread_per_core(
+        make_daemon, repo, threads):
+    """A user's system may pick the pthreads OpenBLAS (it is the alternatives'
+    first choice): its threads per call follow --torch-threads, not the cores."""
+    d = make_daemon("--model-repository", repo, "--log-format", "json",
+                    "--torch-threads", str(threads),
+                    env={"LD_LIBRARY_PATH": PTHREADS_OPENBLAS})
+    blas = next(json.loads(line) for line in d.log if '"event":"blas"' in line.replace(" ", ""))
+    assert blas["threading"] == "pthreads", blas
+    assert blas["threads"] == threads, blas
+    x = digits(64, seed=7)
+    with d.client() as c:
+        got = c.infer("demo", {"x": x})["logits"]
+    with torch.no_grad():
+        ref = local(repo, "demo")(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
+
+
 def test_small_results_come_back_inline_large_ones_by_handle(c, repo):
     x = digits(64, seed=9)  # conv1: 64x8x28x28 float32 = 1.6 MB, over the 1 MiB default
     m = local(repo, "demo")
@@ -285,7 +310,6 @@ def test_batched_requests_reach_subscribers_one_value_per_request(make_daemon, t
     """With dynamic batching on, subscribers see each request's own rows (one
     value per request, numbered by seq), not the merged batch."""
     import io
-    import json
 
     import websocket
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

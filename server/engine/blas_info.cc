@@ -28,26 +28,42 @@ std::string FileOf(void* symbol) {
   return realpath(where.dli_fname, real) != nullptr ? real : where.dli_fname;
 }
 
+// OpenBLAS's function `name`, only when it comes from the folder of
+// `library`, the file that defines sgemm_ (Debian's libblas.so.3 for
+// OpenBLAS is a shim beside libopenblas.so.0): OpenBLAS's LAPACK may be loaded
+// beside another BLAS. Null otherwise.
+void* OpenBlasFunction(const char* name, const std::string& library) {
+  void* f = dlsym(RTLD_DEFAULT, name);
+  return f != nullptr && Folder(FileOf(f)) == Folder(library) ? f : nullptr;
+}
+
 }  // namespace
 
 BlasInfo ProbeBlas() {
   BlasInfo info;
   info.library = FileOf(dlsym(RTLD_DEFAULT, "sgemm_"));
   if (info.library.empty()) return info;
-  // OpenBLAS's own functions count only when they come from the folder of
-  // the library that defines sgemm_ (Debian's libblas.so.3 for OpenBLAS is a
-  // shim beside libopenblas.so.0): OpenBLAS's LAPACK may be loaded beside
-  // another BLAS.
-  void* config = dlsym(RTLD_DEFAULT, "openblas_get_config");
-  if (config != nullptr && Folder(FileOf(config)) == Folder(info.library)) {
+  if (void* config = OpenBlasFunction("openblas_get_config", info.library)) {
     info.openblas = reinterpret_cast<char* (*)()>(config)();
-    if (void* parallel = dlsym(RTLD_DEFAULT, "openblas_get_parallel")) {
+    if (void* parallel = OpenBlasFunction("openblas_get_parallel", info.library)) {
       const int mode = reinterpret_cast<int (*)()>(parallel)();
       info.threading = mode == 0 ? "serial" : mode == 1 ? "pthreads" : "openmp";
+    }
+    if (void* threads = OpenBlasFunction("openblas_get_num_threads", info.library)) {
+      info.threads = reinterpret_cast<int (*)()>(threads)();
     }
   }
   info.reference = info.openblas.empty() && absl::StrContains(info.library, kReferenceFolder);
   return info;
+}
+
+BlasInfo LimitBlasThreads(int threads) {
+  const BlasInfo info = ProbeBlas();
+  if (threads < 1 || info.threading.empty() || info.threading == "serial") return info;
+  void* set = OpenBlasFunction("openblas_set_num_threads", info.library);
+  if (set == nullptr) return info;
+  reinterpret_cast<void (*)(int)>(set)(threads);
+  return ProbeBlas();
 }
 
 }  // namespace npystream

@@ -28,9 +28,19 @@ TEST(BlasInfoTest, NamesTheLoadedLibraryThatDefinesSgemm) {
                 info.threading == "openmp")
         << info.threading;
     EXPECT_FALSE(info.reference);
+    EXPECT_GE(info.threads, 1);
   } else {
     EXPECT_TRUE(info.threading.empty());
+    EXPECT_EQ(info.threads, 0);
   }
+}
+
+// The serial OpenBLAS has one thread and nothing to limit; a threaded one is
+// tested by tests/test_inference.py against the pthreads build.
+TEST(BlasInfoTest, LimitingThreadsLeavesTheSerialBuildAlone) {
+  const BlasInfo info = LimitBlasThreads(4);
+  if (info.threading != "serial") GTEST_SKIP() << "not the serial OpenBLAS: " << info.library;
+  EXPECT_EQ(info.threads, 1);
 }
 
 // scripts/deps.sh installs the serial OpenBLAS, which the alternatives

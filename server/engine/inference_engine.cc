@@ -54,11 +54,13 @@ absl::StatusOr<std::unique_ptr<InferenceEngine>> InferenceEngine::Create(const O
   }
   Log(LogLevel::kInfo, "torch_threads",
       {{"intra_op", at::get_num_threads()}, {"inter_op", at::get_num_interop_threads()}});
-  const BlasInfo blas = ProbeBlas();
+  // BLAS threads follow LibTorch's intra-op threads (--torch-threads).
+  const BlasInfo blas = LimitBlasThreads(at::get_num_threads());
   Log(blas.reference ? LogLevel::kWarning : LogLevel::kInfo, "blas",
       {{"library", blas.library},
        {"openblas", blas.openblas},
        {"threading", blas.threading},
+       {"threads", blas.threads},
        {"hint", blas.reference ? "the reference BLAS makes Linear layers several times slower: "
                                  "install libopenblas0-serial"
                                : ""}});
