@@ -272,12 +272,12 @@ def test_token_is_required_on_every_protected_call(make_daemon, tmp_path):
 
 
 def test_limits_each_return_their_status_and_the_daemon_keeps_serving(make_daemon):
-    d = make_daemon("--max-put-bytes", "1MiB", "--max-ndim", "4", "--max-header-bytes", "256",
+    d = make_daemon("--max-put-bytes", "64MiB", "--max-ndim", "4", "--max-header-bytes", "256",
                     "--idle-timeout", "1", "--max-concurrent-streams", "8")
     with d.client() as c:
         c.put(np.zeros(1000), name="keep")
         with pytest.raises(npystream.ResourceExhaustedError) as err:
-            c.put(np.zeros(2 << 20, np.uint8))
+            c.put(np.zeros((64 << 20) + 1, np.uint8))
         assert "--max-put-bytes" in str(err.value)
         with pytest.raises(npystream.InvalidArgumentError) as err:
             c.put(np.zeros((1, 1, 1, 1, 1)))
@@ -309,17 +309,15 @@ def test_limits_each_return_their_status_and_the_daemon_keeps_serving(make_daemo
         assert time.monotonic() - start < 3.9
         channel.close()
 
-        # Per-call deadlines are honoured.
-        big = np.zeros(1 << 17)  # 1 MiB of float64 is over the Put limit: make it via infer-free path
-        c.put(np.zeros(100_000), name="deadline")
-        # 1 us: no call completes that fast (at 100 us the same-host path's
-        # one small Map call sometimes did, since fetches can go through
-        # --shm-dir files).
+        # Per-call deadlines are honoured. gRPC keeps deadlines in whole
+        # milliseconds, rounded up, so a 1 us timeout gives the call up to
+        # ~1 ms: the tensor is large enough (tens of ms over TCP) that no
+        # fetch of it fits (an 800 KB one once did in CI).
+        c.put(np.zeros(4 << 20), name="deadline")
         with npystream.Client(d.target, timeout=1e-6) as hasty:
             with pytest.raises(npystream.Error) as err:
                 hasty.fetch("deadline")
             assert err.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
-        del big
         assert np.array_equal(c.fetch("keep"), np.zeros(1000))
         assert {t.handle for t in c.list()} == {"keep", "deadline"}
     assert d.alive()
