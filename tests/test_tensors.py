@@ -33,6 +33,42 @@ def test_round_trip_every_dtype_and_shape(client, dtype):
         assert raw.getvalue() == save_bytes(arr), (dtype, shape)
 
 
+def test_inline_npy_decodes_like_np_load_and_bad_bytes_are_refused():
+    """Infer replies carry small results as .npy bytes beside their info; the
+    client decodes them without np.load's header parse, to the same array."""
+    from npystream import Error
+    from npystream._assembly import array_from_npy
+
+    def info_of(arr):
+        return pb.TensorInfo(dtype=arr.dtype.str, shape=arr.shape, nbytes=arr.nbytes,
+                             npy_bytes=len(save_bytes(arr)))
+
+    many_dims = (1,) * 30 + (3,)  # a header past the first 64-byte block
+    for dtype in DTYPES:
+        for i, shape in enumerate(SHAPES + [many_dims, (100_000,)]):
+            arr = random_array(dtype, shape, seed=i)
+            got = array_from_npy(save_bytes(arr), info_of(arr))
+            assert same_bits(got, np.load(io.BytesIO(save_bytes(arr)))), (dtype, shape)
+            assert got.flags.writeable and got.flags.c_contiguous
+    arr = np.arange(12, dtype=np.float32).reshape(3, 4)
+    good = save_bytes(arr)
+    # A header with another layout (spaces, key order) is still parsed.
+    body = "{'shape': (3, 4), 'fortran_order': False, 'descr': '<f4'}"
+    other = np.lib.format._wrap_header(body, (1, 0)) + arr.tobytes()
+    assert np.array_equal(array_from_npy(other, pb.TensorInfo(
+        dtype="<f4", shape=(3, 4), nbytes=48, npy_bytes=len(other))), arr)
+    wrong = [
+        (good[:-1], info_of(arr), "npy bytes"),  # truncated payload
+        (save_bytes(arr.astype(np.int32)), info_of(arr), "disagrees"),  # header says <i4
+        (save_bytes(arr.reshape(4, 3)), info_of(arr), "disagrees"),  # header says (4, 3)
+        (save_bytes(np.asfortranarray(arr)), info_of(arr), "disagrees"),  # fortran_order
+        (b"garbage!" + good[8:], info_of(arr), "malformed"),
+    ]
+    for npy, info, needle in wrong:
+        with pytest.raises(Error, match=needle):
+            array_from_npy(npy, info)
+
+
 def test_non_contiguous_and_fortran_sources(client):
     base = np.arange(3 * 4 * 5, dtype=np.float32).reshape(3, 4, 5)
     for arr in (base.transpose(2, 0, 1), base[:, ::2, 1:], np.asfortranarray(base)):

@@ -86,8 +86,35 @@ def npy_bytes(array):
     return buf.getvalue()
 
 
+def array_from_npy(npy, info):
+    """The ndarray in `npy`, the .npy bytes the server sent inline with
+    `info` (a TensorInfo proto): equal to np.load, without its header parse."""
+    arr = np.empty(tuple(info.shape), dtype=np.dtype(info.dtype))
+    header_len = info.npy_bytes - info.nbytes
+    if len(npy) != info.npy_bytes or arr.nbytes != info.nbytes or header_len <= 0:
+        raise Error(f"the server sent {len(npy)} .npy bytes for a tensor of {info.npy_bytes} "
+                    f"({info.dtype} {tuple(info.shape)}, {info.nbytes} bytes of data)")
+    check_header(bytes(memoryview(npy)[:header_len]), arr)
+    if arr.nbytes:
+        arr.reshape(-1).view(np.uint8)[:] = np.frombuffer(npy, np.uint8, offset=header_len)
+    return arr
+
+
+def _header_of(arr):
+    """The header np.save writes for the C-order `arr`."""
+    buf = io.BytesIO()
+    np.lib.format._write_array_header(  # what np.save calls
+        buf, {"descr": np.lib.format.dtype_to_descr(arr.dtype), "fortran_order": False,
+              "shape": arr.shape})
+    return buf.getvalue()
+
+
 def check_header(header, arr):
     """The header the server sent must describe the array we built."""
+    # The server writes what np.save does: compare bytes (~3 us) before
+    # parsing (~60 us), which any other valid header still gets.
+    if header == _header_of(arr):
+        return
     f = io.BytesIO(header)
     try:
         version = np.lib.format.read_magic(f)

@@ -10,7 +10,7 @@ from . import _wire
 from . import _shm
 from ._errors import Error, FailedPreconditionError, InvalidArgumentError, from_rpc_error
 from ._info import TensorInfo
-from ._assembly import Assembler, npy_bytes
+from ._assembly import Assembler, array_from_npy, npy_bytes
 from ._malloc import tune_malloc
 from ._transport import NativeFetcher, open_channel
 
@@ -251,16 +251,16 @@ class Client:
             else:
                 item.npy = npy_bytes(value)
         response = self._call(self._inference.Infer, request)
-        infos = [TensorInfo.from_proto(t) for t in list(response.outputs) + list(response.activations)]
+        protos = list(response.outputs) + list(response.activations)
+        infos = [TensorInfo.from_proto(t) for t in protos]
         if not fetch:
             return {t.name: t for t in infos}
         inline = list(response.output_npy) + list(response.activation_npy)
         result = {}
         stored = [t for t, npy in zip(infos, inline) if not npy]
         try:
-            for t, npy in zip(infos, inline):
-                result[t.name] = (np.load(io.BytesIO(npy), allow_pickle=False) if npy
-                                  else self.fetch(t.handle))
+            for t, proto, npy in zip(infos, protos, inline):
+                result[t.name] = array_from_npy(npy, proto) if npy else self.fetch(t.handle)
         finally:
             # The caller does not wait a round trip for these; close() does.
             releases = [self._stub.Release.future(pb.TensorRef(handle=t.handle),
