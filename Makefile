@@ -10,6 +10,11 @@ TARGETS   ?=
 FUZZ_SECONDS ?= 20
 export PYTHONPATH := $(CURDIR)/client/python$(if $(PYTHONPATH),:$(PYTHONPATH))
 export PYTHONDONTWRITEBYTECODE := 1
+# ccache hits across checkouts (CI builds a fresh clone in another folder):
+# paths under the checkout are hashed relative to it, and the build folder is
+# left out of the hash of debug builds.
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := 1
 # make test SANITIZE=address|undefined|thread: the whole tree built that way
 # in build-<sanitizer>/ (thread: with clang, as test-tsan), then the C++ suite
 # and the pytest suite against it.

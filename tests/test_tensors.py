@@ -384,6 +384,60 @@ def test_native_and_grpcio_fetch_paths_agree_with_numpy(daemon, unique, monkeypa
         plain.close()
 
 
+def test_native_and_grpcio_put_paths_agree_with_numpy(daemon, unique, monkeypatch):
+    """Client.put takes the C++ path under 64 MiB (no grpcio thread per call)
+    and grpcio above it and with timeouts: the same bytes stored, the same
+    options honoured, the same errors."""
+    if os.environ.get("NPYSTREAM_SANITIZE"):
+        pytest.skip("a sanitized build has no native module (its runtime cannot load into python)")
+    native = daemon.client()
+    monkeypatch.setenv("NPYSTREAM_NATIVE", "0")
+    plain = daemon.client()
+    monkeypatch.delenv("NPYSTREAM_NATIVE")
+    try:
+        assert native._native is not None and plain._native is None
+        calls = []
+        real_put = native._native.put
+        native._native.put = lambda *a: calls.append(len(a[4])) or real_put(*a)
+        for dtype in DTYPES:
+            for shape in SHAPES + [(3, 5)]:
+                arr = random_array(dtype, shape, seed=len(shape))
+                src = np.asfortranarray(arr) if len(shape) == 2 else arr
+                for c in (native, plain):
+                    name = unique()
+                    seen = []
+                    info = c.put(src, name=name, ttl=600,
+                                 progress=lambda d, t: seen.append((d, t)))
+                    assert info.handle == name and info.expires_unix_ms > info.created_unix_ms
+                    assert seen[-1] == (info.npy_bytes, info.npy_bytes)
+                    raw = io.BytesIO()
+                    c.fetch_to(name, raw)
+                    assert raw.getvalue() == save_bytes(arr), (dtype, shape)
+                    c.release(name)
+        assert len(calls) == len(DTYPES) * (len(SHAPES) + 1)  # every small put went native
+        for c in (native, plain):
+            taken = unique()
+            c.put(np.zeros(3), name=taken)
+            with pytest.raises(npystream.AlreadyExistsError) as err:
+                c.put(np.ones(3), name=taken)
+            assert taken in str(err.value)
+            assert np.array_equal(c.fetch(taken), np.zeros(3))  # the first one is kept
+            with pytest.raises(npystream.InvalidArgumentError) as err:
+                c.put(np.zeros(3), device="tpu:0")
+            assert "tpu:0" in str(err.value)
+        # 64 MiB and over: grpcio, with progress per MiB.
+        big = np.arange(8 << 20, dtype=np.float64)
+        seen = []
+        before = len(calls)
+        info = native.put(big, progress=lambda d, t: seen.append(d))
+        assert len(calls) == before and len(seen) >= 64
+        assert np.array_equal(native.fetch(info.handle), big)
+        native.release(info.handle)
+    finally:
+        native.close()
+        plain.close()
+
+
 def test_one_client_shared_by_threads_from_its_first_call(daemon, unique):
     """The first fetch makes the native channel; eight threads race to it."""
     name = unique()

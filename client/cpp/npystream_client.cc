@@ -211,11 +211,29 @@ absl::StatusOr<npystream::v1::TensorInfo> Client::PutFile(const std::string& pat
 
 absl::StatusOr<npystream::v1::TensorInfo> Client::PutBytes(const std::string& npy,
                                                            const PutOptions& options) {
+  return PutParts(npy, absl::string_view(), options);
+}
+
+absl::StatusOr<npystream::v1::TensorInfo> Client::PutParts(
+    absl::string_view npy_header, absl::string_view payload, const PutOptions& options,
+    const std::function<void(uint64_t, uint64_t)>& progress) {
+  const absl::string_view parts[] = {npy_header, payload};
+  const uint64_t total = npy_header.size() + payload.size();
+  uint64_t sent = 0;
+  size_t part = 0;
   size_t pos = 0;
   return Put(options, [&](std::string* chunk) {
-    if (pos >= npy.size()) return false;
-    chunk->assign(npy, pos, kPutChunk);
-    pos += chunk->size();
+    // Called for the next request once the previous one was written.
+    if (progress && sent > 0) progress(sent, total);
+    while (part < 2 && pos >= parts[part].size()) {
+      ++part;
+      pos = 0;
+    }
+    if (part == 2) return false;
+    const absl::string_view piece = parts[part].substr(pos, kPutChunk);
+    chunk->assign(piece.data(), piece.size());
+    pos += piece.size();
+    sent += piece.size();
     return true;
   });
 }

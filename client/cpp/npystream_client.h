@@ -10,6 +10,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "base/process_tuning.h"  // TuneProcessForStreaming(): call it in main()
 #include "grpcpp/grpcpp.h"
@@ -89,6 +90,13 @@ class Client {
   // Streams .npy bytes held in memory.
   absl::StatusOr<npystream::v1::TensorInfo> PutBytes(const std::string& npy,
                                                      const PutOptions& options);
+  // Streams a .npy file held in memory as two parts, its header and its
+  // payload (e.g. an array's own memory, not joined to the header first).
+  // `progress` (may be empty) is called with (bytes sent, total) after each
+  // request is written.
+  absl::StatusOr<npystream::v1::TensorInfo> PutParts(
+      absl::string_view npy_header, absl::string_view payload, const PutOptions& options,
+      const std::function<void(uint64_t, uint64_t)>& progress = nullptr);
   // Same host (the daemon runs with --shm-dir and this process sees it):
   // the tensor's file mapped read-only, no copy. FAILED_PRECONDITION when the
   // daemon has no --shm-dir or the folder is not visible here.

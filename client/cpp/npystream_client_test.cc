@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "gtest/gtest.h"
+#include "server/npy/npy_writer.h"
 #include "server/testing/in_process_server.h"
 #include "server/testing/numpy_cases_testing.h"
 #include "server/testing/temp_dir.h"
@@ -41,6 +42,28 @@ TEST_F(ClientTest, PutFileThenFetchBuffersAndFilesAreNumpyBytes) {
     ASSERT_TRUE(client_->FetchToFile(info->handle(), out).ok());
     EXPECT_EQ(npy::testing::ReadFile(out), expected);
   }
+}
+
+// The header and the payload come from two places (as from a Python array);
+// the payload spans several PutRequests and ends mid-chunk.
+TEST_F(ClientTest, PutPartsStreamsAHeaderAndAPayloadFromTwoPlaces) {
+  npy::ArrayMeta meta;
+  meta.dtype = npy::DType::kUInt8;
+  meta.shape = {(3 << 20) + 5};
+  const std::string header = npy::WriteHeader(meta);
+  std::string payload(meta.NumBytes(), '\0');
+  for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>(i * 7 + i / 4096);
+  auto info = client_->PutParts(header, payload, {});
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->npy_bytes(), header.size() + payload.size());
+  std::vector<char> buffer;
+  ASSERT_TRUE(client_->FetchToBuffer(info->handle(), &buffer).ok());
+  EXPECT_TRUE(std::string(buffer.begin(), buffer.end()) == header + payload);
+  // An empty payload (a zero-size array) is a header alone.
+  meta.shape = {0, 3};
+  auto empty = client_->PutParts(npy::WriteHeader(meta), "", {});
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_EQ(empty->nbytes(), 0u);
 }
 
 TEST_F(ClientTest, ErrorsKeepTheServersCode) {

@@ -1,8 +1,10 @@
-// npystream._native: the C++ client's Fetch for the Python client. The
-// payload goes from gRPC's received slices straight into the ndarray's
-// memory with the GIL released, instead of through one Python bytes object
-// per message (grpcio's only way) and a second copy. Optional: the package
-// falls back to the grpcio path when this module is absent.
+// npystream._native: the C++ client's Fetch and Put for the Python client.
+// Fetch: the payload goes from gRPC's received slices straight into the
+// ndarray's memory with the GIL released, instead of through one Python bytes
+// object per message (grpcio's only way) and a second copy. Put: the stream
+// is written with the GIL released, without the thread grpcio starts for
+// each client-streaming call. Optional: the package falls back to the grpcio
+// path when this module is absent.
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
@@ -151,15 +153,60 @@ PyObject* NativeClientFetch(NativeClient* self, PyObject* args) {
                        static_cast<Py_ssize_t>(header.size()));
 }
 
+// put(name, device, ttl_seconds, npy_header, payload) -> (code, message, info)
+// Streams a Put of the .npy header then the C-contiguous payload buffer (kept
+// exported, so unchanged, meanwhile). info: the serialized TensorInfo when
+// code is 0 (OK), else empty.
+PyObject* NativeClientPut(NativeClient* self, PyObject* args) {
+  const char* name = nullptr;
+  const char* device = nullptr;
+  unsigned int ttl_seconds = 0;
+  Py_buffer header{};
+  Py_buffer payload{};
+  if (!PyArg_ParseTuple(args, "ssIy*y*", &name, &device, &ttl_seconds, &header, &payload)) {
+    return nullptr;
+  }
+  if (self->client == nullptr) {
+    PyBuffer_Release(&header);
+    PyBuffer_Release(&payload);
+    PyErr_SetString(PyExc_ValueError, "client is not initialized");
+    return nullptr;
+  }
+  npystream::PutOptions options;
+  options.name = name;
+  options.device = device;
+  options.ttl_seconds = ttl_seconds;
+  const absl::string_view npy_header(static_cast<const char*>(header.buf),
+                                     static_cast<size_t>(header.len));
+  const absl::string_view data(static_cast<const char*>(payload.buf),
+                               static_cast<size_t>(payload.len));
+  absl::StatusOr<npystream::v1::TensorInfo> info;
+  Py_BEGIN_ALLOW_THREADS;
+  info = self->client->PutParts(npy_header, data, options);
+  Py_END_ALLOW_THREADS;
+  PyBuffer_Release(&header);
+  PyBuffer_Release(&payload);
+  if (!info.ok()) {
+    const std::string message(info.status().message());
+    return Py_BuildValue("(is#y#)", static_cast<int>(info.status().code()), message.data(),
+                         static_cast<Py_ssize_t>(message.size()), "", Py_ssize_t{0});
+  }
+  const std::string bytes = info->SerializeAsString();
+  return Py_BuildValue("(is#y#)", 0, "", Py_ssize_t{0}, bytes.data(),
+                       static_cast<Py_ssize_t>(bytes.size()));
+}
+
 PyMethodDef kNativeClientMethods[] = {
     {"fetch", reinterpret_cast<PyCFunction>(NativeClientFetch), METH_VARARGS,
      "fetch(handle, chunk_bytes, alloc, progress=None) -> (code, message, npy_header)"},
+    {"put", reinterpret_cast<PyCFunction>(NativeClientPut), METH_VARARGS,
+     "put(name, device, ttl_seconds, npy_header, payload) -> (code, message, info)"},
     {nullptr, nullptr, 0, nullptr}};
 
 PyTypeObject kNativeClientType = {PyVarObject_HEAD_INIT(nullptr, 0)};
 
 PyModuleDef kModule = {PyModuleDef_HEAD_INIT, "_native",
-                       "npystream's C++ Fetch path for the Python client.", -1, nullptr};
+                       "npystream's C++ Fetch and Put paths for the Python client.", -1, nullptr};
 
 }  // namespace
 

@@ -12,7 +12,7 @@ from ._errors import Error, FailedPreconditionError, InvalidArgumentError, from_
 from ._info import TensorInfo
 from ._assembly import Assembler, array_from_npy, npy_bytes
 from ._malloc import tune_malloc
-from ._transport import NativeFetcher, open_channel
+from ._transport import NativeTransport, open_channel
 
 from .v1 import inference_pb2 as ipb
 from .v1 import inference_pb2_grpc as ipb_grpc
@@ -20,6 +20,9 @@ from .v1 import tensors_pb2 as pb
 from .v1 import tensors_pb2_grpc as pb_grpc
 
 _PUT_CHUNK = 1 << 20
+# Puts below this size take the C++ path (when there is one); larger ones
+# stream through grpcio, which is as fast there and reports progress per MiB.
+_NATIVE_PUT_MAX_BYTES = 64 << 20
 _SERVICE = "/npystream.v1.Tensors/"
 _INFERENCE = "/npystream.v1.Inference/"
 
@@ -42,9 +45,10 @@ class Client:
         self._channel = open_channel(target, root_certificates, private_key, certificate_chain)
         token = token if token is not None else os.environ.get("NPYSTREAM_TOKEN")
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
-        # Fetches without a timeout take the C++ path when it can serve them.
-        self._native = NativeFetcher.create(target, token, root_certificates, private_key,
-                                            certificate_chain)
+        # Fetches and puts without a timeout take the C++ path when it can
+        # serve them.
+        self._native = NativeTransport.create(target, token, root_certificates, private_key,
+                                              certificate_chain)
         self._timeout = timeout
         # Guards the pending releases: the class is used from many threads.
         self._lock = threading.Lock()
@@ -110,11 +114,20 @@ class Client:
                             ttl_seconds=int(ttl or 0))
         payload = memoryview(arr.reshape(-1).view(np.uint8)) if arr.size else memoryview(b"")
         total = len(header.getvalue()) + payload.nbytes
+        if (self._native is not None and self._timeout is None
+                and payload.nbytes < _NATIVE_PUT_MAX_BYTES):
+            info = self._native.put(name or "", device or "", int(ttl or 0), header.getvalue(),
+                                    payload)
+            if progress:
+                progress(total, total)
+            return TensorInfo.from_proto(info)
 
         def requests():
             yield pb.PutRequest(header=head).SerializeToString()
             yield _wire.put_data(header.getvalue())
             done = len(header.getvalue())
+            if progress and not payload.nbytes:
+                progress(done, total)  # a zero-size array: the header is all
             for i in range(0, payload.nbytes, _PUT_CHUNK):
                 piece = payload[i:i + _PUT_CHUNK]
                 yield _wire.put_data(piece)

@@ -1,5 +1,5 @@
-"""Transport choice: the grpcio channel every call can use, and the C++ fetch
-path (npystream._native) for the fetches it can serve."""
+"""Transport choice: the grpcio channel every call can use, and the C++ paths
+(npystream._native) for the fetches and puts they can serve."""
 import os
 import threading
 
@@ -8,6 +8,7 @@ import grpc
 from . import _wire
 from ._assembly import Assembler
 from ._errors import from_status
+from .v1 import tensors_pb2 as pb
 
 try:  # the C++ fetch path, built with the package when python3-dev is present
     from . import _native
@@ -26,9 +27,11 @@ def open_channel(target, root_certificates=None, private_key=None, certificate_c
     return grpc.insecure_channel(target, options=_wire.CHANNEL_OPTIONS)
 
 
-class NativeFetcher:
-    """Fetches through the C++ client: one copy from gRPC's slices into the
-    array, the GIL released. Its channel opens at the first fetch. Thread-safe."""
+class NativeTransport:
+    """Fetches and puts through the C++ client, the GIL released. Fetch: one
+    copy from gRPC's slices into the array. Put: no thread per call (grpcio
+    starts one to read each client-streaming call's requests). Its channel
+    opens at the first call. Thread-safe."""
 
     def __init__(self, make_client):
         self._make_client = make_client
@@ -37,7 +40,7 @@ class NativeFetcher:
 
     @classmethod
     def create(cls, target, token, root_certificates, private_key, certificate_chain):
-        """A fetcher, or None where only grpcio can serve: the extension is
+        """A transport, or None where only grpcio can serve: the extension is
         missing, NPYSTREAM_NATIVE=0, or client certificates (mTLS) are used."""
         if (_native is None or private_key is not None or certificate_chain is not None
                 or os.environ.get("NPYSTREAM_NATIVE", "1") == "0"):
@@ -46,11 +49,23 @@ class NativeFetcher:
                  else root_certificates)
         return cls(lambda: _native.Client(target, token or None, roots))
 
-    def fetch(self, handle, chunk_bytes, out, progress):
+    def _connected(self):
         with self._lock:
             if self._client is None:
                 self._client = self._make_client()
-            client = self._client
+            return self._client
+
+    def put(self, name, device, ttl_seconds, npy_header, payload):
+        """Streams a Put of `npy_header` then `payload` (a C-contiguous
+        buffer); returns the TensorInfo proto."""
+        code, message, info = self._connected().put(name, device, ttl_seconds, npy_header,
+                                                     payload)
+        if code:
+            raise from_status(code, message)
+        return pb.TensorInfo.FromString(info)
+
+    def fetch(self, handle, chunk_bytes, out, progress):
+        client = self._connected()
         assembler = Assembler(out)
 
         def alloc(info_bytes):
