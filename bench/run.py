@@ -501,8 +501,8 @@ def blas_cases(bin_dir, tool, models, tmp, x1_path, seconds, load):
 
 
 def same_host_cases(bin_dir, tool, quick):
-    """The sidecar's case: client and daemon on one host. Loopback TCP fetch,
-    Unix-socket stream fetch, --shm-dir fetch (one copy out of the file), map
+    """The sidecar's case: client and daemon on one host. The raw TCP and Unix
+    sockets' own limits (no gRPC), loopback TCP fetch, Unix-socket stream fetch, --shm-dir fetch (one copy out of the file), map
     (no copy), shm put and TCP put, against single-thread memcpy measured in
     the same run; the shm put and fetch again with --shm-dir on a tmpfs
     mounted huge=within_size (2 MiB pages) when this user may mount one;
@@ -549,7 +549,11 @@ def same_host_cases(bin_dir, tool, quick):
                     return took
                 return put
 
+            raw_tcp = RawSocketStream(socket.AF_INET, arr, folder)
+            raw_unix = RawSocketStream(socket.AF_UNIX, arr, folder)
             variants = {
+                "limit: raw TCP socket, into new memory": raw_tcp.receive,
+                "limit: raw Unix socket, into new memory": raw_unix.receive,
                 "loopback TCP fetch": lambda: tcp.fetch("src"),
                 "Unix socket stream fetch": lambda: unix.fetch("src"),
                 "shm fetch (copy)": lambda: local.fetch("src"),
@@ -576,6 +580,9 @@ def same_host_cases(bin_dir, tool, quick):
                     else:
                         samples[name].extend(timed(fn, reps))
                     keep.clear()
+            assert raw_unix.receive().tobytes() == arr.tobytes()
+            raw_tcp.close()
+            raw_unix.close()
             assert np.array_equal(local.fetch("src"), arr) and np.array_equal(local.map("src"), arr)
             if huge is not None:
                 assert np.array_equal(huge.fetch("src"), arr)
@@ -605,6 +612,48 @@ def same_host_cases(bin_dir, tool, quick):
             os.rmdir(huge_mount)
         shutil.rmtree(folder, ignore_errors=True)
     return out
+
+
+class RawSocketStream:
+    """The socket's own limit, no gRPC: a thread sends `payload` whole at each
+    request byte; receive() reads it into new memory (as a fetch does) over
+    one kept connection, AF_INET loopback or AF_UNIX."""
+
+    def __init__(self, family, payload, folder):
+        self._payload = memoryview(payload).cast("B")
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        if family == socket.AF_UNIX:
+            listener.bind(os.path.join(folder, f"raw-{id(self)}.sock"))
+        else:
+            listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        self._client = socket.socket(family, socket.SOCK_STREAM)
+        self._client.connect(listener.getsockname())
+        conn, _ = listener.accept()
+        listener.close()
+        self._thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+        self._thread.start()
+
+    def _serve(self, conn):
+        with conn:
+            while conn.recv(1) == b"s":
+                conn.sendall(self._payload)
+
+    def receive(self):
+        out = np.empty(self._payload.nbytes, np.uint8)
+        view, got = memoryview(out), 0
+        self._client.sendall(b"s")
+        while got < len(view):
+            n = self._client.recv_into(view[got:], min(len(view) - got, 4 * MIB))
+            if n == 0:
+                raise ConnectionError("raw socket stream closed early")
+            got += n
+        return out
+
+    def close(self):
+        self._client.sendall(b"q")
+        self._client.close()
+        self._thread.join(10)
 
 
 def mount_huge_tmpfs(size):
