@@ -339,10 +339,10 @@ def test_fresh_fetch_arrays_are_faulted_in_off_the_receiving_thread():
     assert populated * 4 <= plain, (populated, plain)
 
 
-def test_native_and_grpcio_fetch_paths_agree_with_numpy(daemon, unique, monkeypatch):
-    """Client.fetch takes the C++ path (npystream._native) by default; the
-    grpcio path remains for timeouts and mTLS. Both must give numpy's bytes,
-    the same progress reports and the same errors."""
+@pytest.fixture
+def native_and_plain(daemon, monkeypatch):
+    """Two clients of one daemon: one with the C++ path (npystream._native),
+    one grpcio-only (NPYSTREAM_NATIVE=0)."""
     if os.environ.get("NPYSTREAM_SANITIZE"):
         pytest.skip("a sanitized build has no native module (its runtime cannot load into python)")
     native = daemon.client()
@@ -352,90 +352,88 @@ def test_native_and_grpcio_fetch_paths_agree_with_numpy(daemon, unique, monkeypa
     try:
         assert native._native is not None, "npystream._native was not built (python3-dev?)"
         assert plain._native is None
-        for dtype in DTYPES:
-            for shape in SHAPES:
-                arr = random_array(dtype, shape, seed=len(shape))
-                name = unique()
-                native.put(arr, name=name)
-                for c in (native, plain):
-                    got = c.fetch(name, chunk_bytes=4096 + 7)
-                    assert save_bytes(got) == save_bytes(arr), (dtype, shape)
-                native.release(name)
-        big = np.arange(3 << 20, dtype=np.float64)  # 24 MiB: many messages
-        name = unique()
-        native.put(big, name=name)
-        for c in (native, plain):
-            seen = []
-            got = c.fetch(name, progress=lambda done, total: seen.append((done, total)))
-            assert np.array_equal(got, big)
-            total = big.nbytes + 128
-            assert seen[-1] == (total, total) and all(t == total for _, t in seen)
-            assert len(seen) >= 4 and [d for d, _ in seen] == sorted(d for d, _ in seen)
-        out = np.empty_like(big)
-        assert native.fetch(name, out=out) is out and np.array_equal(out, big)
-        for c in (native, plain):
-            with pytest.raises(npystream.NotFoundError) as err:
-                c.fetch("no-such-tensor")
-            assert "no-such-tensor" in str(err.value)
-            with pytest.raises(npystream.InvalidArgumentError):
-                c.fetch(name, out=np.empty(3))
+        yield native, plain
     finally:
         native.close()
         plain.close()
 
 
-def test_native_and_grpcio_put_paths_agree_with_numpy(daemon, unique, monkeypatch):
+def test_native_and_grpcio_fetch_paths_agree_with_numpy(native_and_plain, unique):
+    """Client.fetch takes the C++ path (npystream._native) by default; the
+    grpcio path remains for timeouts and mTLS. Both must give numpy's bytes,
+    the same progress reports and the same errors."""
+    native, plain = native_and_plain
+    for dtype in DTYPES:
+        for shape in SHAPES:
+            arr = random_array(dtype, shape, seed=len(shape))
+            name = unique()
+            native.put(arr, name=name)
+            for c in (native, plain):
+                got = c.fetch(name, chunk_bytes=4096 + 7)
+                assert save_bytes(got) == save_bytes(arr), (dtype, shape)
+            native.release(name)
+    big = np.arange(3 << 20, dtype=np.float64)  # 24 MiB: many messages
+    name = unique()
+    native.put(big, name=name)
+    for c in (native, plain):
+        seen = []
+        got = c.fetch(name, progress=lambda done, total: seen.append((done, total)))
+        assert np.array_equal(got, big)
+        total = big.nbytes + 128
+        assert seen[-1] == (total, total) and all(t == total for _, t in seen)
+        assert len(seen) >= 4 and [d for d, _ in seen] == sorted(d for d, _ in seen)
+    out = np.empty_like(big)
+    assert native.fetch(name, out=out) is out and np.array_equal(out, big)
+    for c in (native, plain):
+        with pytest.raises(npystream.NotFoundError) as err:
+            c.fetch("no-such-tensor")
+        assert "no-such-tensor" in str(err.value)
+        with pytest.raises(npystream.InvalidArgumentError):
+            c.fetch(name, out=np.empty(3))
+
+
+def test_native_and_grpcio_put_paths_agree_with_numpy(native_and_plain, unique):
     """Client.put takes the C++ path under 64 MiB (no grpcio thread per call)
     and grpcio above it and with timeouts: the same bytes stored, the same
     options honoured, the same errors."""
-    if os.environ.get("NPYSTREAM_SANITIZE"):
-        pytest.skip("a sanitized build has no native module (its runtime cannot load into python)")
-    native = daemon.client()
-    monkeypatch.setenv("NPYSTREAM_NATIVE", "0")
-    plain = daemon.client()
-    monkeypatch.delenv("NPYSTREAM_NATIVE")
-    try:
-        assert native._native is not None and plain._native is None
-        calls = []
-        real_put = native._native.put
-        native._native.put = lambda *a: calls.append(len(a[4])) or real_put(*a)
-        for dtype in DTYPES:
-            for shape in SHAPES + [(3, 5)]:
-                arr = random_array(dtype, shape, seed=len(shape))
-                src = np.asfortranarray(arr) if len(shape) == 2 else arr
-                for c in (native, plain):
-                    name = unique()
-                    seen = []
-                    info = c.put(src, name=name, ttl=600,
-                                 progress=lambda d, t: seen.append((d, t)))
-                    assert info.handle == name and info.expires_unix_ms > info.created_unix_ms
-                    assert seen[-1] == (info.npy_bytes, info.npy_bytes)
-                    raw = io.BytesIO()
-                    c.fetch_to(name, raw)
-                    assert raw.getvalue() == save_bytes(arr), (dtype, shape)
-                    c.release(name)
-        assert len(calls) == len(DTYPES) * (len(SHAPES) + 1)  # every small put went native
-        for c in (native, plain):
-            taken = unique()
-            c.put(np.zeros(3), name=taken)
-            with pytest.raises(npystream.AlreadyExistsError) as err:
-                c.put(np.ones(3), name=taken)
-            assert taken in str(err.value)
-            assert np.array_equal(c.fetch(taken), np.zeros(3))  # the first one is kept
-            with pytest.raises(npystream.InvalidArgumentError) as err:
-                c.put(np.zeros(3), device="tpu:0")
-            assert "tpu:0" in str(err.value)
-        # 64 MiB and over: grpcio, with progress per MiB.
-        big = np.arange(8 << 20, dtype=np.float64)
-        seen = []
-        before = len(calls)
-        info = native.put(big, progress=lambda d, t: seen.append(d))
-        assert len(calls) == before and len(seen) >= 64
-        assert np.array_equal(native.fetch(info.handle), big)
-        native.release(info.handle)
-    finally:
-        native.close()
-        plain.close()
+    native, plain = native_and_plain
+    calls = []
+    real_put = native._native.put
+    native._native.put = lambda *a: calls.append(len(a[4])) or real_put(*a)
+    for dtype in DTYPES:
+        for shape in SHAPES + [(3, 5)]:
+            arr = random_array(dtype, shape, seed=len(shape))
+            src = np.asfortranarray(arr) if len(shape) == 2 else arr
+            for c in (native, plain):
+                name = unique()
+                seen = []
+                info = c.put(src, name=name, ttl=600,
+                             progress=lambda d, t: seen.append((d, t)))
+                assert info.handle == name and info.expires_unix_ms > info.created_unix_ms
+                assert seen[-1] == (info.npy_bytes, info.npy_bytes)
+                raw = io.BytesIO()
+                c.fetch_to(name, raw)
+                assert raw.getvalue() == save_bytes(arr), (dtype, shape)
+                c.release(name)
+    assert len(calls) == len(DTYPES) * (len(SHAPES) + 1)  # every small put went native
+    for c in (native, plain):
+        taken = unique()
+        c.put(np.zeros(3), name=taken)
+        with pytest.raises(npystream.AlreadyExistsError) as err:
+            c.put(np.ones(3), name=taken)
+        assert taken in str(err.value)
+        assert np.array_equal(c.fetch(taken), np.zeros(3))  # the first one is kept
+        with pytest.raises(npystream.InvalidArgumentError) as err:
+            c.put(np.zeros(3), device="tpu:0")
+        assert "tpu:0" in str(err.value)
+    # 64 MiB and over: grpcio, with progress per MiB.
+    big = np.arange(8 << 20, dtype=np.float64)
+    seen = []
+    before = len(calls)
+    info = native.put(big, progress=lambda d, t: seen.append(d))
+    assert len(calls) == before and len(seen) >= 64
+    assert np.array_equal(native.fetch(info.handle), big)
+    native.release(info.handle)
 
 
 def test_one_client_shared_by_threads_from_its_first_call(daemon, unique):
