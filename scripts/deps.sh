@@ -33,6 +33,9 @@ TEST_PACKAGES=(
   chromium
   # benchmarks and HTTP checks
   iperf3 curl procps
+  # the test that runs the daemon on a threaded OpenBLAS, as a user's system
+  # may pick one (the serial one stays selected: pin_serial_blas below)
+  libopenblas0-pthread
   # the container image (make image, image-test): podman as root, base from mmdebstrap
   podman buildah runc uidmap mmdebstrap
 )
