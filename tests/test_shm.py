@@ -99,7 +99,7 @@ def test_streamed_put_is_mapped_and_shm_files_follow_release(shm_daemon):
 @pytest.mark.parametrize("dtype,shape", [("|u1", (200_003,)), ("<f8", (3, 7, 4099)),
                                          ("<c16", (65_537,))])
 def test_copies_split_across_threads_are_exact(shm_daemon, monkeypatch, dtype, shape):
-    # Large copies out of a file are split into page-aligned pieces, one thread
+    # Large reads out of a file are split into page-aligned pieces, one thread
     # each, while the payload starts a multiple of 64 bytes (not of a page)
     # into its file: pieces here are 64 KiB, so these odd sizes cross several
     # boundaries, the last piece short.
@@ -112,13 +112,35 @@ def test_copies_split_across_threads_are_exact(shm_daemon, monkeypatch, dtype, s
         response = pb_grpc.TensorsStub(c._channel).Map(pb.MapRequest(handle=info.handle))
         with open(response.path, "rb") as f:
             assert f.read() == save_bytes(arr)
-        assert same_bits(c.fetch(info.handle), arr)  # 4 threads copy out of the mapping
+        assert same_bits(c.fetch(info.handle), arr)  # 4 threads read the file
         out = np.full_like(arr, 0)
         assert c.fetch(info.handle, out=out) is out  # into a given array
         assert same_bits(out, arr)
         c.release(info.handle)
     assert metrics(shm_daemon).get('npystream_rpc_requests_total{code="OK",method="Fetch"}',
                                    0) == 0
+
+
+def test_a_file_shorter_than_its_payload_is_an_error_from_any_thread(tmp_path, monkeypatch):
+    # Each thread reads its own piece; a piece past the end of the file must
+    # fail the read (not leave that part of the array unwritten).
+    from npystream import _shm
+    monkeypatch.setattr(_shm, "_PARALLEL_BYTES", 64 << 10)
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    path = tmp_path / "short.npy"
+    data = (np.arange(400_000) % 251).astype(np.uint8)  # 4 threads of 100 KiB
+    path.write_bytes(b"h" * 64 + data.tobytes())
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        whole = np.zeros_like(data)
+        _shm._parallel_read(fd, whole, 64)
+        assert np.array_equal(whole, data)
+        for short_by in (1, 200_000):  # the last piece short; two pieces past the end
+            dst = np.zeros(len(data) + short_by, np.uint8)
+            with pytest.raises(OSError, match="ended"):
+                _shm._parallel_read(fd, dst, 64)
+    finally:
+        os.close(fd)
 
 
 def test_inference_outputs_are_copied_once_for_map(make_daemon, shm_dir):
