@@ -5,6 +5,7 @@
 #include "proto/wire/wire_format.h"
 #include "server/common/status_macros.h"
 #include "server/rpc/tensor_info_proto.h"
+#include "server/transfer/shm_file_writer.h"
 
 namespace npystream::rpc {
 namespace {
@@ -90,6 +91,10 @@ absl::Status PutAssembly::ConsumeData(const char* data, size_t size,
 
 absl::Status PutAssembly::StartTensor(const std::string& header_bytes) {
   ASSIGN_OR_RETURN(writer_, BeginNpyPut(store_, header_bytes, limits_, &spec_));
+  if (std::shared_ptr<ShmFile> file = writer_->shm_file(); file != nullptr) {
+    ASSIGN_OR_RETURN(payload_, NewShmFileWriter(std::move(file), writer_->expected()));
+    return absl::OkStatus();
+  }
   ASSIGN_OR_RETURN(payload_, transfer_->OpenWriter(writer_->device(), writer_->destination(),
                                                    writer_->expected(), writer_->keepalive()));
   return absl::OkStatus();

@@ -101,6 +101,17 @@ void ShmFile::Unlink() {
   unlinkat(folder_->fd, name_.c_str(), 0);
 }
 
+absl::StatusOr<int> ShmFile::OpenForWrite() const {
+  if (unlinked_.load()) {
+    return absl::FailedPreconditionError(absl::StrCat("shm file ", path_, " was removed"));
+  }
+  const int fd = openat(folder_->fd, name_.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    return absl::InternalError(absl::StrCat("opening ", path_, ": ", std::strerror(errno)));
+  }
+  return fd;
+}
+
 absl::StatusOr<std::shared_ptr<ShmDir>> ShmDir::Create(const Options& options) {
   if (options.path.empty()) return Unusable("\"\"", "empty path");
   auto folder = std::make_shared<ShmFile::Folder>();

@@ -34,6 +34,11 @@ class ShmFile {
   const std::string& path() const { return path_; }
   // Removes the name; idempotent. The memory returns once every mapping ends.
   void Unlink();
+  // A new descriptor of the file, open for writing (the caller closes it):
+  // pwrite(2) fills the allocated pages in place, where writing through the
+  // mapping takes a page fault per 4 KiB page. FAILED_PRECONDITION once
+  // unlinked.
+  absl::StatusOr<int> OpenForWrite() const;
 
  private:
   friend class ShmDir;

@@ -126,6 +126,10 @@ absl::Status TensorWriter::Append(const char* data, size_t size) {
   return absl::OkStatus();
 }
 
+std::shared_ptr<ShmFile> TensorWriter::shm_file() const {
+  return impl_ == nullptr ? nullptr : impl_->file;
+}
+
 std::shared_ptr<const void> TensorWriter::keepalive() const {
   if (impl_ == nullptr) return nullptr;
   return std::make_shared<const at::Tensor>(impl_->tensor);

@@ -124,6 +124,9 @@ class TensorWriter {
   // while the writer or a keepalive() lives.
   void* destination() const { return dst_; }
   const std::string& device() const { return info_.device; }
+  // The file destination() is a mapping of, when the tensor is stored in the
+  // shm folder (write it with ShmFile::OpenForWrite); else null.
+  std::shared_ptr<ShmFile> shm_file() const;
   std::shared_ptr<const void> keepalive() const;
 
   // Publishes the tensor under its handle. INVALID_ARGUMENT naming the
