@@ -137,14 +137,28 @@ absl::StatusOr<npystream::v1::TensorInfo> Client::Fetch(
 absl::StatusOr<npystream::v1::TensorInfo> Client::FetchToBuffer(const std::string& handle,
                                                                 std::vector<char>* buffer) {
   if (SharedFolder().ok()) {
-    auto mapped = Map(handle);
-    if (mapped.ok()) {
-      buffer->assign((*mapped)->npy(), (*mapped)->npy() + (*mapped)->npy_size());
-      return (*mapped)->info();
+    absl::StatusOr<npystream::v1::MapResponse> response = MapRequest(handle);
+    if (!response.ok()) return response.status();  // the server's answer
+    // Read, not copied out of a mapping (a page fault per 4 KiB page). A
+    // file this process cannot open (permissions) falls back to the stream.
+    const int fd = open(response->path().c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0) {
+      buffer->resize(response->npy_bytes());
+      uint64_t done = 0;
+      while (done < buffer->size()) {
+        const ssize_t n =
+            pread(fd, buffer->data() + done, buffer->size() - done, static_cast<off_t>(done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        done += static_cast<uint64_t>(n);
+      }
+      close(fd);
+      if (done != buffer->size()) {
+        return absl::DataLossError(absl::StrCat("reading ", response->path(), " ended after ", done,
+                                                " of ", buffer->size(), " bytes"));
+      }
+      return response->info();
     }
-    // A server-side error is the answer; a file this process cannot open
-    // (permissions) falls back to the stream.
-    if (mapped.status().code() != absl::StatusCode::kFailedPrecondition) return mapped.status();
   }
   size_t pos = 0;
   bool overflow = false;
@@ -293,15 +307,21 @@ absl::StatusOr<std::unique_ptr<MappedTensor>> Client::MapFile(
   return mapped;
 }
 
-absl::StatusOr<std::unique_ptr<MappedTensor>> Client::Map(const std::string& handle) {
-  if (absl::Status s = SharedFolder(); !s.ok()) return s;
+absl::StatusOr<npystream::v1::MapResponse> Client::MapRequest(const std::string& handle) {
   grpc::ClientContext context;
   Prepare(&context);
   npystream::v1::MapRequest request;
   request.set_handle(handle);
   npystream::v1::MapResponse response;
   if (absl::Status s = FromGrpc(stub_->Map(&context, request, &response)); !s.ok()) return s;
-  return MapFile(response, /*writable=*/false);
+  return response;
+}
+
+absl::StatusOr<std::unique_ptr<MappedTensor>> Client::Map(const std::string& handle) {
+  if (absl::Status s = SharedFolder(); !s.ok()) return s;
+  absl::StatusOr<npystream::v1::MapResponse> response = MapRequest(handle);
+  if (!response.ok()) return response.status();
+  return MapFile(*response, /*writable=*/false);
 }
 
 absl::StatusOr<std::unique_ptr<MappedTensor>> Client::Allocate(const std::string& descr,

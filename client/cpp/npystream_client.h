@@ -23,8 +23,8 @@ struct ClientOptions {
   std::string token;                       // sent as "authorization: Bearer <token>" when set
   std::string tls_root_pem;                // PEM roots: use TLS when set
   // Use the daemon's --shm-dir files when this process sees them (checked
-  // once by the marker file's device and inode): FetchToBuffer copies from
-  // the file instead of streaming.
+  // once by the marker file's device and inode): FetchToBuffer reads the
+  // file instead of streaming.
   bool shm = true;
 };
 
@@ -123,6 +123,8 @@ class Client {
   absl::Status SharedFolder();
   absl::StatusOr<std::unique_ptr<MappedTensor>> MapFile(const npystream::v1::MapResponse& response,
                                                         bool writable);
+  // The Map RPC: where the tensor's file is.
+  absl::StatusOr<npystream::v1::MapResponse> MapRequest(const std::string& handle);
 
   const ClientOptions options_;
   std::shared_ptr<grpc::Channel> channel_;
