@@ -1,7 +1,5 @@
 #include "server/rpc/tensors_service.h"
 
-#include <cstring>
-
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "server/common/status_macros.h"
@@ -9,16 +7,20 @@
 #include "server/rpc/grpc_status.h"
 #include "server/rpc/tensor_info_proto.h"
 #include "server/rpc/unary_done.h"
+#include "server/transfer/shm_file_writer.h"
 
 namespace npystream::rpc {
 namespace {
 
 // Writes the tensor's payload at `dst` through the transfer engine (views
 // of host memory; a GPU tensor staged to the host). Blocks.
+// Copies the tensor's payload into `file`, written with pwrite (see
+// NewShmFileWriter), from the host chunks the transfer engine reads.
 absl::Status CopyPayload(Transfer* transfer, const std::shared_ptr<const StoredTensor>& tensor,
-                         char* dst) {
+                         const std::shared_ptr<ShmFile>& file) {
   const uint64_t n = tensor->info().nbytes;
   ASSIGN_OR_RETURN(std::unique_ptr<PayloadReader> reader, transfer->OpenReader(tensor));
+  ASSIGN_OR_RETURN(std::unique_ptr<PayloadWriter> writer, NewShmFileWriter(file, n));
   for (uint64_t offset = 0; offset < n;) {
     absl::Notification done;
     absl::StatusOr<HostChunk> chunk;
@@ -28,10 +30,12 @@ absl::Status CopyPayload(Transfer* transfer, const std::shared_ptr<const StoredT
     });
     done.WaitForNotification();
     RETURN_IF_ERROR(chunk.status());
-    std::memcpy(dst + offset, chunk->data, chunk->size);
     offset += chunk->size;
+    writer->Write(*std::move(chunk));
   }
-  return absl::OkStatus();
+  absl::Status written;
+  writer->Flush([&](absl::Status s) { written = std::move(s); });
+  return written;
 }
 
 void ToMapResponse(const TensorInfo& info, const ShmFile& file, npystream::v1::MapResponse* out) {
@@ -118,9 +122,10 @@ grpc::ServerUnaryReactor* TensorsService::Map(grpc::CallbackServerContext* conte
   absl::Status status = [&]() -> absl::Status {
     ASSIGN_OR_RETURN(std::shared_ptr<const StoredTensor> tensor,
                      store_->Acquire(request->handle()));
-    ASSIGN_OR_RETURN(std::shared_ptr<ShmFile> file, store_->MapShm(tensor, [&](char* dst) {
-      return CopyPayload(transfer_, tensor, dst);
-    }));
+    ASSIGN_OR_RETURN(std::shared_ptr<ShmFile> file,
+                     store_->MapShm(tensor, [&](const std::shared_ptr<ShmFile>& copy) {
+                       return CopyPayload(transfer_, tensor, copy);
+                     }));
     ToMapResponse(tensor->info(), *file, response);
     return absl::OkStatus();
   }();

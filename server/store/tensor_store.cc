@@ -493,7 +493,7 @@ size_t TensorStore::allocations() {
 
 absl::StatusOr<std::shared_ptr<ShmFile>> TensorStore::MapShm(
     const std::shared_ptr<const StoredTensor>& tensor,
-    const std::function<absl::Status(char* payload)>& fill) {
+    const std::function<absl::Status(const std::shared_ptr<ShmFile>& file)>& fill) {
   RETURN_IF_ERROR(RequireShm());
   if (tensor->impl_->file != nullptr) return tensor->impl_->file;
   const TensorInfo& info = tensor->info();
@@ -506,7 +506,7 @@ absl::StatusOr<std::shared_ptr<ShmFile>> TensorStore::MapShm(
   absl::StatusOr<std::shared_ptr<ShmFile>> file =
       options_.shm->CreateFile(tensor->npy_header(), info.nbytes, info.handle);
   if (file.ok()) {
-    if (absl::Status s = fill((*file)->payload()); !s.ok()) file = s;
+    if (absl::Status s = fill(*file); !s.ok()) file = s;
   }
   if (!file.ok()) {
     accounts_->budget.Release("cpu", info.nbytes);

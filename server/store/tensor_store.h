@@ -228,13 +228,13 @@ class TensorStore {
 
   // The tensor's .npy file in the shm folder. A tensor stored elsewhere (a
   // GPU, an inference output) gets a copy, made once by `fill` (which writes
-  // the payload at the pointer it gets) and counted in the host budget until
+  // the payload into the new file it gets) and counted in the host budget until
   // the tensor is freed. FAILED_PRECONDITION without --shm-dir;
   // RESOURCE_EXHAUSTED when the budget or the folder is full. Blocks while
   // `fill` runs; thread-safe.
   absl::StatusOr<std::shared_ptr<ShmFile>> MapShm(
       const std::shared_ptr<const StoredTensor>& tensor,
-      const std::function<absl::Status(char* payload)>& fill);
+      const std::function<absl::Status(const std::shared_ptr<ShmFile>& file)>& fill);
   ShmDir* shm() const { return options_.shm.get(); }
   // FAILED_PRECONDITION naming --shm-dir when there is no shm folder.
   absl::Status RequireShm() const;

@@ -395,9 +395,9 @@ TEST_F(TensorStoreShmTest, MapOfAnInsertedTensorCopiesOnceIntoTheBudget) {
   ASSERT_TRUE(stored.ok());
   EXPECT_EQ((*stored)->shm_file(), nullptr);
   int fills = 0;
-  auto fill = [&](char* dst) {
+  auto fill = [&](const std::shared_ptr<ShmFile>& file) {
     ++fills;
-    std::memcpy(dst, (*stored)->host_data(), 12);
+    std::memcpy(file->payload(), (*stored)->host_data(), 12);
     return absl::OkStatus();
   };
   auto file = store_->MapShm(*stored, fill);
