@@ -35,11 +35,8 @@ class CpuPayloadWriter : public PayloadWriter {
 
   void Write(HostChunk chunk) override {
     if (!status_.ok()) return;
-    if (chunk.size > nbytes_ - written_) {
-      status_ = absl::OutOfRangeError(absl::StrCat("write of ", chunk.size, " bytes at ", written_,
-                                                   " is past ", nbytes_, " bytes"));
-      return;
-    }
+    status_ = CheckWriteFits(chunk.size, written_, nbytes_);
+    if (!status_.ok()) return;
     std::memcpy(dst_ + written_, chunk.data, chunk.size);
     written_ += chunk.size;
   }

@@ -32,10 +32,8 @@ class DeviceWrite : public std::enable_shared_from_this<DeviceWrite> {
     {
       absl::MutexLock lock(&mu_);
       if (closed_ || !status_.ok() || chunk.size == 0) return;
-      if (chunk.size > nbytes_ - queued_) {
-        status_ = absl::OutOfRangeError(absl::StrCat("write of ", chunk.size, " bytes at ", queued_,
-                                                     " is past ", nbytes_, " bytes"));
-      } else {
+      status_ = CheckWriteFits(chunk.size, queued_, nbytes_);
+      if (status_.ok()) {
         queued_ += chunk.size;
         backlog_.push_back(std::move(chunk));
       }

@@ -19,11 +19,8 @@ class ShmFileWriter : public PayloadWriter {
 
   void Write(HostChunk chunk) override {
     if (!status_.ok()) return;
-    if (chunk.size > nbytes_ - written_) {
-      status_ = absl::OutOfRangeError(absl::StrCat("write of ", chunk.size, " bytes at ", written_,
-                                                   " is past ", nbytes_, " bytes"));
-      return;
-    }
+    status_ = CheckWriteFits(chunk.size, written_, nbytes_);
+    if (!status_.ok()) return;
     const char* data = chunk.data;
     size_t left = chunk.size;
     while (left > 0) {

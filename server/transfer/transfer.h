@@ -11,6 +11,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "server/store/tensor_store.h"
 
 namespace npystream {
@@ -56,6 +57,14 @@ class PayloadWriter {
   // far has reached the destination, or with the first copy error.
   virtual void Flush(std::function<void(absl::Status)> done) = 0;
 };
+
+// The bound every PayloadWriter keeps: OUT_OF_RANGE when `size` bytes written
+// at `at` would run past the `nbytes` it was opened for.
+inline absl::Status CheckWriteFits(size_t size, uint64_t at, uint64_t nbytes) {
+  if (size <= nbytes - at) return absl::OkStatus();
+  return absl::OutOfRangeError(
+      absl::StrCat("write of ", size, " bytes at ", at, " is past ", nbytes, " bytes"));
+}
 
 // Thread-safe. Outlives every reader and writer it opens.
 class Transfer {
