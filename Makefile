@@ -119,10 +119,11 @@ test-python: $(BROWSER_DEPS) $(K8S_DEPS)
 # what earlier runs found ($(BUILD)-fuzz/corpus/<target>/). A crash fails the
 # run and leaves its input in $(BUILD)-fuzz/<target>.log's directory.
 FUZZERS := npy_parser_fuzz http_request_fuzz model_config_fuzz daemon_config_fuzz put_assembly_fuzz \
-  oip_rest_fuzz infer_request_fuzz model_infer_fuzz admin_socket_fuzz
+  oip_rest_fuzz infer_request_fuzz model_infer_fuzz admin_socket_fuzz socket_fetch_fuzz
 # Inputs of these carry whole demo-model tensors (3 KiB a row): 16 KiB, not 4.
-# admin_socket_fuzz runs without libFuzzer's per-input leak check: the
-# daemon's threads free a connection after the exchange returns, so every
+# admin_socket_fuzz and socket_fetch_fuzz run without libFuzzer's per-input
+# leak check: the daemon's threads free a connection after the exchange
+# returns, so every
 # input looked like a leak and paid a full heap scan (26 instead of ~600
 # inputs a second); LeakSanitizer still checks the whole suite in test-asan.
 FUZZ_WHOLE_TENSORS := infer_request_fuzz model_infer_fuzz admin_socket_fuzz
@@ -133,7 +134,7 @@ fuzz:
 	@for f in $(FUZZERS); do \
 	  mkdir -p $(BUILD)-fuzz/corpus/$$f; \
 	  case " $(FUZZ_WHOLE_TENSORS) " in *" $$f "*) len=16384;; *) len=4096;; esac; \
-	  case $$f in admin_socket_fuzz) leaks=0;; *) leaks=1;; esac; \
+	  case $$f in admin_socket_fuzz|socket_fetch_fuzz) leaks=0;; *) leaks=1;; esac; \
 	  (cd $(BUILD)-fuzz && bin/$$f -max_total_time=$(FUZZ_SECONDS) -max_len=$$len -detect_leaks=$$leaks \
 	    -print_final_stats=1 \
 	    corpus/$$f $(CURDIR)/tests/fuzz/corpus/$$f > $$f.log 2>&1) \

@@ -502,7 +502,9 @@ def blas_cases(bin_dir, tool, models, tmp, x1_path, seconds, load):
 
 def same_host_cases(bin_dir, tool, quick):
     """The sidecar's case: client and daemon on one host. The raw TCP and Unix
-    sockets' own limits (no gRPC), loopback TCP fetch, Unix-socket stream fetch, --shm-dir fetch (one copy out of the file), map
+    sockets' own limits (no gRPC), loopback TCP fetch, Unix-socket stream
+    fetch (the plain fetch socket, and gRPC over the same socket), --shm-dir
+    fetch (one copy out of the file), map
     (no copy), shm put and TCP put, against single-thread memcpy measured in
     the same run; the shm put and fetch again with --shm-dir on a tmpfs
     mounted huge=within_size (2 MiB pages) when this user may mount one;
@@ -524,7 +526,10 @@ def same_host_cases(bin_dir, tool, quick):
     out = {}
     try:
         tcp = npystream.Client(m.group(1), shm=False)
-        unix = npystream.Client(sock, shm=False)
+        unix = npystream.Client(sock, shm=False)  # the plain fetch socket beside it
+        os.environ["NPYSTREAM_PLAIN_FETCH"] = "0"
+        unix_grpc = npystream.Client(sock, shm=False)  # HTTP/2 over the same socket
+        del os.environ["NPYSTREAM_PLAIN_FETCH"]
         local = npystream.Client(sock)
         if huge_daemon is not None:
             huge = npystream.Client(f"unix://{folder}/huge.sock")
@@ -555,7 +560,8 @@ def same_host_cases(bin_dir, tool, quick):
                 "limit: raw TCP socket, into new memory": raw_tcp.receive,
                 "limit: raw Unix socket, into new memory": raw_unix.receive,
                 "loopback TCP fetch": lambda: tcp.fetch("src"),
-                "Unix socket stream fetch": lambda: unix.fetch("src"),
+                "Unix socket stream fetch (plain socket)": lambda: unix.fetch("src"),
+                "Unix socket stream fetch (gRPC)": lambda: unix_grpc.fetch("src"),
                 "shm fetch (copy)": lambda: local.fetch("src"),
                 "shm fetch(out=reused)": lambda: local.fetch("src", out=reused),
                 "shm map (zero-copy)": map_once,
@@ -581,6 +587,8 @@ def same_host_cases(bin_dir, tool, quick):
                         samples[name].extend(timed(fn, reps))
                     keep.clear()
             assert raw_unix.receive().tobytes() == arr.tobytes()
+            assert np.array_equal(unix.fetch("src"), arr)
+            assert np.array_equal(unix_grpc.fetch("src"), arr)
             raw_tcp.close()
             raw_unix.close()
             assert np.array_equal(local.fetch("src"), arr) and np.array_equal(local.map("src"), arr)
@@ -599,7 +607,7 @@ def same_host_cases(bin_dir, tool, quick):
                       f"p50 {st['p50'] * 1e3:9.3f} ms  {st['vs_memcpy']:.2f}x memcpy  "
                       f"{st['vs_tcp_fetch']:.2f}x TCP fetch", flush=True)
             local.release("src")
-        for c in (tcp, unix, local, huge):
+        for c in (tcp, unix, unix_grpc, local, huge):
             if c is not None:
                 c.close()
     finally:

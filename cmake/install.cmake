@@ -18,6 +18,7 @@ install(FILES ${PROJECT_SOURCE_DIR}/client/cpp/npystream_client.h
 install(FILES ${PROJECT_SOURCE_DIR}/base/process_tuning.h ${PROJECT_SOURCE_DIR}/base/file_util.h
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/npystream/base)
 install(FILES ${PROJECT_SOURCE_DIR}/proto/wire/wire_format.h ${PROJECT_SOURCE_DIR}/proto/wire/channel_args.h
+  ${PROJECT_SOURCE_DIR}/proto/wire/socket_fetch.h
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/npystream/proto/wire)
 install(DIRECTORY ${NPYSTREAM_PROTO_GEN_DIR}/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/npystream
   FILES_MATCHING PATTERN "*.h")

@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -12,12 +14,39 @@
 #include "absl/strings/str_cat.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "proto/wire/channel_args.h"
+#include "proto/wire/socket_fetch.h"
 #include "proto/wire/wire_format.h"
 
 namespace npystream {
 namespace {
 
 constexpr size_t kPutChunk = 1 << 20;
+constexpr uint64_t kProgressEvery = 4 << 20;
+
+// Sends every byte; false when the connection is gone.
+bool SendAll(int fd, const char* p, size_t n) {
+  while (n > 0) {
+    const ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  return true;
+}
+
+// Receives up to `n` bytes into `p`; returns how many arrived before the
+// connection ended.
+size_t RecvAll(int fd, char* p, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    const ssize_t r = recv(fd, p + got, n - got, MSG_WAITALL);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    got += static_cast<size_t>(r);
+  }
+  return got;
+}
 
 absl::Status FromGrpc(const grpc::Status& s) {
   if (s.ok()) return absl::OkStatus();
@@ -58,8 +87,166 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& opt
 
 Client::Client(const ClientOptions& options, std::shared_ptr<grpc::Channel> channel)
     : options_(options),
+      plain_path_(options.plain_fetch ? wire::SocketFetchPath(options.target) : ""),
       channel_(std::move(channel)),
       stub_(npystream::v1::Tensors::NewStub(channel_)) {}
+
+Client::~Client() {
+  absl::MutexLock lock(&plain_mu_);
+  for (int fd : plain_idle_) close(fd);
+}
+
+int Client::PlainConnection(bool fresh) {
+  {
+    absl::MutexLock lock(&plain_mu_);
+    if (plain_absent_) return -1;
+    if (!fresh && !plain_idle_.empty()) {
+      const int fd = plain_idle_.back();
+      plain_idle_.pop_back();
+      return fd;
+    }
+  }
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd >= 0 && plain_path_.size() < sizeof(addr.sun_path)) {
+    std::memcpy(addr.sun_path, plain_path_.data(), plain_path_.size());
+    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) return fd;
+  }
+  if (fd >= 0) close(fd);
+  // No plain fetch socket (an older daemon, another host's path): gRPC from
+  // now on.
+  absl::MutexLock lock(&plain_mu_);
+  plain_absent_ = true;
+  return -1;
+}
+
+std::optional<absl::StatusOr<npystream::v1::TensorInfo>> Client::PlainFetch(
+    const std::string& handle, const PlaceFn& place,
+    const std::function<void(uint64_t, uint64_t)>& progress) {
+  if (plain_path_.empty()) return std::nullopt;
+  const std::string request = wire::EncodeSocketFetchRequest(
+      options_.token.empty() ? "" : "Bearer " + options_.token, handle);
+  // A kept connection may have been closed by a daemon that restarted:
+  // then one retry on a new one.
+  int fd = -1;
+  char prefix[wire::kSocketFetchPrefixBytes];
+  for (bool fresh : {false, true}) {
+    fd = PlainConnection(fresh);
+    if (fd < 0) return std::nullopt;
+    if (SendAll(fd, request.data(), request.size()) &&
+        RecvAll(fd, prefix, sizeof(prefix)) == sizeof(prefix)) {
+      break;
+    }
+    close(fd);
+    fd = -1;
+    if (fresh)
+      return absl::UnavailableError(
+          absl::StrCat("plain fetch socket ", plain_path_, " closed before answering"));
+  }
+  auto fail = [&](absl::Status status) -> absl::StatusOr<npystream::v1::TensorInfo> {
+    close(fd);
+    return status;
+  };
+  auto reply = wire::DecodeSocketFetchReplyPrefix(absl::string_view(prefix, sizeof(prefix)));
+  if (!reply.ok()) return fail(reply.status());
+  std::string body(reply->length, '\0');
+  if (RecvAll(fd, body.data(), body.size()) != body.size()) {
+    return fail(absl::UnavailableError("plain fetch reply ended early"));
+  }
+  if (reply->code != 0) {
+    {
+      absl::MutexLock lock(&plain_mu_);
+      plain_idle_.push_back(fd);  // an answered error leaves the connection usable
+    }
+    return absl::Status(static_cast<absl::StatusCode>(reply->code), body);
+  }
+  npystream::v1::TensorInfo info;
+  if (!info.ParseFromString(body) || info.npy_bytes() < info.nbytes() ||
+      info.npy_bytes() - info.nbytes() > wire::kSocketFetchMaxReply) {
+    return fail(absl::DataLossError("plain fetch reply has a malformed TensorInfo"));
+  }
+  std::string header(info.npy_bytes() - info.nbytes(), '\0');
+  if (RecvAll(fd, header.data(), header.size()) != header.size()) {
+    return fail(absl::UnavailableError("plain fetch ended inside the .npy header"));
+  }
+  absl::StatusOr<char*> dst = place(info, header);
+  if (!dst.ok()) return fail(dst.status());  // the rest is never read: hang up
+  uint64_t done = 0;
+  while (done < info.nbytes()) {
+    const size_t want =
+        static_cast<size_t>(std::min<uint64_t>(kProgressEvery, info.nbytes() - done));
+    const size_t got = RecvAll(fd, *dst + done, want);
+    done += got;
+    if (got != want) {
+      return fail(absl::UnavailableError(absl::StrCat("plain fetch of '", handle, "' ended after ",
+                                                      header.size() + done, " of ",
+                                                      info.npy_bytes(), " bytes")));
+    }
+    if (progress) progress(header.size() + done, info.npy_bytes());
+  }
+  if (progress && info.nbytes() == 0) progress(info.npy_bytes(), info.npy_bytes());
+  absl::MutexLock lock(&plain_mu_);
+  plain_idle_.push_back(fd);
+  return info;
+}
+
+absl::StatusOr<npystream::v1::TensorInfo> Client::FetchInto(
+    const std::string& handle, const PlaceFn& place,
+    const std::function<void(uint64_t, uint64_t)>& progress, uint32_t chunk_bytes) {
+  if (auto plain = PlainFetch(handle, place, progress)) return *std::move(plain);
+  std::string header;
+  uint64_t header_len = 0;
+  uint64_t total = 0;
+  uint64_t pos = 0;
+  uint64_t reported = 0;
+  char* dst = nullptr;
+  bool placed = false;
+  absl::Status stopped;  // place's error, or too many bytes
+  npystream::v1::TensorInfo first;
+  auto info = Fetch(
+      handle,
+      [&](const npystream::v1::TensorInfo& i) {
+        first = i;
+        total = i.npy_bytes();
+        header_len = i.npy_bytes() >= i.nbytes() ? i.npy_bytes() - i.nbytes() : 0;
+      },
+      [&](const char* p, size_t n) {
+        if (!stopped.ok()) return;
+        if (pos < header_len) {
+          const size_t take = static_cast<size_t>(std::min<uint64_t>(n, header_len - pos));
+          header.append(p, take);
+          p += take;
+          n -= take;
+          pos += take;
+          if (pos == header_len) {
+            absl::StatusOr<char*> at = place(first, header);
+            placed = true;
+            if (!at.ok()) {
+              stopped = at.status();
+              return;
+            }
+            dst = *at;
+          }
+        }
+        if (n == 0) return;
+        if (!placed || pos + n > total) {
+          stopped = absl::DataLossError("the server sent more bytes than the tensor holds");
+          return;
+        }
+        std::memcpy(dst + (pos - header_len), p, n);
+        pos += n;
+        if (progress && (pos - reported >= kProgressEvery || pos == total)) {
+          reported = pos;
+          progress(pos, total);
+        }
+      },
+      chunk_bytes);
+  if (!stopped.ok()) return stopped;
+  if (!info.ok()) return info.status();
+  if (!placed) return absl::DataLossError("the fetch ended inside the .npy header");
+  return info;
+}
 
 void Client::Prepare(grpc::ClientContext* context) const {
   if (!options_.token.empty()) {
@@ -160,21 +347,13 @@ absl::StatusOr<npystream::v1::TensorInfo> Client::FetchToBuffer(const std::strin
       return response->info();
     }
   }
-  size_t pos = 0;
-  bool overflow = false;
-  auto info = Fetch(
-      handle, [&](const npystream::v1::TensorInfo& i) { buffer->resize(i.npy_bytes()); },
-      [&](const char* p, size_t n) {
-        if (pos + n > buffer->size()) {
-          overflow = true;
-          return;
-        }
-        std::memcpy(buffer->data() + pos, p, n);
-        pos += n;
-      });
-  if (!info.ok()) return info.status();
-  if (overflow) return absl::DataLossError("server sent more bytes than npy_bytes");
-  return info;
+  return FetchInto(handle,
+                   [&](const npystream::v1::TensorInfo& info,
+                       absl::string_view npy_header) -> absl::StatusOr<char*> {
+                     buffer->resize(info.npy_bytes());
+                     std::memcpy(buffer->data(), npy_header.data(), npy_header.size());
+                     return buffer->data() + npy_header.size();
+                   });
 }
 
 absl::StatusOr<npystream::v1::TensorInfo> Client::FetchToFile(const std::string& handle,

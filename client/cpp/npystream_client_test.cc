@@ -5,9 +5,11 @@
 
 #include "gtest/gtest.h"
 #include "server/npy/npy_writer.h"
+#include "server/testing/fake_copy_device.h"
 #include "server/testing/in_process_server.h"
 #include "server/testing/numpy_cases_testing.h"
 #include "server/testing/temp_dir.h"
+#include "server/transfer/device_transfer.h"
 
 namespace npystream {
 namespace {
@@ -139,6 +141,100 @@ TEST(ClientShmTest, MapAllocateCommitAndFetchThroughTheFile) {
   EXPECT_EQ(streaming->Map("direct").status().code(), absl::StatusCode::kFailedPrecondition);
   mapped->reset();
   server.reset();
+}
+
+// Fetches over a Unix socket go through the plain fetch socket beside it,
+// here with every payload staged through a ring over a fake device whose
+// copies complete out of order (a GPU tensor's path), and equal the gRPC
+// stream's bytes; errors keep their code; `plain_fetch = false` and a
+// daemon without the socket both stream over gRPC.
+TEST(ClientPlainFetchTest, UnixSocketFetchesGoThroughThePlainSocket) {
+  testing::TempDir dir("/tmp", "npystream_plain_fetch_test");
+  const std::string& root = dir.path();
+  ASSERT_FALSE(root.empty());
+  FakeCopyDevice device(/*streams=*/3, /*seed=*/17);
+  DeviceTransfer::Options to;
+  to.devices["cpu"] = &device;
+  to.ring_bytes = 4 << 20;
+  to.slot_bytes = 256 << 10;
+  to.stage_host_tensors = true;
+  testing::InProcessServer::Options server_options;
+  server_options.transfer = *DeviceTransfer::Create(to);
+  server_options.config.listen = {"unix://" + root + "/sock"};
+  auto server = *testing::InProcessServer::Start(std::move(server_options));
+  ClientOptions options;
+  options.target = "unix://" + root + "/sock";
+  auto plain = *Client::Connect(options);
+  options.plain_fetch = false;
+  auto streaming = *Client::Connect(options);
+
+  const std::string dir_cases = npy::testing::NumpyCasesDir();
+  for (const char* name : {"valid_float32_3.npy", "valid_bool_0.npy", "valid_complex128_4.npy",
+                           "valid_uint64_7.npy"}) {
+    SCOPED_TRACE(name);
+    const std::string expected = npy::testing::ReadFile(dir_cases + "/" + name);
+    auto info = streaming->PutFile(dir_cases + "/" + name, {});
+    ASSERT_TRUE(info.ok()) << info.status();
+    std::vector<char> via_plain, via_grpc;
+    ASSERT_TRUE(plain->FetchToBuffer(info->handle(), &via_plain).ok());
+    ASSERT_TRUE(streaming->FetchToBuffer(info->handle(), &via_grpc).ok());
+    EXPECT_EQ(std::string(via_plain.begin(), via_plain.end()), expected);
+    EXPECT_EQ(via_grpc, via_plain);
+  }
+  // A payload many slots long, received in place with progress.
+  npy::ArrayMeta meta;
+  meta.dtype = npy::DType::kUInt8;
+  meta.shape = {(9 << 20) + 3};
+  const std::string header = npy::WriteHeader(meta);
+  std::string payload(meta.NumBytes(), '\0');
+  for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>(i * 13 + i / 7);
+  PutOptions big;
+  big.name = "big";
+  ASSERT_TRUE(streaming->PutParts(header, payload, big).ok());
+  std::string received;
+  uint64_t last_progress = 0;
+  auto info = plain->FetchInto(
+      "big",
+      [&](const v1::TensorInfo& i, absl::string_view h) -> absl::StatusOr<char*> {
+        EXPECT_EQ(h, header);
+        received.resize(i.nbytes());
+        return received.data();
+      },
+      [&](uint64_t done, uint64_t total) {
+        EXPECT_GT(done, last_progress);
+        EXPECT_EQ(total, header.size() + payload.size());
+        last_progress = done;
+      });
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_TRUE(received == payload);
+  EXPECT_EQ(last_progress, header.size() + payload.size());
+  // A place that refuses stops the fetch with its status; the next one works.
+  EXPECT_EQ(plain
+                ->FetchInto("big",
+                            [](const v1::TensorInfo&, absl::string_view) -> absl::StatusOr<char*> {
+                              return absl::ResourceExhaustedError("no room");
+                            })
+                .status()
+                .code(),
+            absl::StatusCode::kResourceExhausted);
+  std::vector<char> again;
+  ASSERT_TRUE(plain->FetchToBuffer("big", &again).ok());
+  EXPECT_EQ(again.size(), header.size() + payload.size());
+  EXPECT_EQ(plain->FetchToBuffer("missing", &again).status().code(), absl::StatusCode::kNotFound);
+
+  // The daemon counted the plain client's fetches (4, big twice, the one it
+  // hung up on, missing) apart from the streamed ones (4).
+  const std::string scrape = server->daemon()->metrics()->Scrape();
+  EXPECT_NE(scrape.find("npystream_rpc_requests_total{code=\"OK\",method=\"PlainFetch\"} 6"),
+            std::string::npos)
+      << scrape;
+  EXPECT_NE(scrape.find("npystream_rpc_requests_total{code=\"OK\",method=\"Fetch\"} 4"),
+            std::string::npos);
+  EXPECT_NE(scrape.find("npystream_rpc_requests_total{code=\"NOT_FOUND\",method=\"PlainFetch\"} 1"),
+            std::string::npos);
+  EXPECT_NE(scrape.find("npystream_rpc_requests_total{code=\"CANCELLED\",method=\"PlainFetch\"} 1"),
+            std::string::npos);
+  device.Drain();
 }
 
 }  // namespace

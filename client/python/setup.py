@@ -67,6 +67,7 @@ native = Extension(
     sources=[rel("client", "python", "native", "npystream_native.cc"),
              rel("client", "cpp", "npystream_client.cc"),
              rel("proto", "wire", "wire_format.cc"), rel("proto", "wire", "channel_args.cc"),
+             rel("proto", "wire", "socket_fetch.cc"),
              rel("base", "process_tuning.cc"), rel("base", "file_util.cc")],
     language="c++")
 

@@ -54,15 +54,26 @@ void CallTicket::Done(int code, absl::string_view message) {
 absl::StatusOr<std::unique_ptr<CallTicket>> CallGate::Admit(grpc::CallbackServerContext* context,
                                                             absl::string_view method,
                                                             bool idle_checked) {
+  std::optional<absl::string_view> authorization;
+  const auto& md = context->client_metadata();
+  if (auto it = md.find("authorization"); it != md.end()) {
+    authorization = absl::string_view(it->second.data(), it->second.size());
+  }
+  return AdmitWith(authorization, context, method, idle_checked);
+}
+
+absl::StatusOr<std::unique_ptr<CallTicket>> CallGate::AdmitPlain(
+    std::optional<absl::string_view> authorization, absl::string_view method) {
+  return AdmitWith(authorization, nullptr, method, /*idle_checked=*/false);
+}
+
+absl::StatusOr<std::unique_ptr<CallTicket>> CallGate::AdmitWith(
+    std::optional<absl::string_view> authorization, grpc::CallbackServerContext* context,
+    absl::string_view method, bool idle_checked) {
   if (!options_.token.empty()) {
-    const auto& md = context->client_metadata();
-    auto it = md.find("authorization");
-    const absl::string_view value = it == md.end()
-                                        ? absl::string_view()
-                                        : absl::string_view(it->second.data(), it->second.size());
-    if (!BearerTokenMatches(value, options_.token)) {
+    if (!BearerTokenMatches(authorization.value_or(absl::string_view()), options_.token)) {
       const absl::Status s = absl::UnauthenticatedError(
-          it == md.end() ? "missing authorization: Bearer token" : "wrong bearer token");
+          authorization ? "wrong bearer token" : "missing authorization: Bearer token");
       if (options_.metrics != nullptr) {
         options_.metrics->CallDone(method, static_cast<int>(s.code()), 0);
       }
@@ -121,7 +132,7 @@ int CallGate::CancelIdle() {
   int n = 0;
   absl::MutexLock lock(&mu_);
   for (CallTicket* t : live_) {
-    if (t->idle_checked_ && t->last_activity_ns_.load() < cutoff) {
+    if (t->idle_checked_ && t->context_ != nullptr && t->last_activity_ns_.load() < cutoff) {
       t->context_->TryCancel();
       t->last_activity_ns_ = absl::GetCurrentTimeNanos();  // once per period
       Log(LogLevel::kWarning, "rpc_idle_cancelled", {{"method", t->method_}});

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -71,6 +72,12 @@ class CallGate {
   absl::StatusOr<std::unique_ptr<CallTicket>> Admit(grpc::CallbackServerContext* context,
                                                     absl::string_view method,
                                                     bool idle_checked = false);
+  // The same checks for a call that did not come through gRPC (the plain
+  // fetch socket): `authorization` is its "authorization" value, nullopt when
+  // none was sent. Its ticket is never idle-cancelled here (its owner bounds
+  // its own waits).
+  absl::StatusOr<std::unique_ptr<CallTicket>> AdmitPlain(
+      std::optional<absl::string_view> authorization, absl::string_view method);
 
   // Readiness goes false and new calls are refused; calls in flight go on.
   void StartDrain() { draining_ = true; }
@@ -87,6 +94,9 @@ class CallGate {
 
  private:
   friend class CallTicket;
+  absl::StatusOr<std::unique_ptr<CallTicket>> AdmitWith(
+      std::optional<absl::string_view> authorization, grpc::CallbackServerContext* context,
+      absl::string_view method, bool idle_checked);
   void Remove(CallTicket* ticket);
 
   const Options options_;

@@ -6,8 +6,10 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "proto/wire/channel_args.h"
+#include "proto/wire/socket_fetch.h"
 #include "server/rpc/inference_service.h"
 #include "server/rpc/oip_service.h"
+#include "server/rpc/socket_fetch_server.h"
 #include "server/rpc/tensors_service.h"
 
 namespace npystream::rpc {
@@ -76,6 +78,15 @@ absl::StatusOr<std::unique_ptr<RpcServer>> RpcServer::Start(const Options& optio
     }
     if (absl::StartsWith(address, "unix:")) {
       server->targets_.push_back(address);
+      SocketFetchServer::Options plain;
+      plain.path = wire::SocketFetchPath(address);
+      plain.store = options.store;
+      plain.transfer = options.transfer;
+      plain.gate = server->gate_.get();
+      plain.send_timeout = options.idle_timeout;
+      auto started = SocketFetchServer::Start(plain);
+      if (!started.ok()) return started.status();
+      server->plain_fetch_.push_back(std::move(*started));
       continue;
     }
     std::string host = address.substr(0, address.rfind(':'));
@@ -101,6 +112,7 @@ void RpcServer::Shutdown(absl::Duration deadline) {
   StartDrain();
   server_->Shutdown(absl::ToChronoTime(absl::Now() + deadline));
   server_->Wait();
+  for (auto& plain : plain_fetch_) plain->Stop();
 }
 
 RpcServer::~RpcServer() { Shutdown(absl::ZeroDuration()); }

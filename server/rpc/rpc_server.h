@@ -25,12 +25,15 @@ namespace npystream::rpc {
 class TensorsService;
 class InferenceService;
 class OipService;
+class SocketFetchServer;
 
 class RpcServer {
  public:
   struct Options {
     // host:port (port 0 picks a free port) or unix:///path. Unix sockets are
     // always plaintext (same host); the token is checked on every listener.
+    // Beside each unix:///P the plain fetch listens on P.fetch
+    // (proto/wire/socket_fetch.h).
     std::vector<std::string> listen = {"127.0.0.1:50051"};
     TensorStore* store = nullptr;       // not owned
     InferenceEngine* engine = nullptr;  // not owned; null: no Inference service
@@ -78,6 +81,7 @@ class RpcServer {
   // it drains (running what is queued) while they still exist.
   std::unique_ptr<ThreadPool> infer_workers_;
   std::unique_ptr<grpc::Server> server_;
+  std::vector<std::unique_ptr<SocketFetchServer>> plain_fetch_;  // one per unix:// listener
   int port_ = 0;
   std::string target_;
   std::vector<std::string> targets_;

@@ -1,10 +1,9 @@
 // npystream._native: the C++ client's Fetch and Put for the Python client.
-// Fetch: the payload goes from gRPC's received slices straight into the
-// ndarray's memory with the GIL released, instead of through one Python bytes
-// object per message (grpcio's only way) and a second copy. Put: the stream
-// is written with the GIL released, without the thread grpcio starts for
-// each client-streaming call. Optional: the package falls back to the grpcio
-// path when this module is absent.
+// Fetch: the payload goes from gRPC's received slices (or, on a Unix socket, from the plain fetch
+// socket) straight into the ndarray's memory with the GIL released, instead of through one Python
+// bytes object per message (grpcio's only way) and a second copy. Put: the stream is written with
+// the GIL released, without the thread grpcio starts for each client-streaming call. Optional: the
+// package falls back to the grpcio path when this module is absent.
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
@@ -22,19 +21,21 @@ struct NativeClient {
 };
 
 int NativeClientInit(NativeClient* self, PyObject* args, PyObject* kwargs) {
-  static const char* kKeywords[] = {"target", "token", "root_certificates", nullptr};
+  static const char* kKeywords[] = {"target", "token", "root_certificates", "plain_fetch", nullptr};
   const char* target = nullptr;
   const char* token = nullptr;
   const char* roots = nullptr;
   Py_ssize_t roots_len = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "s|zz#", const_cast<char**>(kKeywords), &target,
-                                   &token, &roots, &roots_len)) {
+  int plain_fetch = 1;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "s|zz#p", const_cast<char**>(kKeywords), &target,
+                                   &token, &roots, &roots_len, &plain_fetch)) {
     return -1;
   }
   npystream::ClientOptions options;
   options.target = target;
   if (token != nullptr) options.token = token;
   if (roots != nullptr) options.tls_root_pem.assign(roots, static_cast<size_t>(roots_len));
+  options.plain_fetch = plain_fetch != 0;
   auto client = npystream::Client::Connect(options);
   if (!client.ok()) {
     PyErr_SetString(PyExc_ValueError, std::string(client.status().message()).c_str());
@@ -49,8 +50,6 @@ void NativeClientDealloc(NativeClient* self) {
   delete self->client;
   Py_TYPE(self)->tp_free(reinterpret_cast<PyObject*>(self));
 }
-
-constexpr uint64_t kProgressEvery = 4 << 20;
 
 // fetch(handle, chunk_bytes, alloc, progress) -> (code, message, header)
 // alloc(info_bytes) is called once, with the GIL, and returns a writable
@@ -73,32 +72,15 @@ PyObject* NativeClientFetch(NativeClient* self, PyObject* args) {
   const std::string handle(handle_arg);
   Py_buffer view{};
   bool have_view = false;
-  bool failed = false;  // alloc raised or returned an unusable buffer
-  bool overflow = false;
+  bool failed = false;  // alloc or progress raised, or alloc's buffer is unusable
   std::string header;
-  uint64_t header_len = 0;
-  uint64_t total = 0;
-  uint64_t pos = 0;
-  uint64_t reported = 0;
-  // Calls progress(pos, total) with the GIL; a raising callback is not
-  // called again and its exception is kept for the end.
-  auto report = [&] {
-    if (progress == Py_None || failed) return;
-    reported = pos;
-    PyGILState_STATE gil = PyGILState_Ensure();
-    PyObject* r = PyObject_CallFunction(progress, "KK", static_cast<unsigned long long>(pos),
-                                        static_cast<unsigned long long>(total));
-    if (r == nullptr) failed = true;
-    Py_XDECREF(r);
-    PyGILState_Release(gil);
-  };
   absl::StatusOr<npystream::v1::TensorInfo> info;
   Py_BEGIN_ALLOW_THREADS;
-  info = self->client->Fetch(
+  info = self->client->FetchInto(
       handle,
-      [&](const npystream::v1::TensorInfo& i) {
-        header_len = i.npy_bytes() - i.nbytes();
-        total = i.npy_bytes();
+      [&](const npystream::v1::TensorInfo& i,
+          absl::string_view npy_header) -> absl::StatusOr<char*> {
+        header.assign(npy_header.data(), npy_header.size());
         const std::string bytes = i.SerializeAsString();
         PyGILState_STATE gil = PyGILState_Ensure();
         PyObject* buffer =
@@ -116,24 +98,18 @@ PyObject* NativeClientFetch(NativeClient* self, PyObject* args) {
         }
         Py_XDECREF(buffer);
         PyGILState_Release(gil);
+        if (failed) return absl::CancelledError("alloc failed");
+        return static_cast<char*>(view.buf);
       },
-      [&](const char* p, size_t n) {
-        if (pos < header_len) {
-          const size_t take = static_cast<size_t>(std::min<uint64_t>(n, header_len - pos));
-          header.append(p, take);
-          p += take;
-          n -= take;
-          pos += take;
-        }
-        if (n == 0) return;
-        const uint64_t at = pos - header_len;
-        if (have_view && at + n <= static_cast<uint64_t>(view.len)) {
-          std::memcpy(static_cast<char*>(view.buf) + at, p, n);
-        } else if (have_view) {
-          overflow = true;
-        }
-        pos += n;
-        if (pos - reported >= kProgressEvery || pos == total) report();
+      [&](uint64_t done, uint64_t total) {
+        // A raising callback is not called again; its exception is kept.
+        if (progress == Py_None || failed) return;
+        PyGILState_STATE gil = PyGILState_Ensure();
+        PyObject* r = PyObject_CallFunction(progress, "KK", static_cast<unsigned long long>(done),
+                                            static_cast<unsigned long long>(total));
+        if (r == nullptr) failed = true;
+        Py_XDECREF(r);
+        PyGILState_Release(gil);
       },
       chunk_bytes);
   Py_END_ALLOW_THREADS;
@@ -143,11 +119,6 @@ PyObject* NativeClientFetch(NativeClient* self, PyObject* args) {
     const std::string message(info.status().message());
     return Py_BuildValue("(is#y#)", static_cast<int>(info.status().code()), message.data(),
                          static_cast<Py_ssize_t>(message.size()), "", Py_ssize_t{0});
-  }
-  if (overflow) {
-    static const char kMessage[] = "the server sent more bytes than the tensor holds";
-    return Py_BuildValue("(is#y#)", static_cast<int>(absl::StatusCode::kDataLoss), kMessage,
-                         static_cast<Py_ssize_t>(sizeof(kMessage) - 1), "", Py_ssize_t{0});
   }
   return Py_BuildValue("(is#y#)", 0, "", Py_ssize_t{0}, header.data(),
                        static_cast<Py_ssize_t>(header.size()));

@@ -29,7 +29,8 @@ def open_channel(target, root_certificates=None, private_key=None, certificate_c
 
 class NativeTransport:
     """Fetches and puts through the C++ client, the GIL released. Fetch: one
-    copy from gRPC's slices into the array. Put: no thread per call (grpcio
+    copy from gRPC's slices into the array (none over the plain fetch socket:
+    received in place). Put: no thread per call (grpcio
     starts one to read each client-streaming call's requests). Its channel
     opens at the first call. Thread-safe."""
 
@@ -41,13 +42,16 @@ class NativeTransport:
     @classmethod
     def create(cls, target, token, root_certificates, private_key, certificate_chain):
         """A transport, or None where only grpcio can serve: the extension is
-        missing, NPYSTREAM_NATIVE=0, or client certificates (mTLS) are used."""
+        missing, NPYSTREAM_NATIVE=0, or client certificates (mTLS) are used.
+        On a unix:// target its fetches take the daemon's plain fetch socket
+        (see proto/wire/socket_fetch.h) unless NPYSTREAM_PLAIN_FETCH=0."""
         if (_native is None or private_key is not None or certificate_chain is not None
                 or os.environ.get("NPYSTREAM_NATIVE", "1") == "0"):
             return None
         roots = (root_certificates.decode() if isinstance(root_certificates, bytes)
                  else root_certificates)
-        return cls(lambda: _native.Client(target, token or None, roots))
+        plain = os.environ.get("NPYSTREAM_PLAIN_FETCH", "1") != "0"
+        return cls(lambda: _native.Client(target, token or None, roots, plain))
 
     def _connected(self):
         with self._lock:
