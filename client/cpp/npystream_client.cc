@@ -140,9 +140,7 @@ std::optional<absl::StatusOr<npystream::v1::TensorInfo>> Client::PlainFetch(
     }
     close(fd);
     fd = -1;
-    if (fresh)
-      return absl::UnavailableError(
-          absl::StrCat("plain fetch socket ", plain_path_, " closed before answering"));
+    if (fresh) return std::nullopt;  // it closed before answering: gRPC may still serve
   }
   auto fail = [&](absl::Status status) -> absl::StatusOr<npystream::v1::TensorInfo> {
     close(fd);
@@ -153,6 +151,10 @@ std::optional<absl::StatusOr<npystream::v1::TensorInfo>> Client::PlainFetch(
   std::string body(reply->length, '\0');
   if (RecvAll(fd, body.data(), body.size()) != body.size()) {
     return fail(absl::UnavailableError("plain fetch reply ended early"));
+  }
+  if (reply->code == static_cast<uint32_t>(absl::StatusCode::kUnavailable)) {
+    close(fd);  // over its connection limit, or draining: gRPC answers for itself
+    return std::nullopt;
   }
   if (reply->code != 0) {
     {

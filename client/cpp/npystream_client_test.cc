@@ -1,9 +1,15 @@
 #include "client/cpp/npystream_client.h"
 
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstring>
+#include <thread>
 
 #include "gtest/gtest.h"
+#include "proto/wire/socket_fetch.h"
 #include "server/npy/npy_writer.h"
 #include "server/testing/fake_copy_device.h"
 #include "server/testing/in_process_server.h"
@@ -235,6 +241,58 @@ TEST(ClientPlainFetchTest, UnixSocketFetchesGoThroughThePlainSocket) {
   EXPECT_NE(scrape.find("npystream_rpc_requests_total{code=\"CANCELLED\",method=\"PlainFetch\"} 1"),
             std::string::npos);
   device.Drain();
+}
+
+// A plain fetch socket that answers UNAVAILABLE (draining, over its
+// connection limit) or hangs up sends the client to gRPC, which serves.
+TEST(ClientPlainFetchTest, UnavailableOrHungUpPlainSocketMeansGrpc) {
+  testing::TempDir dir("/tmp", "npystream_plain_fallback_test");
+  const std::string& root = dir.path();
+  ASSERT_FALSE(root.empty());
+  testing::InProcessServer::Options server_options;
+  server_options.config.listen = {"unix://" + root + "/sock"};
+  auto server = *testing::InProcessServer::Start(std::move(server_options));
+  const std::string plain = root + "/sock.fetch";
+  ASSERT_EQ(unlink(plain.c_str()), 0);  // replaced by a fake below
+  const int listener = socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, plain.data(), plain.size());
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(listener, 8), 0);
+  std::thread fake([listener] {
+    for (int i = 0;; ++i) {  // first an UNAVAILABLE reply, then hang-ups
+      const int fd = accept(listener, nullptr, nullptr);
+      if (fd < 0) return;  // shut down by the test
+      if (i == 0) {
+        const std::string reply = wire::EncodeSocketFetchReplyPrefix(
+                                      static_cast<uint32_t>(absl::StatusCode::kUnavailable), 4) +
+                                  "busy";
+        send(fd, reply.data(), reply.size(), MSG_NOSIGNAL);
+      }
+      close(fd);
+    }
+  });
+  ClientOptions options;
+  options.target = "unix://" + root + "/sock";
+  auto client = *Client::Connect(options);
+  const std::string npy =
+      npy::testing::ReadFile(npy::testing::NumpyCasesDir() + "/valid_float32_3.npy");
+  PutOptions put;
+  put.name = "x";
+  ASSERT_TRUE(client->PutBytes(npy, put).ok());
+  for (int i = 0; i < 2; ++i) {
+    std::vector<char> buffer;
+    auto info = client->FetchToBuffer("x", &buffer);
+    ASSERT_TRUE(info.ok()) << info.status();
+    EXPECT_EQ(std::string(buffer.begin(), buffer.end()), npy);
+  }
+  shutdown(listener, SHUT_RDWR);
+  fake.join();
+  close(listener);
+  const std::string scrape = server->daemon()->metrics()->Scrape();
+  EXPECT_NE(scrape.find("npystream_rpc_requests_total{code=\"OK\",method=\"Fetch\"} 2"),
+            std::string::npos);
 }
 
 }  // namespace

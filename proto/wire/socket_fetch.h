@@ -11,7 +11,8 @@
 //
 // Integers are little-endian. A malformed request gets INVALID_ARGUMENT and
 // the connection is closed; an error after the first .npy byte closes it
-// (the client sees a short stream).
+// (the client sees a short stream). UNAVAILABLE (draining, or over the
+// server's connection limit) tells a client to fetch over gRPC instead.
 #ifndef NPYSTREAM_PROTO_WIRE_SOCKET_FETCH_H_
 #define NPYSTREAM_PROTO_WIRE_SOCKET_FETCH_H_
 

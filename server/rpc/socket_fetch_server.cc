@@ -163,7 +163,8 @@ void SocketFetchServer::AcceptLoop() {
       break;
     }
     if (ReapLocked() >= options_.max_connections) {
-      SendError(fd, absl::ResourceExhaustedError(absl::StrCat(
+      // UNAVAILABLE: the clients then fetch over gRPC instead.
+      SendError(fd, absl::UnavailableError(absl::StrCat(
                         "plain fetch has ", options_.max_connections,
                         " connections already (the most it serves); use gRPC or retry")))
           .IgnoreError();

@@ -31,7 +31,7 @@ class SocketFetchServer {
     // A client that takes nothing for this long mid-fetch is cut off; zero:
     // never. A connection waiting between requests is never timed out.
     absl::Duration send_timeout = absl::ZeroDuration();
-    int max_connections = 64;  // more are answered RESOURCE_EXHAUSTED and closed
+    int max_connections = 64;  // more are answered UNAVAILABLE and closed
   };
 
   // Binds and starts accepting. UNAVAILABLE naming the path when it cannot

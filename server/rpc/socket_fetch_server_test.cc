@@ -139,7 +139,7 @@ TEST_F(SocketFetchServerTest, ConnectionsOverTheLimitAreRefusedByName) {
   }
   Conn third(options_.path);
   auto [code, message] = third.Reply();
-  EXPECT_EQ(code, static_cast<uint32_t>(absl::StatusCode::kResourceExhausted));
+  EXPECT_EQ(code, static_cast<uint32_t>(absl::StatusCode::kUnavailable));
   EXPECT_NE(message.find("2 connections"), std::string::npos) << message;
 }
 
