@@ -14,13 +14,14 @@
 #include "npystream/v1/inference.grpc.pb.h"
 #include "server/npy/npy_parser.h"
 #include "server/npy/npy_writer.h"
+#include "server/testing/build_dirs.h"
 #include "server/testing/fake_copy_device.h"
 #include "server/testing/in_process_server.h"
 
 namespace npystream {
 namespace {
 
-const std::string kRepository = std::string(NPYSTREAM_BINARY_DIR) + "/models";
+const std::string kRepository = ::npystream::testing::BuildDir() + "/models";
 
 // A deterministic [2, 1, 28, 28] float32 input.
 at::Tensor DigitInput() {

@@ -10,12 +10,13 @@
 
 #include "gtest/gtest.h"
 #include "inference/grpc_service.grpc.pb.h"
+#include "server/testing/build_dirs.h"
 #include "server/testing/in_process_server.h"
 
 namespace npystream {
 namespace {
 
-const std::string kRepository = std::string(NPYSTREAM_BINARY_DIR) + "/models";
+const std::string kRepository = ::npystream::testing::BuildDir() + "/models";
 
 class OipServiceTest : public ::testing::Test {
  protected:

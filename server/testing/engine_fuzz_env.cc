@@ -8,6 +8,8 @@
 #include <fstream>
 #include <string>
 
+#include "server/testing/build_dirs.h"
+
 namespace npystream::testing {
 namespace {
 
@@ -27,7 +29,7 @@ void WriteFile(const fs::path& path, const std::string& text) {
 }
 
 EngineFuzzEnv* Make() {
-  const fs::path demo = fs::path(NPYSTREAM_BINARY_DIR) / "models" / "demo";
+  const fs::path demo = fs::path(::npystream::testing::BuildDir()) / "models" / "demo";
   Check(fs::exists(demo / "model.pt"), "no demo model in the build tree");
   char dir_template[] = "/tmp/npystream-fuzz-models-XXXXXX";
   Check(mkdtemp(dir_template) != nullptr, "mkdtemp failed");

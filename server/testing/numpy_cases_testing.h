@@ -9,6 +9,7 @@
 #include "base/file_util.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "server/testing/build_dirs.h"
 
 namespace npystream::npy::testing {
 
@@ -18,7 +19,7 @@ inline const std::string& NumpyCasesDir() {
   static const std::string* dir = [] {
     char tmpl[] = "/tmp/npystream-npy-XXXXXX";
     std::string d = mkdtemp(tmpl);
-    std::string cmd = std::string("/usr/bin/python3 ") + NPYSTREAM_SOURCE_DIR +
+    std::string cmd = std::string("/usr/bin/python3 ") + ::npystream::testing::SourceDir() +
                       "/server/npy/testdata/make_npy_cases.py " + d;
     if (std::system(cmd.c_str()) != 0) {
       ADD_FAILURE() << "could not generate numpy reference files: " << cmd;

@@ -15,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
+#include "server/testing/build_dirs.h"
 
 namespace {
 
@@ -57,7 +58,8 @@ TEST(TsanAbslTest, MutexCondVarAndNotificationOrderMemory) {
 // returns its exit code, or -1 when it did not exit; `output` gets its output.
 int RunProbe(const std::string& command, std::string* output) {
   const std::string line = std::string("TSAN_OPTIONS='halt_on_error=1 suppressions=") +
-                           NPYSTREAM_SOURCE_DIR + "/tests/tsan.supp' " + command + " 2>&1";
+                           ::npystream::testing::SourceDir() + "/tests/tsan.supp' " + command +
+                           " 2>&1";
   FILE* probe = popen(line.c_str(), "r");
   if (probe == nullptr) return -1;
   char buf[4096];
