@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Soak: 64 concurrent clients mixing Put/Fetch/Stat/Release/Infer/Subscribe
-against one npystreamd for SOAK_SECONDS, then checks the daemon gave back
+against one npystreamd for SOAK_SECONDS (every fourth over its Unix socket,
+where fetches take the plain fetch socket), then checks the daemon gave back
 what it took: RSS within 10 % (+32 MiB) of its idle baseline, file
 descriptors and threads back to baseline, the store empty and its metrics
 consistent with List. Prints one JSON line of figures (requests, errors by
@@ -13,7 +14,9 @@ import collections
 import json
 import os
 import random
+import shutil
 import sys
+import tempfile
 import threading
 import time
 
@@ -61,7 +64,8 @@ def given_back(before, after):
 def worker(daemon, seed, deadline, counts, errors, lock):
     rng = random.Random(seed)
     mine = []
-    with daemon.client() as c:
+    unix = seed % 4 == 1  # gRPC and the plain fetch over the Unix socket
+    with (npystream.Client(daemon.socket) if unix else daemon.client()) as c:
         while time.monotonic() < deadline:
             op = rng.choice(["put", "put", "fetch", "fetch", "stat", "release", "infer",
                              "subscribe"])
@@ -124,7 +128,10 @@ def run(seconds, clients, build=None):
         os.environ["NPYSTREAM_BUILD"] = build
     models = os.path.join(os.environ.get("NPYSTREAM_BUILD", os.path.join(ROOT, "build")),
                           "models")
-    d = Daemon("--model-repository", models, "--store-budget", "4GiB")
+    folder = tempfile.mkdtemp(prefix="npystream-soak-")
+    d = Daemon("--model-repository", models, "--store-budget", "4GiB",
+               "--listen", f"unix://{folder}/soak.sock")
+    d.socket = f"unix://{folder}/soak.sock"
     try:
         # Warm up every path with the same concurrency for 6 s (gRPC's
         # executor grows to its bounded size, 2 threads a core, and keeps
@@ -180,6 +187,7 @@ def run(seconds, clients, build=None):
         return result
     finally:
         d.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def check(result):

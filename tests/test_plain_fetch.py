@@ -247,3 +247,23 @@ def test_shutdown_with_an_open_plain_connection_is_prompt(make_daemon, tmp_path)
     assert idle.closed()
     idle.close()
     assert not os.path.exists(f"{sock}.fetch")
+
+
+def test_closing_the_client_closes_its_plain_connections(unix_daemon):
+    def daemon_fds():
+        return len(os.listdir(f"/proc/{unix_daemon.proc.pid}/fd"))
+
+    def settle(want):
+        deadline = time.monotonic() + 10
+        while daemon_fds() != want and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return daemon_fds()
+
+    before = daemon_fds()
+    c = npystream.Client(unix_daemon.socket, shm=False)
+    c.put(np.arange(10), name="c")
+    c.fetch("c")
+    assert daemon_fds() > before  # its connections: gRPC's and the plain one
+    c.close()
+    assert settle(before) == before
+    assert calls(unix_daemon, "PlainFetch") == 1

@@ -69,7 +69,8 @@ class Client:
             response_deserializer=None)
 
     def close(self):
-        """Waits for outstanding releases, then closes the channel."""
+        """Waits for outstanding releases, then closes the channels (grpcio's
+        and the C++ client's, with its kept connections)."""
         with self._lock:
             pending, self._pending = self._pending, []
         for f in pending:
@@ -78,6 +79,8 @@ class Client:
             except Exception:  # the server may be gone; nothing to undo
                 pass
         self._channel.close()
+        if self._native is not None:
+            self._native.close()
 
     def __enter__(self):
         return self

@@ -53,6 +53,12 @@ class NativeTransport:
         plain = os.environ.get("NPYSTREAM_PLAIN_FETCH", "1") != "0"
         return cls(lambda: _native.Client(target, token or None, roots, plain))
 
+    def close(self):
+        """Drops the C++ client: its channel and kept plain fetch connections
+        close once no call is using it. A later call connects again."""
+        with self._lock:
+            self._client = None
+
     def _connected(self):
         with self._lock:
             if self._client is None:
