@@ -8,16 +8,14 @@
 #include <fuzzer/FuzzedDataProvider.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
-#include <cstdio>
 #include <cstdlib>
 #include <string>
 
 #include "server/http/admin_server.h"
 #include "server/testing/engine_fuzz_env.h"
+#include "server/testing/socket_exchange.h"
 #include "server/transfer/transfer.h"
 
 namespace {
@@ -50,8 +48,7 @@ npystream::AdminServer& Server() {
   return *server;
 }
 
-// Sends `bytes`, half-closes, and returns what came back before the daemon
-// closed the connection (aborts when it keeps it open for 5 s).
+// One connection to the admin port (see ExchangeAndClose).
 std::string Exchange(const std::string& bytes) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
@@ -61,27 +58,7 @@ std::string Exchange(const std::string& bytes) {
   if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) std::abort();
   const int one = 1;  // small exchanges: no Nagle / delayed-ACK stalls
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  size_t sent = 0;
-  while (sent < bytes.size()) {
-    const ssize_t n = send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) break;  // the daemon closed early (a refused request): fine
-    sent += static_cast<size_t>(n);
-  }
-  shutdown(fd, SHUT_WR);
-  std::string reply;
-  char buf[16384];
-  for (;;) {
-    pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, 5000) != 1) {
-      std::fprintf(stderr, "admin_socket_fuzz: the daemon kept a half-closed connection open\n");
-      std::abort();
-    }
-    const ssize_t n = recv(fd, buf, sizeof(buf), 0);
-    if (n <= 0) break;
-    reply.append(buf, static_cast<size_t>(n));
-  }
-  close(fd);
-  return reply;
+  return npystream::testing::ExchangeAndClose(fd, bytes, "admin_socket_fuzz");
 }
 
 }  // namespace

@@ -4,11 +4,9 @@
 // crash, must answer or close every connection, and must still serve the
 // stored tensor's exact .npy bytes to a well-formed request afterwards.
 #include <fuzzer/FuzzedDataProvider.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <torch/torch.h>
-#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -20,6 +18,7 @@
 #include "server/rpc/call_gate.h"
 #include "server/rpc/socket_fetch_server.h"
 #include "server/store/tensor_store.h"
+#include "server/testing/socket_exchange.h"
 #include "server/transfer/transfer.h"
 
 namespace {
@@ -67,35 +66,14 @@ Env& GetEnv() {
   return *env;
 }
 
-// Sends `bytes`, half-closes, and returns what came back before the server
-// closed the connection (aborts when it keeps it open for 5 s).
+// One connection's exchange (see ExchangeAndClose).
 std::string Exchange(const std::string& bytes) {
   const int fd = socket(AF_UNIX, SOCK_STREAM, 0);
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, GetEnv().path.data(), GetEnv().path.size());
   if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) std::abort();
-  size_t sent = 0;
-  while (sent < bytes.size()) {
-    const ssize_t n = send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) break;  // the server hung up on a bad request: fine
-    sent += static_cast<size_t>(n);
-  }
-  shutdown(fd, SHUT_WR);
-  std::string reply;
-  char buf[16384];
-  for (;;) {
-    pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, 5000) != 1) {
-      std::fprintf(stderr, "socket_fetch_fuzz: the server kept a half-closed connection open\n");
-      std::abort();
-    }
-    const ssize_t n = recv(fd, buf, sizeof(buf), 0);
-    if (n <= 0) break;
-    reply.append(buf, static_cast<size_t>(n));
-  }
-  close(fd);
-  return reply;
+  return npystream::testing::ExchangeAndClose(fd, bytes, "socket_fetch_fuzz");
 }
 
 }  // namespace
