@@ -154,6 +154,7 @@ def test_malformed_requests_get_invalid_argument_then_a_hang_up(unix_daemon, req
     with unix_daemon.client() as c:  # the daemon and the tensor are fine
         assert np.array_equal(c.fetch("kept"), arr)
     assert unix_daemon.alive()
+    assert calls(unix_daemon, "PlainFetch", "INVALID_ARGUMENT") == 1  # counted
 
 
 def test_a_request_cut_short_is_dropped_quietly(unix_daemon):

@@ -187,6 +187,9 @@ void SocketFetchServer::Serve(Connection* connection) {
       // Not this protocol (or garbage): say why once, then hang up, since
       // where the next request starts is unknown.
       Log(LogLevel::kWarning, "plain_fetch_bad_request", {{"error", lengths.status().message()}});
+      if (RpcMetrics* metrics = options_.gate->metrics()) {
+        metrics->CallDone("PlainFetch", static_cast<int>(lengths.status().code()), 0);
+      }
       SendError(fd, lengths.status()).IgnoreError();
       break;
     }
