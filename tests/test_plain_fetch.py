@@ -4,9 +4,11 @@ written here from the spec checks the bytes, the error codes and the
 connection rules."""
 import io
 import os
+import shutil
 import socket
 import stat
 import struct
+import tempfile
 import time
 
 import numpy as np
@@ -268,3 +270,20 @@ def test_closing_the_client_closes_its_plain_connections(unix_daemon):
     c.close()
     assert settle(before) == before
     assert calls(unix_daemon, "PlainFetch") == 1
+
+
+def test_a_socket_path_with_no_room_for_dot_fetch_still_serves_over_grpc(make_daemon):
+    # sun_path holds 107 bytes: a 104-byte path fits, the same path + ".fetch" does not.
+    folder = tempfile.mkdtemp(prefix="npystream-long-")
+    try:
+        path = os.path.join(folder, "s" * (104 - len(folder) - 1))
+        assert len(path) == 104
+        d = make_daemon("--listen", f"unix://{path}")
+        assert any("plain_fetch_unavailable" in line and ".fetch" in line for line in d.log)
+        arr = np.arange(777, dtype=np.int16)
+        with npystream.Client(f"unix://{path}", shm=False) as c:
+            c.put(arr, name="long")
+            assert np.array_equal(c.fetch("long"), arr)
+        assert calls(d, "Fetch") == 1 and calls(d, "PlainFetch") == 0
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

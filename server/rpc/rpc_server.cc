@@ -7,6 +7,7 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "proto/wire/channel_args.h"
 #include "proto/wire/socket_fetch.h"
+#include "server/common/log.h"
 #include "server/rpc/inference_service.h"
 #include "server/rpc/oip_service.h"
 #include "server/rpc/socket_fetch_server.h"
@@ -85,7 +86,14 @@ absl::StatusOr<std::unique_ptr<RpcServer>> RpcServer::Start(const Options& optio
       plain.gate = server->gate_.get();
       plain.send_timeout = options.idle_timeout;
       auto started = SocketFetchServer::Start(plain);
-      if (!started.ok()) return started.status();
+      if (!started.ok()) {
+        // An optimisation only (gRPC serves the same fetches on the socket
+        // itself), so say why and go on: e.g. a path with room for the gRPC
+        // socket's name but not for ".fetch" after it.
+        Log(LogLevel::kWarning, "plain_fetch_unavailable",
+            {{"path", plain.path}, {"error", started.status().message()}});
+        continue;
+      }
       server->plain_fetch_.push_back(std::move(*started));
       continue;
     }

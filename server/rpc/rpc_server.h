@@ -33,7 +33,8 @@ class RpcServer {
     // host:port (port 0 picks a free port) or unix:///path. Unix sockets are
     // always plaintext (same host); the token is checked on every listener.
     // Beside each unix:///P the plain fetch listens on P.fetch
-    // (proto/wire/socket_fetch.h).
+    // (proto/wire/socket_fetch.h); where it cannot (a path too long for
+    // ".fetch"), a warning says so and clients use gRPC.
     std::vector<std::string> listen = {"127.0.0.1:50051"};
     TensorStore* store = nullptr;       // not owned
     InferenceEngine* engine = nullptr;  // not owned; null: no Inference service
