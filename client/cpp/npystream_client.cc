@@ -23,31 +23,6 @@ namespace {
 constexpr size_t kPutChunk = 1 << 20;
 constexpr uint64_t kProgressEvery = 4 << 20;
 
-// Sends every byte; false when the connection is gone.
-bool SendAll(int fd, const char* p, size_t n) {
-  while (n > 0) {
-    const ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return false;
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-  return true;
-}
-
-// Receives up to `n` bytes into `p`; returns how many arrived before the
-// connection ended.
-size_t RecvAll(int fd, char* p, size_t n) {
-  size_t got = 0;
-  while (got < n) {
-    const ssize_t r = recv(fd, p + got, n - got, MSG_WAITALL);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
-    got += static_cast<size_t>(r);
-  }
-  return got;
-}
-
 absl::Status FromGrpc(const grpc::Status& s) {
   if (s.ok()) return absl::OkStatus();
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
@@ -106,12 +81,10 @@ int Client::PlainConnection(bool fresh) {
       return fd;
     }
   }
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd >= 0 && plain_path_.size() < sizeof(addr.sun_path)) {
-    std::memcpy(addr.sun_path, plain_path_.data(), plain_path_.size());
-    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) return fd;
+  absl::StatusOr<sockaddr_un> addr = wire::UnixSocketAddress(plain_path_);
+  const int fd = addr.ok() ? socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0) : -1;
+  if (fd >= 0 && connect(fd, reinterpret_cast<const sockaddr*>(&*addr), sizeof(*addr)) == 0) {
+    return fd;
   }
   if (fd >= 0) close(fd);
   // No plain fetch socket (an older daemon, another host's path): gRPC from
@@ -125,8 +98,7 @@ std::optional<absl::StatusOr<npystream::v1::TensorInfo>> Client::PlainFetch(
     const std::string& handle, const PlaceFn& place,
     const std::function<void(uint64_t, uint64_t)>& progress) {
   if (plain_path_.empty()) return std::nullopt;
-  const std::string request = wire::EncodeSocketFetchRequest(
-      options_.token.empty() ? "" : "Bearer " + options_.token, handle);
+  const std::string request = wire::EncodeSocketFetchRequest(Authorization(), handle);
   // A kept connection may have been closed by a daemon that restarted:
   // then one retry on a new one.
   int fd = -1;
@@ -134,8 +106,8 @@ std::optional<absl::StatusOr<npystream::v1::TensorInfo>> Client::PlainFetch(
   for (bool fresh : {false, true}) {
     fd = PlainConnection(fresh);
     if (fd < 0) return std::nullopt;
-    if (SendAll(fd, request.data(), request.size()) &&
-        RecvAll(fd, prefix, sizeof(prefix)) == sizeof(prefix)) {
+    if (wire::SendAll(fd, request.data(), request.size()).ok() &&
+        wire::RecvAll(fd, prefix, sizeof(prefix)) == sizeof(prefix)) {
       break;
     }
     close(fd);
@@ -149,7 +121,7 @@ std::optional<absl::StatusOr<npystream::v1::TensorInfo>> Client::PlainFetch(
   auto reply = wire::DecodeSocketFetchReplyPrefix(absl::string_view(prefix, sizeof(prefix)));
   if (!reply.ok()) return fail(reply.status());
   std::string body(reply->length, '\0');
-  if (RecvAll(fd, body.data(), body.size()) != body.size()) {
+  if (wire::RecvAll(fd, body.data(), body.size()) != body.size()) {
     return fail(absl::UnavailableError("plain fetch reply ended early"));
   }
   if (reply->code == static_cast<uint32_t>(absl::StatusCode::kUnavailable)) {
@@ -169,7 +141,7 @@ std::optional<absl::StatusOr<npystream::v1::TensorInfo>> Client::PlainFetch(
     return fail(absl::DataLossError("plain fetch reply has a malformed TensorInfo"));
   }
   std::string header(info.npy_bytes() - info.nbytes(), '\0');
-  if (RecvAll(fd, header.data(), header.size()) != header.size()) {
+  if (wire::RecvAll(fd, header.data(), header.size()) != header.size()) {
     return fail(absl::UnavailableError("plain fetch ended inside the .npy header"));
   }
   absl::StatusOr<char*> dst = place(info, header);
@@ -178,7 +150,7 @@ std::optional<absl::StatusOr<npystream::v1::TensorInfo>> Client::PlainFetch(
   while (done < info.nbytes()) {
     const size_t want =
         static_cast<size_t>(std::min<uint64_t>(kProgressEvery, info.nbytes() - done));
-    const size_t got = RecvAll(fd, *dst + done, want);
+    const size_t got = wire::RecvAll(fd, *dst + done, want);
     done += got;
     if (got != want) {
       return fail(absl::UnavailableError(absl::StrCat("plain fetch of '", handle, "' ended after ",
@@ -250,10 +222,12 @@ absl::StatusOr<npystream::v1::TensorInfo> Client::FetchInto(
   return info;
 }
 
+std::string Client::Authorization() const {
+  return options_.token.empty() ? "" : "Bearer " + options_.token;
+}
+
 void Client::Prepare(grpc::ClientContext* context) const {
-  if (!options_.token.empty()) {
-    context->AddMetadata("authorization", "Bearer " + options_.token);
-  }
+  if (!options_.token.empty()) context->AddMetadata("authorization", Authorization());
 }
 
 absl::StatusOr<npystream::v1::TensorInfo> Client::Fetch(

@@ -132,6 +132,8 @@ class Client {
 
  private:
   explicit Client(const ClientOptions& options, std::shared_ptr<grpc::Channel> channel);
+  // "Bearer <token>", or empty without a token.
+  std::string Authorization() const;
   void Prepare(grpc::ClientContext* context) const;
   absl::StatusOr<npystream::v1::TensorInfo> Put(
       const PutOptions& options, const std::function<bool(std::string* chunk)>& next_chunk);

@@ -1,5 +1,10 @@
 #include "proto/wire/socket_fetch.h"
 
+#include <errno.h>
+#include <sys/socket.h>
+
+#include <cstring>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -78,6 +83,45 @@ absl::StatusOr<SocketFetchReply> DecodeSocketFetchReplyPrefix(absl::string_view 
                                             " bytes, over ", kSocketFetchMaxReply));
   }
   return reply;
+}
+
+absl::StatusOr<sockaddr_un> UnixSocketAddress(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof(addr.sun_path)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Unix socket path '", path, "' is empty or too long"));
+  }
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  return addr;
+}
+
+absl::Status SendAll(int fd, const char* p, size_t n, int flags) {
+  while (n > 0) {
+    const ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL | flags);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      return absl::UnavailableError("plain fetch peer stopped reading (send timeout)");
+    }
+    if (w < 0 && (errno == EPIPE || errno == ECONNRESET)) {
+      return absl::CancelledError("plain fetch peer went away");
+    }
+    if (w <= 0) return absl::UnavailableError(absl::StrCat("plain fetch send: ", strerror(errno)));
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  return absl::OkStatus();
+}
+
+size_t RecvAll(int fd, char* p, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    const ssize_t r = ::recv(fd, p + got, n - got, MSG_WAITALL);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    got += static_cast<size_t>(r);
+  }
+  return got;
 }
 
 }  // namespace npystream::wire

@@ -16,6 +16,9 @@
 #ifndef NPYSTREAM_PROTO_WIRE_SOCKET_FETCH_H_
 #define NPYSTREAM_PROTO_WIRE_SOCKET_FETCH_H_
 
+#include <sys/un.h>
+
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -55,6 +58,18 @@ struct SocketFetchReply {
 };
 // DATA_LOSS for a short prefix or a length over kSocketFetchMaxReply.
 absl::StatusOr<SocketFetchReply> DecodeSocketFetchReplyPrefix(absl::string_view prefix);
+
+// Socket I/O both ends of the plain fetch share.
+// The address of the Unix socket at `path`; INVALID_ARGUMENT when the path is
+// empty or too long for sockaddr_un.
+absl::StatusOr<sockaddr_un> UnixSocketAddress(const std::string& path);
+// Sends every byte of [p, p+n) (MSG_NOSIGNAL | `flags`): CANCELLED when the
+// peer hung up, UNAVAILABLE when a send timeout (SO_SNDTIMEO) passed or
+// another error occurred.
+absl::Status SendAll(int fd, const char* p, size_t n, int flags = 0);
+// Receives up to `n` bytes into `p`; returns how many arrived before the
+// connection ended (or failed).
+size_t RecvAll(int fd, char* p, size_t n);
 
 }  // namespace npystream::wire
 

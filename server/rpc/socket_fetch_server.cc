@@ -28,42 +28,14 @@ namespace {
 constexpr size_t kReadBytes = 16 << 20;
 
 // Reads exactly `n` bytes; false on EOF, error or shutdown.
-bool ReadFull(int fd, char* p, size_t n) {
-  while (n > 0) {
-    const ssize_t r = ::recv(fd, p, n, 0);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return false;
-    p += r;
-    n -= static_cast<size_t>(r);
-  }
-  return true;
-}
-
-// Sends every byte; CANCELLED when the client hung up, UNAVAILABLE when it
-// stopped reading for the send timeout.
-absl::Status SendAll(int fd, const char* p, size_t n, int flags = 0) {
-  while (n > 0) {
-    const ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL | flags);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      return absl::UnavailableError("plain fetch client stopped reading (send timeout)");
-    }
-    if (w < 0 && (errno == EPIPE || errno == ECONNRESET)) {
-      return absl::CancelledError("plain fetch client went away");
-    }
-    if (w <= 0) return absl::UnavailableError(absl::StrCat("plain fetch send: ", strerror(errno)));
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-  return absl::OkStatus();
-}
+bool ReadFull(int fd, char* p, size_t n) { return wire::RecvAll(fd, p, n) == n; }
 
 absl::Status SendError(int fd, const absl::Status& status) {
   const std::string message(status.message().substr(0, wire::kSocketFetchMaxReply));
   std::string reply = wire::EncodeSocketFetchReplyPrefix(static_cast<uint32_t>(status.code()),
                                                          static_cast<uint32_t>(message.size()));
   reply += message;
-  return SendAll(fd, reply.data(), reply.size());
+  return wire::SendAll(fd, reply.data(), reply.size());
 }
 
 }  // namespace
@@ -73,13 +45,8 @@ absl::StatusOr<std::unique_ptr<SocketFetchServer>> SocketFetchServer::Start(
   if (options.store == nullptr || options.transfer == nullptr || options.gate == nullptr) {
     return absl::InvalidArgumentError("SocketFetchServer needs a store, a transfer and a gate");
   }
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (options.path.empty() || options.path.size() >= sizeof(addr.sun_path)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("plain fetch socket path '", options.path, "' is empty or too long"));
-  }
-  std::memcpy(addr.sun_path, options.path.data(), options.path.size());
+  absl::StatusOr<sockaddr_un> addr = wire::UnixSocketAddress(options.path);
+  if (!addr.ok()) return addr.status();
   std::unique_ptr<SocketFetchServer> server(new SocketFetchServer(options));
   // Replace a stale socket (a daemon that died), never another kind of file.
   struct stat st;
@@ -89,7 +56,7 @@ absl::StatusOr<std::unique_ptr<SocketFetchServer>> SocketFetchServer::Start(
   server->listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   server->wake_fd_ = ::eventfd(0, EFD_CLOEXEC);
   if (server->listen_fd_ < 0 || server->wake_fd_ < 0 ||
-      ::bind(server->listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      ::bind(server->listen_fd_, reinterpret_cast<const sockaddr*>(&*addr), sizeof(*addr)) != 0 ||
       ::listen(server->listen_fd_, 64) != 0) {
     const std::string why = strerror(errno);
     server->stopped_ = true;  // nothing to join; the destructor closes the fds
@@ -227,7 +194,7 @@ void SocketFetchServer::Serve(Connection* connection) {
         wire::EncodeSocketFetchReplyPrefix(0, static_cast<uint32_t>(info_bytes.size()));
     head += info_bytes;
     head += (*tensor)->npy_header();
-    absl::Status sent = SendAll(fd, head.data(), head.size(), MSG_MORE);
+    absl::Status sent = wire::SendAll(fd, head.data(), head.size(), MSG_MORE);
     (*ticket)->AddSent((*tensor)->npy_header().size());
     const uint64_t nbytes = (*tensor)->info().nbytes;
     for (uint64_t at = 0; sent.ok() && at < nbytes;) {
@@ -243,7 +210,7 @@ void SocketFetchServer::Serve(Connection* connection) {
         sent = chunk.status();
         break;
       }
-      sent = SendAll(fd, chunk->data, chunk->size);
+      sent = wire::SendAll(fd, chunk->data, chunk->size);
       at += chunk->size;
       (*ticket)->AddSent(chunk->size);
     }
