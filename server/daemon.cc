@@ -170,6 +170,9 @@ absl::Status Daemon::Build() {
   store_options.metrics = metrics_;
   store_options.budget_bytes = config_.store_budget;
   store_options.devices = devices_;
+  HostMemoryPool::Options pool_options;  // freed tensor memory kept for reuse until idle
+  pool_options.cache_bytes = std::min<uint64_t>(pool_options.cache_bytes, config_.store_budget);
+  store_options.host_memory = HostMemoryPool::Create(pool_options);
   ASSIGN_OR_RETURN(store_, TensorStore::Create(store_options));
   metrics_->SetStore(store_.get());
 
@@ -248,14 +251,17 @@ absl::Status Daemon::Start() {
   }
   // Memory back to the kernel once the daemon has been idle for a whole
   // period (no call admitted, none in flight), once per idle spell: under
-  // load the heaps keep their free memory (TuneMallocForStreaming).
+  // load the heaps (TuneMallocForStreaming) and the tensor memory pool keep
+  // their free memory for reuse.
   periodic_.Add("release_memory", absl::Seconds(2), [this] {
     const int64_t admitted = rpc_->admitted();
     const bool idle = admitted == last_admitted_ && rpc_->in_flight() == 0;
     if (idle && !released_since_activity_) {
+      const uint64_t unmapped = store_->host_memory()->Trim();
       const int64_t freed = ReleaseFreeMemory();
       released_since_activity_ = true;
-      Log(LogLevel::kDebug, "memory_released", {{"bytes", freed}});
+      Log(LogLevel::kDebug, "memory_released",
+          {{"tensor_cache_bytes", unmapped}, {"heap_bytes", freed}});
     } else if (!idle) {
       released_since_activity_ = false;
     }

@@ -165,7 +165,8 @@ def run(seconds, clients, build=None):
             t.join()
         elapsed = time.monotonic() - start
         # Idle again: calls and channels closed, the store empty. The daemon
-        # hands free heap memory back after a whole idle period (2 s ticks)
+        # hands free heap memory and its kept tensor blocks back after a
+        # whole idle period (2 s ticks)
         # and gRPC retires idle threads: give both up to 30 s.
         settle_until = time.monotonic() + 30
         while True:

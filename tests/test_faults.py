@@ -11,7 +11,7 @@ import pytest
 
 import npystream
 from npystream.v1 import tensors_pb2 as pb
-from conftest import metrics
+from conftest import metric_sum, metrics
 
 MIB = 1 << 20
 
@@ -120,6 +120,37 @@ def test_a_client_that_stops_reading_is_cancelled_after_the_idle_timeout(make_da
     assert any("rpc_idle_cancelled" in line for line in d.log)
     with d.client() as c:
         assert np.array_equal(c.fetch("big"), arr)
+
+
+def rss_bytes(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+
+
+def test_freed_tensor_memory_is_reused_under_load_and_unmapped_when_idle(make_daemon):
+    """A released tensor's memory is kept for the next Put of its size (the
+    metric shows it, the Put takes it back), then unmapped once the daemon
+    has been idle for a whole 2 s period: RSS drops by the tensor's size."""
+    d = make_daemon()
+    cached = "npystream_host_memory_cached_bytes"
+    a = np.arange(32 * MIB // 4, dtype=np.float32)
+    with d.client() as c:
+        c.put(a, name="first")
+        c.release("first")
+        assert metric_sum(d, cached) >= a.nbytes
+        c.put(a + 1, name="second")  # the same size class: the kept block
+        assert metric_sum(d, cached) == 0
+        assert np.array_equal(c.fetch("second"), a + 1)
+        c.release("second")
+        assert metric_sum(d, cached) >= a.nbytes
+        kept_rss = rss_bytes(d.proc.pid)
+        deadline = time.monotonic() + 10
+        while metric_sum(d, cached) > 0 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert metric_sum(d, cached) == 0, "the kept block was not given back when idle"
+        assert rss_bytes(d.proc.pid) < kept_rss - a.nbytes * 0.9
+        c.put(a, name="third")  # and a Put after that maps a new block
+        assert np.array_equal(c.fetch("third"), a)
 
 
 def test_soak_gives_back_what_it_took():

@@ -93,6 +93,11 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                         .Help("Tensors with a live handle")
                         .Register(r)
                         .Add({});
+  host_cached_ = &BuildGauge()
+                      .Name("npystream_host_memory_cached_bytes")
+                      .Help("Freed host tensor memory kept for reuse (given back when idle)")
+                      .Register(r)
+                      .Add({});
   shm_bytes_ = &BuildGauge()
                     .Name("npystream_shm_bytes")
                     .Help("Bytes of tensor files in --shm-dir (stored tensors and Map copies)")
@@ -174,6 +179,9 @@ std::string Metrics::Scrape() {
   if (store_ != nullptr) store_tensors_->Set(static_cast<double>(store_->size()));
   if (store_ != nullptr && store_->shm() != nullptr) {
     shm_bytes_->Set(static_cast<double>(store_->shm()->bytes()));
+  }
+  if (store_ != nullptr && store_->host_memory() != nullptr) {
+    host_cached_->Set(static_cast<double>(store_->host_memory()->cached_bytes()));
   }
   if (staging_source_) staging_free_->Set(static_cast<double>(staging_source_()));
   for (int i = 0; i < gpu_count_; ++i) {

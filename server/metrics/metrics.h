@@ -90,6 +90,7 @@ class Metrics : public rpc::RpcMetrics,
   prometheus::Gauge* store_tensors_;
   prometheus::Gauge* staging_free_;
   prometheus::Gauge* shm_bytes_;
+  prometheus::Gauge* host_cached_;
   prometheus::Family<prometheus::Counter>* map_requests_;
 };
 

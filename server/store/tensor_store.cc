@@ -9,6 +9,7 @@
 
 #include <cstring>
 #include <new>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -246,8 +247,21 @@ absl::StatusOr<std::unique_ptr<TensorWriter>> TensorStore::BeginPut(const PutSpe
         new TensorWriter(this, std::move(info), std::move(impl), (*file)->payload()));
     return writer;
   }
+  // Host tensors of some size take their memory from the pool (given back to
+  // the kernel when the daemon idles), the rest from LibTorch's allocator.
+  const std::shared_ptr<HostMemoryPool>& pool = options_.host_memory;
+  void* block = nullptr;
+  if (pool != nullptr && info.device == "cpu" && info.nbytes >= HostMemoryPool::kMinBlockBytes) {
+    block = pool->Allocate(info.nbytes);
+  }
   try {
-    impl->tensor = at::empty(dims, tensor_options);
+    if (block != nullptr) {
+      void* const wrapped = std::exchange(block, nullptr);  // the deleter owns it now
+      impl->tensor = at::from_blob(
+          wrapped, dims, [pool, n = info.nbytes](void* p) { pool->Free(p, n); }, tensor_options);
+    } else {
+      impl->tensor = at::empty(dims, tensor_options);
+    }
   } catch (const std::exception& e) {
     AbandonPut(info, /*reserved=*/true);
     return absl::ResourceExhaustedError(

@@ -19,6 +19,7 @@
 #include "server/npy/dtype.h"
 #include "server/store/budget.h"
 #include "server/store/device_plan.h"
+#include "server/store/host_memory_pool.h"
 #include "server/store/shm_dir.h"
 
 namespace at {
@@ -156,6 +157,9 @@ class TensorStore {
     StoreMetrics* metrics = nullptr;            // not owned; may be null
     // --shm-dir: host tensors stored as .npy files there; null: off.
     std::shared_ptr<ShmDir> shm;
+    // Memory for host tensors from Puts (HostMemoryPool::kMinBlockBytes and
+    // up); null: LibTorch's allocator.
+    std::shared_ptr<HostMemoryPool> host_memory;
     // An Allocate not committed within this long is dropped (0: never).
     int64_t allocation_timeout_ms = 0;
     // This daemon's replica id ([A-Za-z0-9_.-]): server-chosen handles end in
@@ -236,6 +240,7 @@ class TensorStore {
       const std::shared_ptr<const StoredTensor>& tensor,
       const std::function<absl::Status(const std::shared_ptr<ShmFile>& file)>& fill);
   ShmDir* shm() const { return options_.shm.get(); }
+  HostMemoryPool* host_memory() const { return options_.host_memory.get(); }
   // FAILED_PRECONDITION naming --shm-dir when there is no shm folder.
   absl::Status RequireShm() const;
 

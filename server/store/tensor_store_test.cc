@@ -162,6 +162,32 @@ TEST_F(TensorStoreTest, PinKeepsMemoryAfterRelease) {
   EXPECT_EQ(store_->resident_count(), 0);
 }
 
+TEST_F(TensorStoreTest, LargeHostPutsUseTheMemoryPoolAndReleaseKeepsTheBlock) {
+  auto pool = HostMemoryPool::Create({});
+  TensorStore::Options options;
+  options.clock = &clock_;
+  options.budget_bytes = 8 << 20;
+  options.host_memory = pool;
+  store_ = *TensorStore::Create(options);
+  const size_t big = HostMemoryPool::kMinBlockBytes * 2, small = HostMemoryPool::kMinBlockBytes / 2;
+  auto t = Put(Spec({static_cast<int64_t>(big / 4)}, "big"), Pattern(big));
+  ASSERT_TRUE(t.ok()) << t.status();
+  ASSERT_TRUE(Put(Spec({static_cast<int64_t>(small / 4)}, "small"), Pattern(small)).ok());
+  EXPECT_EQ(pool->in_use_bytes(), HostMemoryPool::BlockSize(big));  // the small one: malloc
+  EXPECT_EQ(std::string((*t)->host_data(), big), Pattern(big));
+  const char* block = (*t)->host_data();
+  t->reset();
+  ASSERT_TRUE(store_->Release("big").ok());
+  EXPECT_EQ(pool->in_use_bytes(), 0u);
+  EXPECT_EQ(pool->cached_bytes(), HostMemoryPool::BlockSize(big));
+  // The next Put of that size reuses the block, and holds its own bytes.
+  auto again = Put(Spec({static_cast<int64_t>(big / 4)}, "again"), std::string(big, 'x'));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ((*again)->host_data(), block);
+  EXPECT_EQ(std::string((*again)->host_data(), big), std::string(big, 'x'));
+  EXPECT_EQ(pool->cached_bytes(), 0u);
+}
+
 TEST_F(TensorStoreTest, FortranOrderIsConvertedToCOrder) {
   // (2, 3) in Fortran order: column-major bytes of [[0,1,2],[3,4,5]].
   const int16_t column_major[] = {0, 3, 1, 4, 2, 5};
