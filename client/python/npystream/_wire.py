@@ -1,30 +1,17 @@
 """Hand framing of the two messages that carry bulk bytes, so payloads skip
 protobuf objects: FetchResponse {info; data} and PutRequest {header; data},
 with the field numbers taken from the generated stubs."""
-import json as _json
-
 from .v1 import tensors_pb2 as _pb
 
 # The channel settings of proto/wire/channel_args.h: a fixed 16 MiB stream
 # window from the first byte (gRPC's BDP probing starts a fresh channel at
 # 64 KiB and ramps up slowly), messages up to 64 MiB.
-# And kClientServiceConfigJson: UNAVAILABLE before the daemon answered (a
-# restarted or draining daemon) is retried twice for the idempotent calls.
 _MAX_MESSAGE_BYTES = 64 << 20
 _STREAM_WINDOW_BYTES = 16 << 20
-_RETRIED = {"npystream.v1.Tensors": ("Fetch", "Stat", "List", "Map", "Shm"),
-            "npystream.v1.Inference": ("ListModels", "Infer", "Subscribe")}
-SERVICE_CONFIG = {"methodConfig": [{
-    "name": [{"service": service, "method": method}
-             for service, methods in _RETRIED.items() for method in methods],
-    "retryPolicy": {"maxAttempts": 3, "initialBackoff": "0.05s", "maxBackoff": "0.5s",
-                    "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]}
 CHANNEL_OPTIONS = [("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
                    ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
                    ("grpc.http2.bdp_probe", 0),
-                   ("grpc.http2.lookahead_bytes", _STREAM_WINDOW_BYTES),
-                   ("grpc.enable_retries", 1),
-                   ("grpc.service_config", _json.dumps(SERVICE_CONFIG))]
+                   ("grpc.http2.lookahead_bytes", _STREAM_WINDOW_BYTES)]
 
 _INFO = _pb.FetchResponse.INFO_FIELD_NUMBER
 _DATA = _pb.FetchResponse.DATA_FIELD_NUMBER
