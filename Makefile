@@ -119,7 +119,8 @@ test-python: $(BROWSER_DEPS) $(K8S_DEPS)
 # what earlier runs found ($(BUILD)-fuzz/corpus/<target>/). A crash fails the
 # run and leaves its input in $(BUILD)-fuzz/<target>.log's directory.
 FUZZERS := npy_parser_fuzz http_request_fuzz model_config_fuzz daemon_config_fuzz put_assembly_fuzz \
-  oip_rest_fuzz infer_request_fuzz model_infer_fuzz admin_socket_fuzz socket_fetch_fuzz
+  oip_rest_fuzz infer_request_fuzz model_infer_fuzz admin_socket_fuzz socket_fetch_fuzz \
+  view_spec_fuzz
 # Inputs of these carry whole demo-model tensors (3 KiB a row): 16 KiB, not 4.
 # admin_socket_fuzz and socket_fetch_fuzz run without libFuzzer's per-input
 # leak check: the daemon's threads free a connection after the exchange

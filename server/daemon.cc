@@ -201,6 +201,9 @@ absl::Status Daemon::Start() {
   rpc_options.store = store_.get();
   rpc_options.engine = engine_.get();
   rpc_options.transfer = transfer_.get();
+  views_ = std::make_unique<views::Views>(
+      views::Views::Options{transfer_.get(), store_.get(), metrics_, false});
+  rpc_options.views = views_.get();
   rpc_options.metrics = metrics_;
   if (!tls_cert_pem_.empty()) {
     grpc::SslServerCredentialsOptions ssl;
@@ -228,6 +231,7 @@ absl::Status Daemon::Start() {
     admin_options.scrape = [metrics = metrics_] { return metrics->Scrape(); };
     admin_options.store = store_.get();
     admin_options.transfer = transfer_.get();
+    admin_options.views = views_.get();
     admin_options.engine = engine_.get();
     admin_options.put_limits = put_limits;
     admin_options.token = token_;

@@ -100,6 +100,7 @@ class Daemon {
   std::unique_ptr<TensorStore> store_;
   std::vector<std::unique_ptr<CopyDevice>> copy_devices_;
   std::unique_ptr<Transfer> transfer_;
+  std::unique_ptr<views::Views> views_;  // both ports' fetches and subscriptions
   std::unique_ptr<InferenceEngine> engine_;
   std::unique_ptr<rpc::RpcServer> rpc_;
   std::unique_ptr<AdminServer> admin_;

@@ -167,8 +167,11 @@ std::optional<absl::StatusOr<npystream::v1::TensorInfo>> Client::PlainFetch(
 
 absl::StatusOr<npystream::v1::TensorInfo> Client::FetchInto(
     const std::string& handle, const PlaceFn& place,
-    const std::function<void(uint64_t, uint64_t)>& progress, uint32_t chunk_bytes) {
-  if (auto plain = PlainFetch(handle, place, progress)) return *std::move(plain);
+    const std::function<void(uint64_t, uint64_t)>& progress, uint32_t chunk_bytes,
+    const FetchView& view) {
+  if (view.whole()) {
+    if (auto plain = PlainFetch(handle, place, progress)) return *std::move(plain);
+  }
   std::string header;
   uint64_t header_len = 0;
   uint64_t total = 0;
@@ -215,7 +218,7 @@ absl::StatusOr<npystream::v1::TensorInfo> Client::FetchInto(
           progress(pos, total);
         }
       },
-      chunk_bytes);
+      chunk_bytes, view);
   if (!stopped.ok()) return stopped;
   if (!info.ok()) return info.status();
   if (!placed) return absl::DataLossError("the fetch ended inside the .npy header");
@@ -232,10 +235,16 @@ void Client::Prepare(grpc::ClientContext* context) const {
 
 absl::StatusOr<npystream::v1::TensorInfo> Client::Fetch(
     const std::string& handle, const std::function<void(const npystream::v1::TensorInfo&)>& on_info,
-    const std::function<void(const char*, size_t)>& sink, uint32_t chunk_bytes) {
+    const std::function<void(const char*, size_t)>& sink, uint32_t chunk_bytes,
+    const FetchView& view) {
   npystream::v1::FetchRequest request;
   request.set_handle(handle);
   request.set_chunk_bytes(chunk_bytes);
+  if (!view.whole()) {
+    request.mutable_view()->set_index(view.index);
+    request.mutable_view()->set_dtype(view.dtype);
+    request.mutable_view()->set_pool(view.pool);
+  }
   grpc::ClientContext context;
   Prepare(&context);
   grpc::CompletionQueue cq;
@@ -298,8 +307,9 @@ absl::StatusOr<npystream::v1::TensorInfo> Client::Fetch(
 }
 
 absl::StatusOr<npystream::v1::TensorInfo> Client::FetchToBuffer(const std::string& handle,
-                                                                std::vector<char>* buffer) {
-  if (SharedFolder().ok()) {
+                                                                std::vector<char>* buffer,
+                                                                const FetchView& view) {
+  if (view.whole() && SharedFolder().ok()) {
     absl::StatusOr<npystream::v1::MapResponse> response = MapRequest(handle);
     if (!response.ok()) return response.status();  // the server's answer
     // Read, not copied out of a mapping (a page fault per 4 KiB page). A
@@ -323,13 +333,15 @@ absl::StatusOr<npystream::v1::TensorInfo> Client::FetchToBuffer(const std::strin
       return response->info();
     }
   }
-  return FetchInto(handle,
-                   [&](const npystream::v1::TensorInfo& info,
-                       absl::string_view npy_header) -> absl::StatusOr<char*> {
-                     buffer->resize(info.npy_bytes());
-                     std::memcpy(buffer->data(), npy_header.data(), npy_header.size());
-                     return buffer->data() + npy_header.size();
-                   });
+  return FetchInto(
+      handle,
+      [&](const npystream::v1::TensorInfo& info,
+          absl::string_view npy_header) -> absl::StatusOr<char*> {
+        buffer->resize(info.npy_bytes());
+        std::memcpy(buffer->data(), npy_header.data(), npy_header.size());
+        return buffer->data() + npy_header.size();
+      },
+      nullptr, 0, view);
 }
 
 absl::StatusOr<npystream::v1::TensorInfo> Client::FetchToFile(const std::string& handle,

@@ -62,6 +62,17 @@ class MappedTensor {
   bool writable_ = false;
 };
 
+// Part of a tensor, computed by the daemon where the tensor lives
+// (npystream.v1.TensorView): numpy basic indexing text, a descr to cast to
+// (same_kind), and an N x N mean pool of the last two axes. Empty: the whole
+// tensor. A view is fetched over gRPC (never the shm file or plain socket).
+struct FetchView {
+  std::string index;
+  std::string dtype;
+  uint32_t pool = 0;
+  bool whole() const { return index.empty() && dtype.empty() && pool <= 1; }
+};
+
 struct PutOptions {
   std::string name;
   std::string device;
@@ -82,7 +93,8 @@ class Client {
   absl::StatusOr<npystream::v1::TensorInfo> Fetch(
       const std::string& handle,
       const std::function<void(const npystream::v1::TensorInfo&)>& on_info,
-      const std::function<void(const char*, size_t)>& sink, uint32_t chunk_bytes = 0);
+      const std::function<void(const char*, size_t)>& sink, uint32_t chunk_bytes = 0,
+      const FetchView& view = {});
   // Fetches the payload straight into the memory `place` returns for the
   // tensor's TensorInfo and .npy header: exactly info.nbytes() writable bytes
   // (an error status stops the fetch and is returned). Over the plain fetch
@@ -93,11 +105,13 @@ class Client {
                                                       absl::string_view npy_header)>;
   absl::StatusOr<npystream::v1::TensorInfo> FetchInto(
       const std::string& handle, const PlaceFn& place,
-      const std::function<void(uint64_t, uint64_t)>& progress = nullptr, uint32_t chunk_bytes = 0);
+      const std::function<void(uint64_t, uint64_t)>& progress = nullptr, uint32_t chunk_bytes = 0,
+      const FetchView& view = {});
   // Fetches into `buffer`, resized once to the .npy size: the shm file read,
   // or FetchInto.
   absl::StatusOr<npystream::v1::TensorInfo> FetchToBuffer(const std::string& handle,
-                                                          std::vector<char>* buffer);
+                                                          std::vector<char>* buffer,
+                                                          const FetchView& view = {});
   // Writes the .npy file at `path`.
   absl::StatusOr<npystream::v1::TensorInfo> FetchToFile(const std::string& handle,
                                                         const std::string& path);

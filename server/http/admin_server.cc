@@ -76,6 +76,7 @@ struct AdminServer::Impl {
   }
 
   Options options;
+  std::unique_ptr<views::Views> own_views;  // when Options::views is null
   net::io_context ioc;
   std::unique_ptr<ssl::context> tls;
   tcp::acceptor acceptor;
@@ -267,7 +268,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         return Reply(http::status::ok, JsonText(nlohmann::json{{"tensors", list}}) + "\n");
       }
       case Route::kTensorNpy:
-        return SendNpy(route.handle);
+        return SendNpy(route.handle, route.query);
       case Route::kModelList:
         return Reply(
             http::status::ok,
@@ -445,12 +446,17 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         ->Start(req_);
   }
 
-  void SendNpy(const std::string& handle) {
+  // GET /v1/tensors/{h}.npy[?index=&dtype=&pool=]: the tensor's .npy, or a
+  // view's (Range applies to the view's bytes).
+  void SendNpy(const std::string& handle, const std::map<std::string, std::string>& query) {
+    absl::StatusOr<views::ViewRequest> view = ViewFromQuery(query, "");
+    if (!view.ok()) return Error(view.status());
     auto tensor = server_->options.store->Acquire(handle);
     if (!tensor.ok()) return Error(tensor.status());
-    auto reader = server_->options.transfer->OpenReader(*tensor);
-    if (!reader.ok()) return Error(reader.status());
-    const uint64_t total = (*tensor)->info().npy_bytes;
+    absl::StatusOr<views::NpySource> source =
+        server_->options.views->Open(*std::move(tensor), *view);
+    if (!source.ok()) return Error(source.status());
+    const uint64_t total = source->info.npy_bytes;
     auto range = req_.find(http::field::range);
     uint64_t first = 0, last = total - 1;
     bool whole = true;
@@ -470,8 +476,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       first = 0;
       last = total - 1;
     }
-    tensor_ = std::move(*tensor);
-    reader_ = std::move(*reader);
+    source_ = *std::move(source);
     pos_ = first;
     end_ = last + 1;
     keep_alive_ = req_.keep_alive();
@@ -493,13 +498,12 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   void WriteBody() {
     chunk_ = {};
     if (pos_ >= end_) {
-      tensor_.reset();
-      reader_.reset();
+      source_.reset();
       if (!keep_alive_) return Close();
       return Read();
     }
     beast::get_lowest_layer(stream_).expires_after(kIoTimeout);
-    const std::string& header = tensor_->npy_header();
+    const std::string& header = source_->npy_header;
     auto self = this->shared_from_this();
     if (pos_ < header.size()) {
       const size_t n = std::min<uint64_t>(header.size(), end_) - pos_;
@@ -511,7 +515,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     }
     const uint64_t offset = pos_ - header.size();
     const size_t n = static_cast<size_t>(std::min<uint64_t>(kBodyPiece, end_ - pos_));
-    reader_->Read(offset, n, [self](absl::StatusOr<HostChunk> chunk) {
+    source_->reader->Read(offset, n, [self](absl::StatusOr<HostChunk> chunk) {
       net::dispatch(self->stream_.get_executor(), [self, chunk = std::move(chunk)]() mutable {
         if (!chunk.ok()) return self->Close();
         self->chunk_ = std::move(*chunk);
@@ -530,8 +534,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   std::optional<http::request_parser<http::string_body>> parser_;
   std::string set_cookie_;  // for the reply to a request authorised by ?token=
   http::request<http::string_body> req_;
-  std::shared_ptr<const StoredTensor> tensor_;
-  std::unique_ptr<PayloadReader> reader_;
+  std::optional<views::NpySource> source_;  // the .npy being sent
   HostChunk chunk_;
   std::string head_;
   uint64_t pos_ = 0;
@@ -559,6 +562,11 @@ void AdminServer::Impl::Accept() {
 
 absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const Options& options) {
   auto impl = std::make_unique<Impl>(options);
+  if (impl->options.views == nullptr) {
+    impl->own_views = std::make_unique<views::Views>(
+        views::Views::Options{options.transfer, options.store, nullptr, false});
+    impl->options.views = impl->own_views.get();
+  }
   const size_t colon = options.listen.rfind(':');
   if (colon == std::string::npos) {
     return absl::InvalidArgumentError(

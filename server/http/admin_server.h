@@ -21,6 +21,7 @@
 #include "server/store/npy_put.h"
 #include "server/store/tensor_store.h"
 #include "server/transfer/transfer.h"
+#include "server/views/views.h"
 
 namespace npystream {
 
@@ -30,11 +31,12 @@ class AdminServer {
     std::string listen = "127.0.0.1:8080";  // port 0 picks one
     // The Prometheus text for GET /metrics; called on an I/O thread.
     std::function<std::string()> scrape;
-    TensorStore* store = nullptr;       // not owned
-    Transfer* transfer = nullptr;       // not owned
-    InferenceEngine* engine = nullptr;  // not owned; null: no models
-    PutLimits put_limits;               // for infer bodies
-    int infer_threads = 4;              // run HTTP infer calls off the I/O threads
+    TensorStore* store = nullptr;         // not owned
+    Transfer* transfer = nullptr;         // not owned
+    const views::Views* views = nullptr;  // not owned; /v1/tensors/{h}.npy?index=&dtype=&pool=
+    InferenceEngine* engine = nullptr;    // not owned; null: no models
+    PutLimits put_limits;                 // for infer bodies
+    int infer_threads = 4;                // run HTTP infer calls off the I/O threads
     // Why the daemon is not ready ("" when ready), asked on each /readyz.
     std::function<std::string()> not_ready_reason;
     std::string token;         // bearer token for /v1/tensors*, when set

@@ -2,6 +2,7 @@
 
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -152,6 +153,24 @@ Route MatchRoute(absl::string_view method, absl::string_view target) {
     route.error = absl::StrCat("no route for ", target);
   }
   return route;
+}
+
+absl::StatusOr<views::ViewRequest> ViewFromQuery(const std::map<std::string, std::string>& query,
+                                                 const std::string& prefix) {
+  views::ViewRequest view;
+  auto get = [&](const char* name) -> const std::string* {
+    const auto it = query.find(prefix + name);
+    return it == query.end() ? nullptr : &it->second;
+  };
+  if (const std::string* index = get("index")) view.index = *index;
+  if (const std::string* dtype = get("dtype")) view.dtype = *dtype;
+  if (const std::string* pool = get("pool"); pool != nullptr && !pool->empty()) {
+    if (!absl::SimpleAtoi(*pool, &view.pool)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("view pool: '", absl::CHexEscape(*pool), "' is not a non-negative integer"));
+    }
+  }
+  return view;
 }
 
 }  // namespace npystream

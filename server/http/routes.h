@@ -6,7 +6,9 @@
 #include <map>
 #include <string>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "server/views/view_spec.h"
 
 namespace npystream {
 
@@ -48,6 +50,13 @@ struct Route {
 // `target` is the request-target (path and optional query); `method` the
 // request method ("GET", ...). Never fails: unknown paths are kNotFound.
 Route MatchRoute(absl::string_view method, absl::string_view target);
+
+// The view a query asks for: `<prefix>index`, `<prefix>dtype`, `<prefix>pool`
+// (prefix "" on a download, "view.<layer>." on a subscription); absent
+// parameters ask for nothing. INVALID_ARGUMENT for a pool that is not a
+// number.
+absl::StatusOr<views::ViewRequest> ViewFromQuery(const std::map<std::string, std::string>& query,
+                                                 const std::string& prefix);
 
 // Decodes %XX escapes (and '+' as a space when `plus_is_space`); a malformed
 // escape is kept as it is.

@@ -75,6 +75,17 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                     .Help("Bytes copied host-to-device by the transfer engine (Put to a GPU)")
                     .Register(r)
                     .Add({});
+  views_ = &BuildCounter()
+                .Name("npystream_views_total")
+                .Help("Fetches and subscription values sent as a view (index, dtype, pool)")
+                .Register(r)
+                .Add({});
+  view_bytes_saved_ =
+      &BuildCounter()
+           .Name("npystream_view_bytes_saved_total")
+           .Help("Whole-tensor payload bytes minus view payload bytes, per view sent")
+           .Register(r)
+           .Add({});
   contiguous_copies_ = &BuildCounter()
                             .Name("npystream_contiguous_copies_total")
                             .Help("Strided tensors made contiguous on their device, by device")
@@ -197,6 +208,13 @@ std::string Metrics::Scrape() {
     }
   }
   return prometheus::TextSerializer().Serialize(registry_->Collect());
+}
+
+void Metrics::ViewOpened(uint64_t whole_bytes, uint64_t view_bytes) {
+  views_->Increment();
+  // A cast to a wider dtype can make a view larger than its tensor.
+  if (whole_bytes > view_bytes)
+    view_bytes_saved_->Increment(static_cast<double>(whole_bytes - view_bytes));
 }
 
 }  // namespace npystream

@@ -17,6 +17,7 @@
 #include "server/rpc/rpc_metrics.h"
 #include "server/store/tensor_store.h"
 #include "server/transfer/device_transfer.h"
+#include "server/views/views.h"
 
 namespace npystream {
 
@@ -24,7 +25,8 @@ namespace npystream {
 class Metrics : public rpc::RpcMetrics,
                 public EngineMetrics,
                 public TransferMetrics,
-                public StoreMetrics {
+                public StoreMetrics,
+                public views::ViewMetrics {
  public:
   Metrics();
   // Store gauges are read from `store` (not owned; it must outlive the
@@ -56,6 +58,9 @@ class Metrics : public rpc::RpcMetrics,
   // StoreMetrics
   void ContiguousCopy(const std::string& device, uint64_t bytes) override;
 
+  // views::ViewMetrics
+  void ViewOpened(uint64_t whole_bytes, uint64_t view_bytes) override;
+
   // Read at each scrape: free staging bytes (unset: 0, the CPU backend).
   void SetStagingFreeSource(std::function<uint64_t()> source) {
     staging_source_ = std::move(source);
@@ -84,6 +89,8 @@ class Metrics : public rpc::RpcMetrics,
   prometheus::Counter* bytes_received_;
   prometheus::Counter* d2h_bytes_;
   prometheus::Counter* h2d_bytes_;
+  prometheus::Counter* views_;
+  prometheus::Counter* view_bytes_saved_;
   prometheus::Family<prometheus::Counter>* contiguous_copies_;
   prometheus::Family<prometheus::Counter>* contiguous_bytes_;
   prometheus::Gauge* fetch_active_;

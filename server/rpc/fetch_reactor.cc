@@ -4,13 +4,10 @@
 
 namespace npystream::rpc {
 
-FetchReactor::FetchReactor(std::shared_ptr<const StoredTensor> tensor,
-                           std::unique_ptr<PayloadReader> reader, uint32_t chunk_bytes,
+FetchReactor::FetchReactor(views::NpySource source, uint32_t chunk_bytes,
                            std::unique_ptr<CallTicket> ticket, RpcMetrics* metrics)
-    : framer_(std::move(tensor), std::move(reader), chunk_bytes),
-      ticket_(std::move(ticket)),
-      metrics_(metrics) {
-  ticket_->set_handle(framer_.tensor()->info().handle);
+    : framer_(std::move(source), chunk_bytes), ticket_(std::move(ticket)), metrics_(metrics) {
+  ticket_->set_handle(framer_.info().handle);
 }
 
 void FetchReactor::Start() {

@@ -1,4 +1,5 @@
-// FetchReactor: streams one stored tensor as a .npy file (see NpyFramer).
+// FetchReactor: streams one stored tensor, or a view of it, as a .npy file
+// (see NpyFramer).
 #ifndef NPYSTREAM_SERVER_RPC_FETCH_REACTOR_H_
 #define NPYSTREAM_SERVER_RPC_FETCH_REACTOR_H_
 
@@ -17,8 +18,8 @@ namespace npystream::rpc {
 // slows only its own stream and holds at most one staged chunk.
 class FetchReactor : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
-  FetchReactor(std::shared_ptr<const StoredTensor> tensor, std::unique_ptr<PayloadReader> reader,
-               uint32_t chunk_bytes, std::unique_ptr<CallTicket> ticket, RpcMetrics* metrics);
+  FetchReactor(views::NpySource source, uint32_t chunk_bytes, std::unique_ptr<CallTicket> ticket,
+               RpcMetrics* metrics);
   // Begins sending; call once, right after construction.
   void Start();
 

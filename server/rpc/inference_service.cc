@@ -1,5 +1,8 @@
 #include "server/rpc/inference_service.h"
 
+#include <algorithm>
+#include <map>
+
 #include "absl/strings/str_cat.h"
 #include "server/common/status_macros.h"
 #include "server/rpc/grpc_status.h"
@@ -33,11 +36,12 @@ void ToProto(const ModelListing& listing, npystream::v1::ListModelsResponse* out
   }
 }
 
-InferenceService::InferenceService(InferenceEngine* engine, TensorStore* store, Transfer* transfer,
-                                   const PutLimits& limits, CallGate* gate, ThreadPool* workers)
+InferenceService::InferenceService(InferenceEngine* engine, TensorStore* store,
+                                   const views::Views* views, const PutLimits& limits,
+                                   CallGate* gate, ThreadPool* workers)
     : engine_(engine),
       store_(store),
-      transfer_(transfer),
+      views_(views),
       limits_(limits),
       gate_(gate),
       workers_(workers) {}
@@ -113,11 +117,25 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* InferenceService::Subscribe(
     return new ErrorWriteReactor(absl::InvalidArgumentError("SubscribeRequest is malformed"),
                                  std::move(*ticket));
   }
+  std::map<std::string, views::ViewRequest> layer_views;
+  for (const auto& [layer, view] : req.views()) {
+    if (std::find(req.layers().begin(), req.layers().end(), layer) == req.layers().end()) {
+      return new ErrorWriteReactor(
+          absl::InvalidArgumentError(absl::StrCat("view for layer '", layer,
+                                                  "', which is not among the subscribed layers")),
+          std::move(*ticket));
+    }
+    views::ViewRequest request = FromProto(view);
+    if (absl::Status valid = views::CheckViewRequest(request); !valid.ok()) {
+      return new ErrorWriteReactor(valid, std::move(*ticket));
+    }
+    layer_views.emplace(layer, std::move(request));
+  }
   auto sub = engine_->Subscribe(req.model(),
                                 std::vector<std::string>(req.layers().begin(), req.layers().end()));
   if (!sub.ok()) return new ErrorWriteReactor(sub.status(), std::move(*ticket));
-  auto* reactor =
-      new SubscribeReactor(engine_->hub(), std::move(*sub), transfer_, std::move(*ticket));
+  auto* reactor = new SubscribeReactor(engine_->hub(), std::move(*sub), views_,
+                                       std::move(layer_views), std::move(*ticket));
   reactor->Start();
   return reactor;
 }

@@ -9,6 +9,7 @@
 #include "server/rpc/call_gate.h"
 #include "server/rpc/put_reactor.h"
 #include "server/transfer/transfer.h"
+#include "server/views/views.h"
 
 namespace npystream::rpc {
 
@@ -22,7 +23,7 @@ using InferenceBase = npystream::v1::Inference::WithCallbackMethod_ListModels<
 // the calls that block on a model.
 class InferenceService final : public InferenceBase {
  public:
-  InferenceService(InferenceEngine* engine, TensorStore* store, Transfer* transfer,
+  InferenceService(InferenceEngine* engine, TensorStore* store, const views::Views* views,
                    const PutLimits& limits, CallGate* gate, ThreadPool* workers);
 
   grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context,
@@ -44,7 +45,7 @@ class InferenceService final : public InferenceBase {
 
   InferenceEngine* const engine_;
   TensorStore* const store_;
-  Transfer* const transfer_;
+  const views::Views* const views_;  // Subscribe's values
   const PutLimits limits_;
   CallGate* const gate_;
   ThreadPool* const workers_;  // shared with OipService

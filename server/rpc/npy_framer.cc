@@ -24,19 +24,16 @@ uint32_t EffectiveChunkBytes(uint32_t requested) {
   return std::clamp(requested, kMinChunkBytes, kMaxChunkBytes);
 }
 
-NpyFramer::NpyFramer(std::shared_ptr<const StoredTensor> tensor,
-                     std::unique_ptr<PayloadReader> reader, uint32_t chunk_bytes)
-    : tensor_(std::move(tensor)),
-      reader_(std::move(reader)),
-      chunk_bytes_(EffectiveChunkBytes(chunk_bytes)) {}
+NpyFramer::NpyFramer(views::NpySource source, uint32_t chunk_bytes)
+    : source_(std::move(source)), chunk_bytes_(EffectiveChunkBytes(chunk_bytes)) {}
 
-bool NpyFramer::done() const { return !first_ && sent_ >= tensor_->info().npy_bytes; }
+bool NpyFramer::done() const { return !first_ && sent_ >= source_.info.npy_bytes; }
 
 void NpyFramer::Next(grpc::ByteBuffer* out, std::function<void(absl::Status, uint64_t)> ready) {
-  const std::string& header = tensor_->npy_header();
+  const std::string& header = source_.npy_header;
   const uint64_t hsize = header.size();
   const uint64_t begin = sent_;
-  const uint64_t end = std::min<uint64_t>(tensor_->info().npy_bytes, sent_ + chunk_bytes_);
+  const uint64_t end = std::min<uint64_t>(source_.info.npy_bytes, sent_ + chunk_bytes_);
   const bool first = first_;
   first_ = false;
   // Everything but the payload goes in one small copied slice: the info
@@ -52,13 +49,13 @@ void NpyFramer::Next(grpc::ByteBuffer* out, std::function<void(absl::Status, uin
     std::string prefix;
     if (first) {
       npystream::v1::TensorInfo info;
-      ToProto(tensor_->info(), &info);
+      ToProto(source_.info, &info);
       const std::string info_bytes = info.SerializeAsString();
       wire::AppendLengthDelimitedPrefix(&prefix, kInfoField, info_bytes.size());
       prefix += info_bytes;
     }
     wire::AppendLengthDelimitedPrefix(&prefix, kDataField, n);
-    if (header_part > 0) prefix.append(tensor_->npy_header(), begin, header_part);
+    if (header_part > 0) prefix.append(source_.npy_header, begin, header_part);
     grpc::Slice slices[2] = {grpc::Slice(prefix), grpc::Slice()};
     size_t count = 1;
     if (chunk->size > 0) {
@@ -73,7 +70,7 @@ void NpyFramer::Next(grpc::ByteBuffer* out, std::function<void(absl::Status, uin
   const uint64_t payload_begin = std::max(begin, hsize) - hsize;
   const uint64_t payload_end = end > hsize ? end - hsize : 0;
   if (payload_end > payload_begin) {
-    reader_->Read(payload_begin, payload_end - payload_begin, std::move(emit));
+    source_.reader->Read(payload_begin, payload_end - payload_begin, std::move(emit));
   } else {
     emit(HostChunk{});
   }

@@ -1,4 +1,5 @@
-// NpyFramer: the FetchResponse messages of one tensor's .npy file, framed by
+// NpyFramer: the FetchResponse messages of one .npy file (a tensor or a view
+// of it, see views::NpySource), framed by
 // hand: a small copied slice (info in the first message, the data field's
 // tag and length, header bytes) plus a slice over the payload itself.
 #ifndef NPYSTREAM_SERVER_RPC_NPY_FRAMER_H_
@@ -11,6 +12,7 @@
 #include "absl/status/status.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "server/transfer/transfer.h"
+#include "server/views/views.h"
 
 namespace npystream::rpc {
 
@@ -26,21 +28,20 @@ uint32_t EffectiveChunkBytes(uint32_t requested);
 // Not thread-safe; at most one Next outstanding.
 class NpyFramer {
  public:
-  NpyFramer(std::shared_ptr<const StoredTensor> tensor, std::unique_ptr<PayloadReader> reader,
-            uint32_t chunk_bytes);
+  NpyFramer(views::NpySource source, uint32_t chunk_bytes);
 
   // True once every message has been produced (there is always at least one).
   // Call only when no Next is outstanding.
   bool done() const;
-  const std::shared_ptr<const StoredTensor>& tensor() const { return tensor_; }
+  // What is sent: the tensor's info, or the view's.
+  const TensorInfo& info() const { return source_.info; }
   // Builds the next message into `*out`, then calls `ready` with the .npy
   // bytes it carries (possibly on another thread, possibly before Next
   // returns). The payload slice pins the tensor until gRPC releases it.
   void Next(grpc::ByteBuffer* out, std::function<void(absl::Status, uint64_t)> ready);
 
  private:
-  const std::shared_ptr<const StoredTensor> tensor_;
-  const std::unique_ptr<PayloadReader> reader_;
+  views::NpySource source_;
   const uint32_t chunk_bytes_;
   uint64_t sent_ = 0;
   bool first_ = true;

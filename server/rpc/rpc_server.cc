@@ -36,7 +36,13 @@ absl::StatusOr<std::unique_ptr<RpcServer>> RpcServer::Start(const Options& optio
   gate_options.idle_timeout = options.idle_timeout;
   gate_options.metrics = options.metrics;
   server->gate_ = std::make_unique<CallGate>(gate_options);
-  server->tensors_ = std::make_unique<TensorsService>(options.store, options.transfer,
+  const views::Views* views = options.views;
+  if (views == nullptr) {
+    server->own_views_ = std::make_unique<views::Views>(
+        views::Views::Options{options.transfer, options.store, nullptr, false});
+    views = server->own_views_.get();
+  }
+  server->tensors_ = std::make_unique<TensorsService>(options.store, options.transfer, views,
                                                       options.put_limits, server->gate_.get());
 
   grpc::ServerBuilder builder;
@@ -55,9 +61,9 @@ absl::StatusOr<std::unique_ptr<RpcServer>> RpcServer::Start(const Options& optio
     // One pool for every call that blocks on a model (npystream Infer and
     // the Open Inference Protocol's).
     server->infer_workers_ = std::make_unique<ThreadPool>(kInferWorkers);
-    server->inference_ = std::make_unique<InferenceService>(
-        options.engine, options.store, options.transfer, options.put_limits, server->gate_.get(),
-        server->infer_workers_.get());
+    server->inference_ =
+        std::make_unique<InferenceService>(options.engine, options.store, views, options.put_limits,
+                                           server->gate_.get(), server->infer_workers_.get());
     builder.RegisterService(server->inference_.get());
     server->oip_ = std::make_unique<OipService>(options.engine, options.store, options.put_limits,
                                                 server->gate_.get(), server->infer_workers_.get());

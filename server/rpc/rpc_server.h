@@ -19,6 +19,7 @@
 #include "server/rpc/rpc_metrics.h"
 #include "server/store/tensor_store.h"
 #include "server/transfer/transfer.h"
+#include "server/views/views.h"
 
 namespace npystream::rpc {
 
@@ -39,7 +40,10 @@ class RpcServer {
     TensorStore* store = nullptr;       // not owned
     InferenceEngine* engine = nullptr;  // not owned; null: no Inference service
     Transfer* transfer = nullptr;       // not owned
-    RpcMetrics* metrics = nullptr;      // not owned; may be null
+    // Views of resident tensors; not owned. Null: views of `store` through
+    // `transfer`, unmetered.
+    const views::Views* views = nullptr;
+    RpcMetrics* metrics = nullptr;  // not owned; may be null
     PutLimits put_limits;
     std::shared_ptr<grpc::ServerCredentials> credentials;  // null: insecure
     std::string token;                                     // bearer token required when set
@@ -75,6 +79,7 @@ class RpcServer {
  private:
   RpcServer() = default;
   std::unique_ptr<CallGate> gate_;
+  std::unique_ptr<views::Views> own_views_;  // when Options::views is null
   std::unique_ptr<TensorsService> tensors_;
   std::unique_ptr<InferenceService> inference_;
   std::unique_ptr<OipService> oip_;  // the Open Inference Protocol, beside inference_

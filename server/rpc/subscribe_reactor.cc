@@ -5,10 +5,13 @@
 namespace npystream::rpc {
 
 SubscribeReactor::SubscribeReactor(SubscriptionHub* hub, std::shared_ptr<Subscription> subscription,
-                                   Transfer* transfer, std::unique_ptr<CallTicket> ticket)
+                                   const views::Views* views,
+                                   std::map<std::string, views::ViewRequest> layer_views,
+                                   std::unique_ptr<CallTicket> ticket)
     : hub_(hub),
       subscription_(std::move(subscription)),
-      transfer_(transfer),
+      views_(views),
+      layer_views_(std::move(layer_views)),
       ticket_(std::move(ticket)),
       liveness_(std::make_shared<Liveness>()) {
   absl::MutexLock lock(&liveness_->mu);
@@ -17,6 +20,7 @@ SubscribeReactor::SubscribeReactor(SubscriptionHub* hub, std::shared_ptr<Subscri
 
 void SubscribeReactor::Pump() {
   NpyFramer* framer = nullptr;
+  absl::Status refused;
   {
     absl::MutexLock lock(&mu_);
     if (writing_ || finished_) return;
@@ -30,9 +34,15 @@ void SubscribeReactor::Pump() {
         if (!subscription_->closed()) return;
         break;  // closed: finish below, outside the lock
       }
-      auto reader = transfer_->OpenReader(value.tensor);
-      if (!reader.ok()) continue;  // this value cannot be read here: skip it
-      framer_ = std::make_unique<NpyFramer>(std::move(value.tensor), std::move(*reader), 0);
+      auto view = layer_views_.find(value.tensor->info().name);
+      auto source = views_->Open(std::move(value.tensor),
+                                 view == layer_views_.end() ? views::ViewRequest{} : view->second);
+      if (absl::IsInvalidArgument(source.status())) {
+        refused = source.status();  // the layer's view does not fit its values
+        break;
+      }
+      if (!source.ok()) continue;  // this value cannot be read here: skip it
+      framer_ = std::make_unique<NpyFramer>(*std::move(source), 0);
     }
     if (framer_ == nullptr) {
       if (finished_) return;
@@ -43,7 +53,9 @@ void SubscribeReactor::Pump() {
     }
   }
   if (framer == nullptr) {
-    Finish(grpc::Status(grpc::StatusCode::CANCELLED, "subscription closed"));
+    hub_->Unsubscribe(subscription_);
+    Finish(refused.ok() ? grpc::Status(grpc::StatusCode::CANCELLED, "subscription closed")
+                        : ToGrpcStatus(refused));
     return;
   }
   // Outside the lock: the write may complete (and call OnWriteDone) at once.

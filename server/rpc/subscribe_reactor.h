@@ -2,6 +2,7 @@
 #ifndef NPYSTREAM_SERVER_RPC_SUBSCRIBE_REACTOR_H_
 #define NPYSTREAM_SERVER_RPC_SUBSCRIBE_REACTOR_H_
 
+#include <map>
 #include <memory>
 
 #include "absl/base/thread_annotations.h"
@@ -11,14 +12,18 @@
 #include "server/rpc/call_gate.h"
 #include "server/rpc/npy_framer.h"
 #include "server/transfer/transfer.h"
+#include "server/views/views.h"
 
 namespace npystream::rpc {
 
 // Owns itself: deletes itself in OnDone, after which no wake-up reaches it.
 class SubscribeReactor : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
+  // `layer_views`: the view each listed layer is sent as (others whole); a
+  // view a value's shape refuses ends the stream with INVALID_ARGUMENT.
   SubscribeReactor(SubscriptionHub* hub, std::shared_ptr<Subscription> subscription,
-                   Transfer* transfer, std::unique_ptr<CallTicket> ticket);
+                   const views::Views* views, std::map<std::string, views::ViewRequest> layer_views,
+                   std::unique_ptr<CallTicket> ticket);
   void Start() { Pump(); }
 
   void OnWriteDone(bool ok) override;
@@ -38,7 +43,8 @@ class SubscribeReactor : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
 
   SubscriptionHub* const hub_;
   const std::shared_ptr<Subscription> subscription_;
-  Transfer* const transfer_;
+  const views::Views* const views_;
+  const std::map<std::string, views::ViewRequest> layer_views_;
   const std::unique_ptr<CallTicket> ticket_;
   const std::shared_ptr<Liveness> liveness_;
   absl::Mutex mu_;

@@ -22,4 +22,8 @@ TensorStore::PutSpec FromProto(const npystream::v1::PutHeader& header) {
   return spec;
 }
 
+views::ViewRequest FromProto(const npystream::v1::TensorView& view) {
+  return views::ViewRequest{view.index(), view.dtype(), view.pool()};
+}
+
 }  // namespace npystream::rpc

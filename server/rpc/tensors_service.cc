@@ -12,8 +12,6 @@
 namespace npystream::rpc {
 namespace {
 
-// Writes the tensor's payload at `dst` through the transfer engine (views
-// of host memory; a GPU tensor staged to the host). Blocks.
 // Copies the tensor's payload into `file`, written with pwrite (see
 // NewShmFileWriter), from the host chunks the transfer engine reads.
 absl::Status CopyPayload(Transfer* transfer, const std::shared_ptr<const StoredTensor>& tensor,
@@ -47,9 +45,9 @@ void ToMapResponse(const TensorInfo& info, const ShmFile& file, npystream::v1::M
 
 }  // namespace
 
-TensorsService::TensorsService(TensorStore* store, Transfer* transfer, const PutLimits& limits,
-                               CallGate* gate)
-    : store_(store), transfer_(transfer), limits_(limits), gate_(gate) {}
+TensorsService::TensorsService(TensorStore* store, Transfer* transfer, const views::Views* views,
+                               const PutLimits& limits, CallGate* gate)
+    : store_(store), transfer_(transfer), views_(views), limits_(limits), gate_(gate) {}
 
 grpc::ServerReadReactor<grpc::ByteBuffer>* TensorsService::Put(grpc::CallbackServerContext* context,
                                                                grpc::ByteBuffer* response) {
@@ -74,10 +72,10 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* TensorsService::Fetch(
   (*ticket)->set_handle(req.handle());
   auto tensor = store_->Acquire(req.handle());
   if (!tensor.ok()) return new ErrorWriteReactor(tensor.status(), std::move(*ticket));
-  auto reader = transfer_->OpenReader(*tensor);
-  if (!reader.ok()) return new ErrorWriteReactor(reader.status(), std::move(*ticket));
-  auto* reactor = new FetchReactor(std::move(*tensor), std::move(*reader), req.chunk_bytes(),
-                                   std::move(*ticket), gate_->metrics());
+  auto source = views_->Open(*std::move(tensor), FromProto(req.view()));
+  if (!source.ok()) return new ErrorWriteReactor(source.status(), std::move(*ticket));
+  auto* reactor =
+      new FetchReactor(*std::move(source), req.chunk_bytes(), std::move(*ticket), gate_->metrics());
   reactor->Start();
   return reactor;
 }

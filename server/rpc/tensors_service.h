@@ -8,6 +8,7 @@
 #include "server/rpc/put_reactor.h"
 #include "server/store/tensor_store.h"
 #include "server/transfer/transfer.h"
+#include "server/views/views.h"
 
 namespace npystream::rpc {
 
@@ -21,7 +22,8 @@ using TensorsBase = v1::Tensors::WithRawCallbackMethod_Put<v1::Tensors::WithRawC
 // Thread-safe. Borrowed pointers must outlive the service.
 class TensorsService final : public TensorsBase {
  public:
-  TensorsService(TensorStore* store, Transfer* transfer, const PutLimits& limits, CallGate* gate);
+  TensorsService(TensorStore* store, Transfer* transfer, const views::Views* views,
+                 const PutLimits& limits, CallGate* gate);
 
   grpc::ServerReadReactor<grpc::ByteBuffer>* Put(grpc::CallbackServerContext* context,
                                                  grpc::ByteBuffer* response) override;
@@ -54,6 +56,7 @@ class TensorsService final : public TensorsBase {
  private:
   TensorStore* const store_;
   Transfer* const transfer_;
+  const views::Views* const views_;
   const PutLimits limits_;
   CallGate* const gate_;
 };

@@ -51,7 +51,8 @@ void NativeClientDealloc(NativeClient* self) {
   Py_TYPE(self)->tp_free(reinterpret_cast<PyObject*>(self));
 }
 
-// fetch(handle, chunk_bytes, alloc, progress) -> (code, message, header)
+// fetch(handle, chunk_bytes, alloc, progress=None, index="", dtype="", pool=0)
+//   -> (code, message, header); index/dtype/pool: a view (see FetchView).
 // alloc(info_bytes) is called once, with the GIL, and returns a writable
 // C-contiguous buffer of exactly the payload's size; progress (or None) is
 // called as progress(done, total) every 4 MiB and at the end. Their
@@ -62,9 +63,17 @@ PyObject* NativeClientFetch(NativeClient* self, PyObject* args) {
   unsigned int chunk_bytes = 0;
   PyObject* alloc = nullptr;
   PyObject* progress = Py_None;
-  if (!PyArg_ParseTuple(args, "sIO|O", &handle_arg, &chunk_bytes, &alloc, &progress)) {
+  const char* index = "";
+  const char* dtype = "";
+  unsigned int pool = 0;
+  if (!PyArg_ParseTuple(args, "sIO|OssI", &handle_arg, &chunk_bytes, &alloc, &progress, &index,
+                        &dtype, &pool)) {
     return nullptr;
   }
+  npystream::FetchView fetch_view;
+  fetch_view.index = index;
+  fetch_view.dtype = dtype;
+  fetch_view.pool = pool;
   if (self->client == nullptr) {
     PyErr_SetString(PyExc_ValueError, "client is not initialized");
     return nullptr;
@@ -111,7 +120,7 @@ PyObject* NativeClientFetch(NativeClient* self, PyObject* args) {
         Py_XDECREF(r);
         PyGILState_Release(gil);
       },
-      chunk_bytes);
+      chunk_bytes, fetch_view);
   Py_END_ALLOW_THREADS;
   if (have_view) PyBuffer_Release(&view);
   if (failed) return nullptr;  // alloc's exception is set
@@ -169,7 +178,8 @@ PyObject* NativeClientPut(NativeClient* self, PyObject* args) {
 
 PyMethodDef kNativeClientMethods[] = {
     {"fetch", reinterpret_cast<PyCFunction>(NativeClientFetch), METH_VARARGS,
-     "fetch(handle, chunk_bytes, alloc, progress=None) -> (code, message, npy_header)"},
+     "fetch(handle, chunk_bytes, alloc, progress=None, index='', dtype='', pool=0) -> "
+     "(code, message, npy_header)"},
     {"put", reinterpret_cast<PyCFunction>(NativeClientPut), METH_VARARGS,
      "put(name, device, ttl_seconds, npy_header, payload) -> (code, message, info)"},
     {nullptr, nullptr, 0, nullptr}};

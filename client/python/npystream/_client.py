@@ -13,6 +13,7 @@ from ._info import TensorInfo
 from ._assembly import Assembler, array_from_npy, npy_bytes
 from ._malloc import tune_malloc
 from ._transport import NativeTransport, open_channel
+from ._view import is_whole, view_fields
 
 from .v1 import inference_pb2 as ipb
 from .v1 import inference_pb2_grpc as ipb_grpc
@@ -141,7 +142,8 @@ class Client:
         info = self._call(self._put_raw, requests())
         return TensorInfo.from_proto(info)
 
-    def fetch(self, handle, progress=None, chunk_bytes=0, out=None):
+    def fetch(self, handle, progress=None, chunk_bytes=0, out=None, *, index=None, dtype=None,
+              pool=None):
         """Returns the tensor as an ndarray, equal to np.load of its .npy.
 
         The payload is copied once, from each received message into one
@@ -149,7 +151,18 @@ class Client:
         out: an existing writeable C-contiguous ndarray of the tensor's dtype
         and shape to fill (and return) instead of a new one, for repeated
         fetches of a live tensor; InvalidArgumentError when it does not fit.
+
+        index, dtype, pool: a view computed by the daemon where the tensor
+        lives, so only its bytes move: index is numpy basic indexing
+        (np.s_[0, 2:8], or the same as text "0, 2:8"), dtype a numpy dtype to
+        cast to (same_kind), pool N averages N x N blocks of the last two axes
+        (float dtypes). The result equals
+        np.ascontiguousarray(a[index]).astype(dtype) (pooled: the reshape-mean
+        reference within 1 ulp); out= must match the view.
         """
+        view = view_fields(index, dtype, pool)
+        if not is_whole(view):
+            return self._fetch_view(handle, view, progress, chunk_bytes, out)
         if self._shared_folder() is not None:
             arr = self._fetch_shared(handle, out)
             if arr is not None:
@@ -175,14 +188,17 @@ class Client:
             raise Error(f"fetch of {handle!r} ended after {assembler.pos} bytes")
         return assembler.finish()[1]
 
-    def fetch_to(self, handle, path_or_file, progress=None, chunk_bytes=0):
-        """Writes the tensor's .npy bytes to a path or binary file object as
-        they arrive (nothing is assembled in memory); returns its TensorInfo."""
+    def fetch_to(self, handle, path_or_file, progress=None, chunk_bytes=0, *, index=None,
+                 dtype=None, pool=None):
+        """Writes the tensor's .npy bytes (or a view's: index, dtype, pool as
+        for fetch) to a path or binary file object as they arrive (nothing is
+        assembled in memory); returns the TensorInfo of what was written."""
         own = isinstance(path_or_file, (str, os.PathLike))
         f = open(path_or_file, "wb") if own else path_or_file
         info, done = None, 0
         try:
-            call = self._fetch_raw(pb.FetchRequest(handle=handle, chunk_bytes=chunk_bytes),
+            call = self._fetch_raw(self._fetch_request(handle, chunk_bytes,
+                                                       view_fields(index, dtype, pool)),
                                    metadata=self._metadata, timeout=self._timeout)
             for raw in call:
                 info_bytes, start, length = _wire.split_fetch_response(raw)
@@ -285,16 +301,48 @@ class Client:
                 self._pending = [f for f in self._pending if not f.done()] + releases
         return result
 
-    def subscribe(self, model, layers):
+    def subscribe(self, model, layers, views=None):
         """Returns an iterator of (layer, ndarray): one each time an Infer
         on `model` produces one of `layers`; a slow reader gets only the
-        newest value per layer. `.cancel()` (any thread) or leaving a `with`
-        block ends it."""
-        call = self._subscribe_raw(ipb.SubscribeRequest(model=model, layers=list(layers)),
-                                   metadata=self._metadata)
+        newest value per layer. views: {layer: dict(index=..., dtype=...,
+        pool=...)} sends those layers as views (see fetch). `.cancel()` (any
+        thread) or leaving a `with` block ends it."""
+        request = ipb.SubscribeRequest(model=model, layers=list(layers))
+        for layer, view in (views or {}).items():
+            index, descr, pool = view_fields(**view)
+            request.views[layer].CopyFrom(pb.TensorView(index=index, dtype=descr, pool=pool))
+        call = self._subscribe_raw(request, metadata=self._metadata)
         return _Subscription(call)
 
     # -- internals -------------------------------------------------------
+
+    @staticmethod
+    def _fetch_request(handle, chunk_bytes, view):
+        request = pb.FetchRequest(handle=handle, chunk_bytes=chunk_bytes)
+        if not is_whole(view):
+            request.view.CopyFrom(pb.TensorView(index=view[0], dtype=view[1], pool=view[2]))
+        return request
+
+    def _fetch_view(self, handle, view, progress, chunk_bytes, out):
+        """fetch of a view: over gRPC (the C++ path when it can serve)."""
+        if self._native is not None and self._timeout is None:
+            return self._native.fetch(handle, chunk_bytes, out, progress, view)
+        call = None
+        try:
+            call = self._fetch_raw(self._fetch_request(handle, chunk_bytes, view),
+                                   metadata=self._metadata, timeout=self._timeout)
+            assembler = Assembler(out)
+            for raw in call:
+                if assembler.feed(raw) and progress:
+                    progress(assembler.pos, assembler.total)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+        except Error:
+            call.cancel()
+            raise
+        if not assembler.complete:
+            raise Error(f"fetch of {handle!r} ended after {assembler.pos} bytes")
+        return assembler.finish()[1]
 
     def _shared_folder(self):
         """The daemon's shm folder when this process sees it, else None.

@@ -74,7 +74,8 @@ class NativeTransport:
             raise from_status(code, message)
         return pb.TensorInfo.FromString(info)
 
-    def fetch(self, handle, chunk_bytes, out, progress):
+    def fetch(self, handle, chunk_bytes, out, progress, view=("", "", 0)):
+        """Fetches into a new array (or `out`); view: (index, descr, pool)."""
         client = self._connected()
         assembler = Assembler(out)
 
@@ -82,7 +83,7 @@ class NativeTransport:
             assembler.start(info_bytes)
             return assembler.flat
 
-        code, message, header = client.fetch(handle, int(chunk_bytes), alloc, progress)
+        code, message, header = client.fetch(handle, int(chunk_bytes), alloc, progress, *view)
         if code:
             raise from_status(code, message)
         assembler.header = bytearray(header)
