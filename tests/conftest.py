@@ -19,7 +19,11 @@ DAEMON = os.path.join(BUILD, "bin", "npystreamd")
 SLOWDOWN = {"": 1, "thread": 10}.get(os.environ.get("NPYSTREAM_SANITIZE", ""), 3)
 sys.path.insert(0, os.path.join(ROOT, "client", "python"))
 
+import grpc  # noqa: E402
+
 import npystream  # noqa: E402
+from npystream import _wire  # noqa: E402
+from npystream.v1 import tensors_pb2 as pb  # noqa: E402
 
 
 class Daemon:
@@ -194,3 +198,20 @@ def certs(tmp_path_factory):
         run("x509", "-req", "-in", f"{who}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
             "-CAcreateserial", "-out", f"{who}.pem", "-days", "2", "-extfile", "san.cnf")
     return {k: str(d / k) for k in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key")}
+
+
+def put_raw(daemon, npy_bytes, name="", part=1000):
+    """Streams arbitrary bytes as a Put, the way any client could."""
+    channel = grpc.insecure_channel(daemon.target)
+    put = channel.stream_unary("/npystream.v1.Tensors/Put", request_serializer=None,
+                               response_deserializer=pb.TensorInfo.FromString)
+
+    def requests():
+        yield pb.PutRequest(header=pb.PutHeader(name=name)).SerializeToString()
+        for i in range(0, len(npy_bytes), part):
+            yield _wire.put_data(npy_bytes[i:i + part])
+
+    try:
+        return put(requests())
+    finally:
+        channel.close()

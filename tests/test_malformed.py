@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from npy_ref import save_bytes
-from test_tensors import put_raw
+from conftest import put_raw
 
 F4_3 = b"\0" * 12  # the payload of a float32 array of shape (3,)
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import npystream
-from conftest import ROOT
+from conftest import ROOT, put_raw
 from npystream import _wire
 from npystream.v1 import tensors_pb2 as pb
 from npy_ref import DTYPES, SHAPES, random_array, same_bits, save_bytes
@@ -77,23 +77,6 @@ def test_non_contiguous_and_fortran_sources(client):
         client.fetch_to(info.handle, raw)
         assert raw.getvalue() == save_bytes(arr.copy(order="C"))
         assert np.array_equal(client.fetch(info.handle), arr)
-
-
-def put_raw(daemon, npy_bytes, name="", part=1000):
-    """Streams arbitrary bytes as a Put, the way any client could."""
-    channel = grpc.insecure_channel(daemon.target)
-    put = channel.stream_unary("/npystream.v1.Tensors/Put", request_serializer=None,
-                               response_deserializer=pb.TensorInfo.FromString)
-
-    def requests():
-        yield pb.PutRequest(header=pb.PutHeader(name=name)).SerializeToString()
-        for i in range(0, len(npy_bytes), part):
-            yield _wire.put_data(npy_bytes[i:i + part])
-
-    try:
-        return put(requests())
-    finally:
-        channel.close()
 
 
 def test_fortran_order_npy_file_is_converted(daemon, client, unique):

@@ -4,6 +4,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <thread>
@@ -290,9 +291,16 @@ TEST(ClientPlainFetchTest, UnavailableOrHungUpPlainSocketMeansGrpc) {
   shutdown(listener, SHUT_RDWR);
   fake.join();
   close(listener);
-  const std::string scrape = server->daemon()->metrics()->Scrape();
-  EXPECT_NE(scrape.find("npystream_rpc_requests_total{code=\"OK\",method=\"Fetch\"} 2"),
-            std::string::npos);
+  // The server counts a call after its last write, which the client may see
+  // first: wait for the count rather than race it.
+  const std::string want = "npystream_rpc_requests_total{code=\"OK\",method=\"Fetch\"} 2";
+  std::string scrape;
+  for (int i = 0; i < 500; ++i) {
+    scrape = server->daemon()->metrics()->Scrape();
+    if (scrape.find(want) != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_NE(scrape.find(want), std::string::npos) << scrape;
 }
 
 }  // namespace

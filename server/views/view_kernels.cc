@@ -75,6 +75,8 @@ D Convert(S s) {
     }
   } else if constexpr (std::is_same_v<D, Bool>) {
     return Bool{static_cast<uint8_t>(Real(s) != 0)};  // only bool -> bool is same_kind
+  } else if constexpr (std::is_same_v<S, Half> && std::is_same_v<D, double>) {
+    return HalfToDouble(s.bits);  // numpy keeps a NaN's bits; float -> double would quiet it
   } else {
     return static_cast<D>(Real(s));
   }
@@ -269,6 +271,15 @@ float HalfToFloat(uint16_t h) {
     bits = sign | (static_cast<uint32_t>(113 - shift) << 23) | ((f & 0x3ffu) << 13);
   }
   float out;
+  std::memcpy(&out, &bits, sizeof(out));
+  return out;
+}
+
+double HalfToDouble(uint16_t h) {
+  if ((h & 0x7c00u) != 0x7c00u) return HalfToFloat(h);  // exact
+  uint64_t bits = (static_cast<uint64_t>(h & 0x8000u) << 48) | 0x7ff0000000000000ull |
+                  (static_cast<uint64_t>(h & 0x3ffu) << 42);
+  double out;
   std::memcpy(&out, &bits, sizeof(out));
   return out;
 }

@@ -15,6 +15,8 @@ namespace npystream::views {
 uint16_t FloatToHalf(float value);
 uint16_t DoubleToHalf(double value);
 float HalfToFloat(uint16_t bits);
+// numpy's half -> double: exact, a NaN's payload bits kept (not quieted).
+double HalfToDouble(uint16_t bits);
 
 // Copies `count` elements, the i-th read at src + i * stride (stride in
 // source elements, may be negative or 0), cast to the destination type,

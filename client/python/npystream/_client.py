@@ -161,19 +161,19 @@ class Client:
         reference within 1 ulp); out= must match the view.
         """
         view = view_fields(index, dtype, pool)
-        if not is_whole(view):
-            return self._fetch_view(handle, view, progress, chunk_bytes, out)
-        if self._shared_folder() is not None:
+        if is_whole(view) and self._shared_folder() is not None:
             arr = self._fetch_shared(handle, out)
             if arr is not None:
                 if progress:
                     progress(arr.nbytes, arr.nbytes)
                 return arr
         if self._native is not None and self._timeout is None:
-            return self._native.fetch(handle, chunk_bytes, out, progress)
+            if is_whole(view):
+                return self._native.fetch(handle, chunk_bytes, out, progress)
+            return self._native.fetch(handle, chunk_bytes, out, progress, view)
         call = None
         try:
-            call = self._fetch_raw(pb.FetchRequest(handle=handle, chunk_bytes=chunk_bytes),
+            call = self._fetch_raw(self._fetch_request(handle, chunk_bytes, view),
                                    metadata=self._metadata, timeout=self._timeout)
             assembler = Assembler(out)
             for raw in call:
@@ -322,27 +322,6 @@ class Client:
         if not is_whole(view):
             request.view.CopyFrom(pb.TensorView(index=view[0], dtype=view[1], pool=view[2]))
         return request
-
-    def _fetch_view(self, handle, view, progress, chunk_bytes, out):
-        """fetch of a view: over gRPC (the C++ path when it can serve)."""
-        if self._native is not None and self._timeout is None:
-            return self._native.fetch(handle, chunk_bytes, out, progress, view)
-        call = None
-        try:
-            call = self._fetch_raw(self._fetch_request(handle, chunk_bytes, view),
-                                   metadata=self._metadata, timeout=self._timeout)
-            assembler = Assembler(out)
-            for raw in call:
-                if assembler.feed(raw) and progress:
-                    progress(assembler.pos, assembler.total)
-        except grpc.RpcError as err:
-            raise from_rpc_error(err) from None
-        except Error:
-            call.cancel()
-            raise
-        if not assembler.complete:
-            raise Error(f"fetch of {handle!r} ended after {assembler.pos} bytes")
-        return assembler.finish()[1]
 
     def _shared_folder(self):
         """The daemon's shm folder when this process sees it, else None.

@@ -40,7 +40,11 @@ def index_text(index):
 
 def view_fields(index=None, dtype=None, pool=None):
     """(index, descr, pool) for the wire; all empty for the whole tensor."""
-    descr = "" if dtype is None else np.dtype(dtype).str
+    try:
+        descr = "" if dtype is None else np.dtype(dtype).str
+    except TypeError:
+        raise InvalidArgumentError(
+            f"INVALID_ARGUMENT: view dtype: {dtype!r} is not a numpy dtype") from None
     if pool is not None and (not isinstance(pool, numbers.Integral) or pool < 0):
         raise InvalidArgumentError(f"INVALID_ARGUMENT: view pool: {pool!r} is not a "
                                    "non-negative integer")
