@@ -282,3 +282,61 @@ def test_subscribe_views_equal_the_whole_value_viewed_by_numpy(served):
             with c.subscribe("demo", ["conv1"], views=bad) as sub:
                 c.infer("demo", {"x": x})
                 next(iter(sub))
+
+
+def test_websocket_views_equal_grpc_subscribe_views(served):
+    import json
+    import time
+    import websocket
+    x = np.random.default_rng(6).random((2, 1, 28, 28), dtype=np.float32)
+    query = urllib.parse.urlencode({"layers": "conv1,fc", "max_hz": 0,
+                                    "view.conv1.index": "0, 1:5", "view.conv1.dtype": "<f2",
+                                    "view.conv1.pool": 2, "view.fc.index": "..., ::-1"})
+    ws = websocket.create_connection(f"ws://{served.http}/v1/models/demo/subscribe?{query}",
+                                     timeout=30)
+    views = {"conv1": dict(index="0, 1:5", dtype="<f2", pool=2), "fc": dict(index="..., ::-1")}
+    with served.client() as c, c.subscribe("demo", ["conv1", "fc"], views=views) as sub:
+        time.sleep(0.1)
+        c.infer("demo", {"x": x})
+        grpc_values = {}
+        for layer, arr in sub:
+            grpc_values[layer] = arr
+            if len(grpc_values) == 2:
+                break
+        frames = {}
+        for _ in range(2):
+            op, text = ws.recv_data()
+            assert op == websocket.ABNF.OPCODE_TEXT
+            op, data = ws.recv_data()
+            assert op == websocket.ABNF.OPCODE_BINARY
+            meta = json.loads(text)
+            frames[meta["layer"]] = (meta, data)
+        ws.close()
+        for layer, (meta, data) in frames.items():
+            want = grpc_values[layer]
+            assert data == save_bytes(want), layer  # np.save of the gRPC view, byte for byte
+            assert meta["dtype"] == want.dtype.str and meta["shape"] == list(want.shape)
+        assert frames["conv1"][0]["dtype"] == "<f2"
+        # A bad view is refused before the upgrade, naming the layer and defect;
+        # one that does not fit the values closes the stream naming it.
+        for bad, needle in [({"view.conv1.index": "::0"}, "step"),
+                            ({"view.conv1.dtype": "<q9"}, "view dtype"),
+                            ({"view.conv1.pool": "x"}, "view pool")]:
+            q = urllib.parse.urlencode({"layers": "conv1", **bad})
+            with pytest.raises(websocket.WebSocketBadStatusException) as e:
+                websocket.create_connection(f"ws://{served.http}/v1/models/demo/subscribe?{q}",
+                                            timeout=30)
+            assert e.value.status_code == 400
+            # The same refusal, its JSON body read over plain HTTP.
+            status, _, body = http(served, f"/v1/models/demo/subscribe?{q}")
+            error = json.loads(body)["error"]
+            assert status == 400 and needle in error and "conv1" in error, error
+        q = urllib.parse.urlencode({"layers": "conv1", "view.conv1.index": "0, 99"})
+        ws = websocket.create_connection(f"ws://{served.http}/v1/models/demo/subscribe?{q}",
+                                         timeout=30)
+        time.sleep(0.1)
+        c.infer("demo", {"x": x})
+        op, reason = ws.recv_data(control_frame=True)
+        assert op == websocket.ABNF.OPCODE_CLOSE
+        assert int.from_bytes(reason[:2], "big") == 1008 and b"99 is out of range" in reason
+        ws.close()

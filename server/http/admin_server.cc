@@ -411,9 +411,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     return oip::FormatRestInfer(outcome, request);
   }
 
-  // GET /v1/models/{m}/subscribe?layers=a,b[&every=N][&max_hz=H]: a
-  // WebSocket upgrade. Refused with 404 naming an unknown model or layer
-  // before the handshake.
+  // GET /v1/models/{m}/subscribe?layers=a,b[&every=N][&max_hz=H]
+  // [&view.<layer>.index=&view.<layer>.dtype=&view.<layer>.pool=]: a
+  // WebSocket upgrade. Refused before the handshake: 404 naming an unknown
+  // model or layer, 400 naming a bad view.
   void Subscribe(const Route& route) {
     InferenceEngine* engine = server_->options.engine;
     if (engine == nullptr) return Error(absl::NotFoundError("this daemon serves no models"));
@@ -425,6 +426,19 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     const std::vector<std::string> layers = SplitList(route.query, "layers");
     if (layers.empty()) {
       return Error(absl::InvalidArgumentError("subscribe needs ?layers=a,b (one or more)"));
+    }
+    std::map<std::string, views::ViewRequest> layer_views;
+    for (const std::string& layer : layers) {
+      absl::StatusOr<views::ViewRequest> view =
+          ViewFromQuery(route.query, absl::StrCat("view.", layer, "."));
+      if (view.ok()) {
+        if (absl::Status valid = views::CheckViewRequest(*view); !valid.ok()) view = valid;
+      }
+      if (!view.ok()) {
+        return Error(absl::InvalidArgumentError(
+            absl::StrCat("layer '", layer, "': ", view.status().message())));
+      }
+      if (!view->whole()) layer_views.emplace(layer, *std::move(view));
     }
     absl::StatusOr<std::shared_ptr<Subscription>> subscription =
         engine->Subscribe(route.model, layers);
@@ -441,8 +455,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
                    {{"Upgrade", "websocket"}});
     }
     std::make_shared<LiveSocket<Stream>>(std::move(stream_), engine->hub(),
-                                         std::move(*subscription), server_->options.transfer,
-                                         *policy)
+                                         std::move(*subscription), server_->options.views,
+                                         std::move(layer_views), *policy)
         ->Start(req_);
   }
 

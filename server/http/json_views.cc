@@ -78,8 +78,7 @@ nlohmann::json OipModelJson(const ModelSummary& model) {
           {"outputs", outputs}};
 }
 
-nlohmann::json LiveValueJson(const LiveValue& value) {
-  const TensorInfo& info = value.tensor->info();
+nlohmann::json LiveValueJson(const LiveValue& value, const TensorInfo& info) {
   return {{"layer", value.layer},
           {"seq", value.seq},
           {"dtype", npy::Descr(info.meta.dtype)},

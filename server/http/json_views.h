@@ -30,8 +30,9 @@ nlohmann::json OipServerJson();
 nlohmann::json OipModelJson(const ModelSummary& model);
 
 // The text frame sent before a live value's .npy: {"layer", "seq", "dtype",
-// "shape", "infer_ms"}.
-nlohmann::json LiveValueJson(const LiveValue& value);
+// "shape", "infer_ms"}; dtype and shape from `info`, what is sent (the
+// value's own info, or its view's).
+nlohmann::json LiveValueJson(const LiveValue& value, const TensorInfo& info);
 
 }  // namespace npystream
 

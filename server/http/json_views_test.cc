@@ -45,7 +45,7 @@ TEST(JsonViewsTest, InferResultAndLiveValueDescribeTheTensors) {
   EXPECT_EQ(j["activations"]["conv1"]["shape"], nlohmann::json({2, 8, 28, 28}));
   EXPECT_EQ(j["infer_ms"], 1.25);
 
-  const nlohmann::json live = LiveValueJson(LiveValue{"conv1", 7, 0.5, conv});
+  const nlohmann::json live = LiveValueJson(LiveValue{"conv1", 7, 0.5, conv}, conv->info());
   EXPECT_EQ(live.dump(),
             R"({"dtype":"<f4","infer_ms":0.5,"layer":"conv1","seq":7,"shape":[2,8,28,28]})");
   const nlohmann::json row = TensorInfoJson(logits->info());

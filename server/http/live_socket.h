@@ -24,22 +24,26 @@
 #include "server/engine/subscriptions.h"
 #include "server/http/json_views.h"
 #include "server/http/stream_thinner.h"
-#include "server/transfer/transfer.h"
+#include "server/views/views.h"
 
 namespace npystream {
 
 template <class Stream>
 class LiveSocket : public std::enable_shared_from_this<LiveSocket<Stream>> {
  public:
-  // `hub` and `transfer` must outlive the socket; `subscription` came from
-  // the hub. Call Start() on the stream's executor.
+  // `hub` and `views` must outlive the socket; `subscription` came from
+  // the hub. A layer in `layer_views` is sent as that view (checked by
+  // CheckViewRequest), the others whole. Call Start() on the stream's
+  // executor.
   LiveSocket(Stream&& stream, SubscriptionHub* hub, std::shared_ptr<Subscription> subscription,
-             Transfer* transfer, const ThinPolicy& policy)
+             const views::Views* views, std::map<std::string, views::ViewRequest> layer_views,
+             const ThinPolicy& policy)
       : ws_(std::move(stream)),
         timer_(ws_.get_executor()),
         hub_(hub),
         subscription_(std::move(subscription)),
-        transfer_(transfer),
+        views_(views),
+        layer_views_(std::move(layer_views)),
         thinner_(policy) {}
 
   ~LiveSocket() { hub_->Unsubscribe(subscription_); }
@@ -127,23 +131,29 @@ class LiveSocket : public std::enable_shared_from_this<LiveSocket<Stream>> {
   }
 
   void Send(LiveValue value) {
-    auto reader = transfer_->OpenReader(value.tensor);
-    if (!reader.ok()) {  // this value cannot be read here: skip it
+    const auto view = layer_views_.find(value.layer);
+    absl::StatusOr<views::NpySource> source = views_->Open(
+        value.tensor, view == layer_views_.end() ? views::ViewRequest{} : view->second);
+    if (absl::IsInvalidArgument(source.status())) {  // the layer's view does not fit its values
+      return Refuse(source.status());
+    }
+    if (!source.ok()) {  // this value cannot be read here: skip it
       Log(LogLevel::kWarning, "live_value_skipped",
-          {{"layer", value.layer}, {"error", reader.status().message()}});
+          {{"layer", value.layer}, {"error", source.status().message()}});
       return Pump();
     }
     writing_ = true;
-    const TensorInfo& info = value.tensor->info();
-    npy_.assign(value.tensor->npy_header());
-    npy_.reserve(info.npy_bytes);
-    reader_ = std::move(*reader);
+    npy_.assign(source->npy_header);
+    npy_.reserve(source->info.npy_bytes);
+    current_info_ = source->info;
+    reader_ = std::move(source->reader);
+    pin_ = std::move(source->pin);
     current_ = std::move(value);
     ReadPayload(0);
   }
 
   void ReadPayload(uint64_t offset) {
-    const uint64_t nbytes = current_.tensor->info().nbytes;
+    const uint64_t nbytes = current_info_.nbytes;
     if (offset >= nbytes) return WriteFrames();
     const size_t n = static_cast<size_t>(std::min<uint64_t>(kPiece, nbytes - offset));
     reader_->Read(
@@ -163,7 +173,7 @@ class LiveSocket : public std::enable_shared_from_this<LiveSocket<Stream>> {
   }
 
   void WriteFrames() {
-    text_ = JsonText(LiveValueJson(current_));
+    text_ = JsonText(LiveValueJson(current_, current_info_));
     ws_.text(true);
     ws_.async_write(boost::asio::buffer(text_), [self = this->shared_from_this()](
                                                     boost::beast::error_code ec, size_t) {
@@ -175,10 +185,22 @@ class LiveSocket : public std::enable_shared_from_this<LiveSocket<Stream>> {
             self->thinner_.Sent(self->current_.layer, self->current_.seq, absl::Now());
             self->current_ = {};
             self->reader_.reset();
+            self->pin_.reset();
             self->writing_ = false;
             self->Pump();
           });
     });
+  }
+
+  // Ends the stream with a close frame (policy) whose reason names `status`'s
+  // defect, as the gRPC Subscribe ends with INVALID_ARGUMENT.
+  void Refuse(const absl::Status& status) {
+    Log(LogLevel::kWarning, "live_view_refused", {{"error", status.message()}});
+    Stop();
+    std::string reason(status.message().substr(0, 123));  // a close reason's limit
+    ws_.async_close(boost::beast::websocket::close_reason(
+                        boost::beast::websocket::close_code::policy_error, reason),
+                    [self = this->shared_from_this()](boost::beast::error_code) {});
   }
 
   void Stop() {
@@ -193,12 +215,15 @@ class LiveSocket : public std::enable_shared_from_this<LiveSocket<Stream>> {
   boost::asio::steady_timer timer_;
   SubscriptionHub* const hub_;
   const std::shared_ptr<Subscription> subscription_;
-  Transfer* const transfer_;
+  const views::Views* const views_;
+  const std::map<std::string, views::ViewRequest> layer_views_;
   StreamThinner thinner_;
   boost::beast::flat_buffer incoming_;
   std::map<std::string, LiveValue> held_;  // per layer: the newest value not yet due
   LiveValue current_;                      // being sent
+  TensorInfo current_info_;                // what is sent: the value's, or its view's
   std::unique_ptr<PayloadReader> reader_;
+  std::shared_ptr<const StoredTensor> pin_;  // the value, or its device view, while it is read
   std::string text_;
   std::string npy_;
   bool writing_ = false;
