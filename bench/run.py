@@ -168,6 +168,8 @@ def main():
     parser.add_argument("--only-infer", action="store_true", help="run only the inference case")
     parser.add_argument("--only-shm", action="store_true",
                         help="run only the same-host cases (Unix socket, --shm-dir)")
+    parser.add_argument("--only-views", action="store_true",
+                        help="run only the view cases (slice and strided view vs whole)")
     parser.add_argument("--only-gpu", action="store_true",
                         help="run only the GPU cases (a GPU machine without iperf3 or curl)")
     args = parser.parse_args()
@@ -184,6 +186,10 @@ def main():
     if args.only_gpu:
         results["gpu"] = gpu_cases(bin_dir, tool, GIB if not quick else 256 * MIB)
         save(results, quick, "-gpu")
+        return
+    if args.only_views:
+        results["views"] = view_cases(bin_dir, quick)
+        save(results, quick, "-views")
         return
     if args.only_shm:
         results["same_host"] = same_host_cases(bin_dir, tool, quick)
@@ -458,11 +464,59 @@ def main():
           f"{peak / MIB:.0f} MiB = base {base / MIB:.0f} + {(peak - base) / MIB:.0f} MiB "
           f"(goal: tensor + 128 = {(mem_size + 128 * MIB) / MIB:.0f} MiB over base)", flush=True)
 
+    results["views"] = view_cases(bin_dir, quick)
     results["same_host"] = same_host_cases(bin_dir, tool, quick)
     results["gpu"] = gpu_cases(bin_dir, tool, GIB if not quick else 256 * MIB)
 
     out = save(results, quick)
     subprocess.run([sys.executable, os.path.join(HERE, "plot.py"), out], check=False)
+
+
+def view_cases(bin_dir, quick):
+    """Views on a host tensor, one daemon, alternating A/B rounds (medians and
+    min..max): (a) index "0:16" of a [1024, N] float32 (1/64 of it) against
+    the whole tensor, goal time ratio <= 1/32; (b) the strided "::2, ::2"
+    against the contiguous slice of the same byte count, goal <= 2x. The
+    C++ client (npystream._native) fetches, so the daemon's gather is timed."""
+    size = 256 * MIB if quick else GIB
+    rounds = 5
+    d, m = start([os.path.join(bin_dir, "npystreamd"), "--listen", "127.0.0.1:0",
+                  "--http-listen", "", "--store-budget", "16GiB"], r" listening grpc=(\S+)")
+    out = {"tensor_bytes": size, "rounds": rounds}
+    try:
+        with npystream.Client(m.group(1)) as c:
+            a = np.random.default_rng(3).standard_normal((1024, size // 4096), dtype=np.float32)
+            c.put(a, name="v", device="cpu")
+            checks = {"0:16": a[0:16], "::2, ::2": a[::2, ::2], "0:256": a[0:256]}
+            for index, want in checks.items():  # right before fast
+                assert np.array_equal(c.fetch("v", index=index), want), index
+            del a, checks
+
+            def once(index):
+                t = time.perf_counter()
+                c.fetch("v", index=index)
+                return time.perf_counter() - t
+
+            for name, (ia, ib, goal) in {"slice_1_64_vs_whole": ("0:16", None, 1 / 32),
+                                         "strided_vs_contiguous": ("::2, ::2", "0:256", 2.0)}.items():
+                ta, tb = [], []
+                once(ia), once(ib)  # warm
+                for _ in range(rounds):
+                    ta.append(once(ia))
+                    tb.append(once(ib))
+                ratio = statistics.median(ta) / statistics.median(tb)
+                ratios = sorted(x / y for x, y in zip(ta, tb))
+                out[name] = {"a": ia, "b": ib or "(whole)", "a_s": ta, "b_s": tb,
+                             "ratio_median": ratio, "ratio_min": ratios[0],
+                             "ratio_max": ratios[-1], "goal": goal}
+                print(f"{'view ' + name:<34} {size_label(size):>8} a={ia!r} p50 "
+                      f"{statistics.median(ta) * 1e3:8.2f} ms, b={ib or 'whole'!r} p50 "
+                      f"{statistics.median(tb) * 1e3:8.2f} ms: ratio {ratio:.4f} "
+                      f"({ratios[0]:.4f}..{ratios[-1]:.4f}; goal <= {goal:.4g})", flush=True)
+    finally:
+        d.terminate()
+        d.wait(30)
+    return out
 
 
 def blas_cases(bin_dir, tool, models, tmp, x1_path, seconds, load):
