@@ -250,6 +250,15 @@ def served():
     assert d.stop() == 0
 
 
+def first_values(subscription, n):
+    """{layer: ndarray} of the first values of n different layers."""
+    values = {}
+    for layer, arr in subscription:
+        values[layer] = arr
+        if len(values) == n:
+            return values
+
+
 def test_subscribe_views_equal_the_whole_value_viewed_by_numpy(served):
     import time
     x = np.random.default_rng(5).random((2, 1, 28, 28), dtype=np.float32)
@@ -259,16 +268,7 @@ def test_subscribe_views_equal_the_whole_value_viewed_by_numpy(served):
                 c.subscribe("demo", ["conv1", "fc"]) as whole:
             time.sleep(0.1)
             c.infer("demo", {"x": x})
-            got = {}
-            for layer, arr in viewed:
-                got[layer] = arr
-                if len(got) == 2:
-                    break
-            full = {}
-            for layer, arr in whole:
-                full[layer] = arr
-                if len(full) == 2:
-                    break
+            got, full = first_values(viewed, 2), first_values(whole, 2)
         assert got["fc"].tobytes() == full["fc"].tobytes()  # not in the map: whole
         conv = np.array(full["conv1"][1, 2:8], order="C").astype(np.float16)
         assert got["conv1"].shape == (6, conv.shape[1] // 2, conv.shape[2] // 2)
@@ -298,11 +298,7 @@ def test_websocket_views_equal_grpc_subscribe_views(served):
     with served.client() as c, c.subscribe("demo", ["conv1", "fc"], views=views) as sub:
         time.sleep(0.1)
         c.infer("demo", {"x": x})
-        grpc_values = {}
-        for layer, arr in sub:
-            grpc_values[layer] = arr
-            if len(grpc_values) == 2:
-                break
+        grpc_values = first_values(sub, 2)
         frames = {}
         for _ in range(2):
             op, text = ws.recv_data()
