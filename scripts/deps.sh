@@ -25,6 +25,8 @@ BUILD_PACKAGES=(
   # the Python client's stubs and native module; the demo model is trained at
   # build time by Debian's torch on sklearn's digits
   python3 python3-dev python3-grpcio python3-numpy python3-protobuf python3-torch python3-sklearn
+  # the real-size model (torchvision's ResNet-18, random weights) build/models/resnet18
+  python3-torchvision
 )
 TEST_PACKAGES=(
   clang openssl

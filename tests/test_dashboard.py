@@ -413,7 +413,7 @@ def test_dashboard_in_chromium(served, c, node, tmp_path):
     if proc.returncode == 3:
         pytest.skip(result.get("skip", "chromium could not start"))
     assert proc.returncode == 0, (proc.stdout, proc.stderr, result.get("error"))
-    assert result["models"] == ["demo"]
+    assert result["models"] == ["demo", "resnet18"]
     assert "token" not in result["url"]  # the page dropped it from its address
     assert result["pageErrors"] == [] and result["console"] == []
     assert result["cards"] == ["conv1", "conv2", "fc"]

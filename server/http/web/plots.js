@@ -68,7 +68,14 @@ export function drawHeatmap(canvas, values, shape, maxWidth = 560) {
     const y = Math.floor(t / cols) * (h * sw + gap);
     ctx.drawImage(tile, x, y, w * scale, h * sw);
   }
-  return { min, max };
+  return { min, max, tiles, cols, tileW: w * scale + gap, tileH: h * sw + gap };
+}
+
+// The tile under canvas pixel (x, y) of a heatmap drawn with `layout`, or -1.
+export function tileAt(layout, x, y) {
+  const col = Math.floor(x / layout.tileW);
+  const t = Math.floor(y / layout.tileH) * layout.cols + col;
+  return col >= 0 && col < layout.cols && t >= 0 && t < layout.tiles ? t : -1;
 }
 
 export function drawLegend(canvas, min, max) {
