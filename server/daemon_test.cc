@@ -97,14 +97,17 @@ class DaemonTest : public ::testing::Test {
   std::unique_ptr<v1::Inference::Stub> stub_;
 };
 
-TEST_F(DaemonTest, ListsTheDemoModel) {
+TEST_F(DaemonTest, ListsTheBuildsModels) {
   v1::ListModelsResponse listing;
   grpc::ClientContext context;
   ASSERT_TRUE(stub_->ListModels(&context, v1::ListModelsRequest(), &listing).ok());
-  ASSERT_EQ(listing.models_size(), 1);
+  ASSERT_EQ(listing.models_size(), 2);  // build/models: demo and resnet18
   EXPECT_EQ(listing.models(0).name(), "demo");
   EXPECT_EQ(listing.models(0).device(), "cpu");
   EXPECT_EQ(listing.models(0).layers(0), "conv1");
+  EXPECT_EQ(listing.models(1).name(), "resnet18");
+  EXPECT_EQ(listing.models(1).inputs(0).shape_size(), 4);
+  EXPECT_EQ(listing.models(1).layers(4), "layer1");
 }
 
 TEST_F(DaemonTest, InferMatchesALocalTorchScriptRun) {
