@@ -228,7 +228,7 @@ function showLive(meta, array) {
   drawHistogram(card.querySelector('.histogram'), values);
   window.npystream.live[meta.layer] = {
     seq: meta.seq, shape, dtype: array.dtype, view: view ? { ...view } : null,
-    min: layout.min, max: layout.max, tiles: layout.tiles, bytes: array.data.byteLength,
+    min: layout.min, max: layout.max, tiles: layout.tiles,
   };
 }
 
