@@ -12,6 +12,8 @@ BUILD_PACKAGES=(
   file
   # gRPC / Protobuf (C++ and code generators)
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libabsl-dev
+  # zlib: gzip .npy downloads on the admin port
+  zlib1g-dev
   # LibTorch (CPU build) for models and tensors. Debian's LibTorch calls
   # whichever libblas.so.3 the alternatives pick, and without this it is the
   # reference BLAS: Linear layers ~2-10x slower (README "Inference"). Serial,

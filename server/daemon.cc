@@ -222,6 +222,7 @@ absl::Status Daemon::Start() {
   if (config_.max_put_bytes > 0) put_limits.max_tensor_bytes = config_.max_put_bytes;
   rpc_options.put_limits = put_limits;
   rpc_options.max_concurrent_streams = config_.max_concurrent_streams;
+  rpc_options.gzip_replies = config_.grpc_gzip_replies;
   ASSIGN_OR_RETURN(rpc_, rpc::RpcServer::Start(rpc_options));
 
   std::string http_address = "off";

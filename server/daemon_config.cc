@@ -110,6 +110,15 @@ const std::vector<Flag>& Flags() {
        [](DaemonConfig* c, const std::string& v) {
          return SetInt(&c->max_concurrent_streams, "max-concurrent-streams", v, 0);
        }},
+      {"grpc-compression", "none or gzip: replies gzip-compressed for clients that accept it",
+       [](DaemonConfig* c, const std::string& v) {
+         if (v != "none" && v != "gzip") {
+           return absl::InvalidArgumentError(
+               absl::StrCat("--grpc-compression=", v, ": use none or gzip"));
+         }
+         c->grpc_gzip_replies = v == "gzip";
+         return absl::OkStatus();
+       }},
       {"drain-timeout", "seconds in-flight calls may take after SIGTERM",
        [](DaemonConfig* c, const std::string& v) {
          return SetInt(&c->drain_timeout_seconds, "drain-timeout", v, 0);

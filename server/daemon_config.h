@@ -24,6 +24,7 @@ struct DaemonConfig {
   uint64_t max_header_bytes = 64 * 1024;
   int max_ndim = 32;
   int max_concurrent_streams = 0;
+  bool grpc_gzip_replies = false;  // --grpc-compression=gzip (gzip requests are always read)
   int drain_timeout_seconds = 30;
   std::string log_level = "info";
   std::string log_format = "text";

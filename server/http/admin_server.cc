@@ -1,5 +1,6 @@
 #include "server/http/admin_server.h"
 
+#include <array>
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
@@ -24,6 +25,7 @@
 #include "server/common/thread_pool.h"
 #include "server/common/token.h"
 #include "server/http/byte_range.h"
+#include "server/http/gzip_encoder.h"
 #include "server/http/http_status.h"
 #include "server/http/json_views.h"
 #include "server/http/live_socket.h"
@@ -494,10 +496,19 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     pos_ = first;
     end_ = last + 1;
     keep_alive_ = req_.keep_alive();
+    // gzip for a whole body the peer accepts; a Range names identity bytes.
+    const auto accept = req_.find(http::field::accept_encoding);
+    if (range == req_.end() && accept != req_.end() && AcceptsGzip(std::string(accept->value()))) {
+      absl::StatusOr<std::unique_ptr<GzipEncoder>> gzip = GzipEncoder::Create();
+      if (!gzip.ok()) return Error(gzip.status());
+      gzip_ = *std::move(gzip);
+    }
     head_ = absl::StrCat(
         "HTTP/1.1 ", whole ? "200 OK" : "206 Partial Content", "\r\n",
         "Server: npystreamd\r\nContent-Type: application/octet-stream\r\n",
-        "Accept-Ranges: bytes\r\nContent-Length: ", end_ - pos_, "\r\n",
+        "Accept-Ranges: bytes\r\nVary: Accept-Encoding\r\n",
+        gzip_ ? "Content-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n"
+              : absl::StrCat("Content-Length: ", end_ - pos_, "\r\n"),
         whole ? "" : absl::StrCat("Content-Range: bytes ", first, "-", last, "/", total, "\r\n"),
         "Content-Disposition: attachment; filename=\"", handle, ".npy\"\r\n",
         keep_alive_ ? "" : "Connection: close\r\n", "\r\n");
@@ -512,34 +523,52 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   void WriteBody() {
     chunk_ = {};
     if (pos_ >= end_) {
+      if (gzip_) {
+        Log(LogLevel::kDebug, "npy_gzip",
+            {{"bytes_in", static_cast<int64_t>(gzip_->bytes_in())},
+             {"bytes_out", static_cast<int64_t>(gzip_->bytes_out())}});
+      }
       source_.reset();
+      gzip_.reset();
       if (!keep_alive_) return Close();
       return Read();
     }
     beast::get_lowest_layer(stream_).expires_after(kIoTimeout);
     const std::string& header = source_->npy_header;
-    auto self = this->shared_from_this();
     if (pos_ < header.size()) {
       const size_t n = std::min<uint64_t>(header.size(), end_) - pos_;
       const char* p = header.data() + pos_;
       pos_ += n;
-      return net::async_write(stream_, net::buffer(p, n), [self](beast::error_code ec, size_t) {
-        if (!ec) self->WriteBody();
-      });
+      return SendPiece(p, n);
     }
     const uint64_t offset = pos_ - header.size();
     const size_t n = static_cast<size_t>(std::min<uint64_t>(kBodyPiece, end_ - pos_));
-    source_->reader->Read(offset, n, [self](absl::StatusOr<HostChunk> chunk) {
-      net::dispatch(self->stream_.get_executor(), [self, chunk = std::move(chunk)]() mutable {
-        if (!chunk.ok()) return self->Close();
-        self->chunk_ = std::move(*chunk);
-        self->pos_ += self->chunk_.size;  // a device reader may return less than asked
-        net::async_write(self->stream_, net::buffer(self->chunk_.data, self->chunk_.size),
-                         [self](beast::error_code ec, size_t) {
-                           if (!ec) self->WriteBody();
-                         });
-      });
-    });
+    source_->reader->Read(
+        offset, n, [self = this->shared_from_this()](absl::StatusOr<HostChunk> chunk) {
+          net::dispatch(self->stream_.get_executor(), [self, chunk = std::move(chunk)]() mutable {
+            if (!chunk.ok()) return self->Close();
+            self->chunk_ = std::move(*chunk);
+            self->pos_ += self->chunk_.size;  // a device reader may return less than asked
+            self->SendPiece(self->chunk_.data, self->chunk_.size);
+          });
+        });
+  }
+
+  // Sends the body bytes [p, p + n) (pos_ already past them): as they are,
+  // or through gzip_ as one HTTP chunk, the last one closing the body.
+  void SendPiece(const char* p, size_t n) {
+    auto next = [self = this->shared_from_this()](beast::error_code ec, size_t) {
+      if (!ec) self->WriteBody();
+    };
+    if (!gzip_) return net::async_write(stream_, net::buffer(p, n), std::move(next));
+    const bool last = pos_ >= end_;
+    zbuf_.clear();
+    if (!gzip_->Append(absl::string_view(p, n), last, &zbuf_).ok()) return Close();
+    if (zbuf_.empty()) return net::post(stream_.get_executor(), [next] { next({}, 0); });
+    chunk_head_ = absl::StrCat(absl::Hex(zbuf_.size()), "\r\n");
+    zbuf_.append(last ? "\r\n0\r\n\r\n" : "\r\n");
+    net::async_write(stream_, std::array{net::buffer(chunk_head_), net::buffer(zbuf_)},
+                     std::move(next));
   }
 
   AdminServer::Impl* const server_;
@@ -550,6 +579,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   http::request<http::string_body> req_;
   std::optional<views::NpySource> source_;  // the .npy being sent
   HostChunk chunk_;
+  std::unique_ptr<GzipEncoder> gzip_;  // set while a gzip body is sent
+  std::string zbuf_;                   // one gzip chunk, framed
+  std::string chunk_head_;             // its size line
   std::string head_;
   uint64_t pos_ = 0;
   uint64_t end_ = 0;

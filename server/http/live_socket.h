@@ -3,7 +3,8 @@
 // exact .npy bytes. Fed by the engine's latest-only Subscription: while the
 // socket is slow the newest value per layer waits and older ones are dropped
 // (counted by the hub), so a stalled tab never queues or slows Infer. Thinned
-// per layer by a StreamThinner. Included by admin_server.cc only.
+// per layer by a StreamThinner. Frames are deflated (RFC 7692) when the
+// browser offers permessage-deflate. Included by admin_server.cc only.
 #ifndef NPYSTREAM_SERVER_HTTP_LIVE_SOCKET_H_
 #define NPYSTREAM_SERVER_HTTP_LIVE_SOCKET_H_
 
@@ -22,6 +23,7 @@
 #include "server/common/json_text.h"
 #include "server/common/log.h"
 #include "server/engine/subscriptions.h"
+#include "server/http/gzip_encoder.h"
 #include "server/http/json_views.h"
 #include "server/http/stream_thinner.h"
 #include "server/views/views.h"
@@ -59,6 +61,10 @@ class LiveSocket : public std::enable_shared_from_this<LiveSocket<Stream>> {
       res.set(boost::beast::http::field::server, "npystreamd");
     }));
     ws_.read_message_max(kMaxIncomingBytes);
+    websocket::permessage_deflate deflate;  // used only when the browser offers it
+    deflate.server_enable = true;
+    deflate.compLevel = kDeflateLevel;
+    ws_.set_option(deflate);
     ws_.async_accept(request, [self = this->shared_from_this()](boost::beast::error_code ec) {
       if (ec) return self->Stop();
       Log(LogLevel::kDebug, "live_socket_open",

@@ -73,6 +73,7 @@ absl::StatusOr<std::unique_ptr<RpcServer>> RpcServer::Start(const Options& optio
   if (options.max_concurrent_streams > 0) {
     builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
   }
+  if (options.gzip_replies) builder.SetDefaultCompressionAlgorithm(GRPC_COMPRESS_GZIP);
   server->server_ = builder.BuildAndStart();
   const std::string all = absl::StrJoin(options.listen, ", ");
   if (server->server_ == nullptr) {

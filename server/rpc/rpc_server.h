@@ -49,6 +49,9 @@ class RpcServer {
     std::string token;                                     // bearer token required when set
     absl::Duration idle_timeout = absl::ZeroDuration();    // Put/Fetch stalls; see CancelIdle
     int max_concurrent_streams = 0;                        // per connection; 0: gRPC's default
+    // Replies gzip-compressed to clients that accept gzip. Requests sent
+    // with grpc-encoding: gzip are read either way.
+    bool gzip_replies = false;
   };
 
   // Binds and starts serving. UNAVAILABLE naming the address when it cannot

@@ -38,23 +38,30 @@ class Client:
     mutual TLS. timeout: seconds per call (default none). shm: when the
     daemon's --shm-dir is visible to this process (same host or pod), fetch
     and put go through its files instead of the stream; False turns that off.
+    compression: "gzip" sends every request gzip-compressed (grpcio only:
+    no C++ or shm path) and accepts gzip replies (a daemon started with
+    --grpc-compression=gzip sends them); None (default) sends them as they are.
     """
 
     def __init__(self, target="127.0.0.1:50051", *, token=None, root_certificates=None,
-                 private_key=None, certificate_chain=None, timeout=None, shm=True):
+                 private_key=None, certificate_chain=None, timeout=None, shm=True,
+                 compression=None):
         tune_malloc()  # see _malloc.py: large fetches at 2-3x the speed
-        self._channel = open_channel(target, root_certificates, private_key, certificate_chain)
+        if compression not in (None, "gzip"):
+            raise InvalidArgumentError(f"compression={compression!r}: use None or 'gzip'")
+        self._channel = open_channel(target, root_certificates, private_key, certificate_chain,
+                                     gzip=compression == "gzip")
         token = token if token is not None else os.environ.get("NPYSTREAM_TOKEN")
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         # Fetches and puts without a timeout take the C++ path when it can
         # serve them.
-        self._native = NativeTransport.create(target, token, root_certificates, private_key,
-                                              certificate_chain)
+        self._native = None if compression else NativeTransport.create(
+            target, token, root_certificates, private_key, certificate_chain)
         self._timeout = timeout
         # Guards the pending releases: the class is used from many threads.
         self._lock = threading.Lock()
         self._pending = []  # Release futures from infer(fetch=True)
-        self._shm_wanted = shm
+        self._shm_wanted = shm and not compression
         self._folder = None  # the daemon's shm folder, once checked (False: not usable)
         self._stub = pb_grpc.TensorsStub(self._channel)
         # Raw methods: bytes in and out, framed by _wire.

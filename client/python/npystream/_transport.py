@@ -16,15 +16,19 @@ except ImportError:  # pragma: no cover - grpcio alone still works
     _native = None
 
 
-def open_channel(target, root_certificates=None, private_key=None, certificate_chain=None):
+def open_channel(target, root_certificates=None, private_key=None, certificate_chain=None,
+                 gzip=False):
     """A grpcio channel with npystream's streaming settings; TLS when
-    root_certificates is given, mutual TLS with a client key and chain."""
+    root_certificates is given, mutual TLS with a client key and chain;
+    requests gzip-compressed with `gzip`."""
+    compression = grpc.Compression.Gzip if gzip else None
     if root_certificates is not None:
         creds = grpc.ssl_channel_credentials(root_certificates=root_certificates,
                                              private_key=private_key,
                                              certificate_chain=certificate_chain)
-        return grpc.secure_channel(target, creds, options=_wire.CHANNEL_OPTIONS)
-    return grpc.insecure_channel(target, options=_wire.CHANNEL_OPTIONS)
+        return grpc.secure_channel(target, creds, options=_wire.CHANNEL_OPTIONS,
+                                   compression=compression)
+    return grpc.insecure_channel(target, options=_wire.CHANNEL_OPTIONS, compression=compression)
 
 
 class NativeTransport:
