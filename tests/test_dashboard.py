@@ -399,23 +399,35 @@ def test_page_decodes_every_dtype_like_numpy(node, tmp_path):
 
 # ---- the page in a real browser ----
 
-def test_dashboard_in_chromium(served, c, node, tmp_path):
+@pytest.fixture
+def chromium(served, node, tmp_path):
+    """run(driver, screenshot, *args): the driver's result JSON, after it
+    ran Debian's chromium against `served` (skips where it cannot)."""
     if not os.path.exists("/usr/bin/chromium"):
         pytest.skip("Debian chromium is not installed (scripts/deps.sh installs it)")
     if not os.path.isdir(os.path.join(BROWSER, "node_modules", "playwright-core")):
         pytest.skip("playwright-core is not installed (make test runs npm ci in tests/browser)")
+
+    def run(driver, screenshot, *args):
+        result_path = tmp_path / "browser.json"
+        proc = subprocess.run([node, os.path.join(BROWSER, driver), f"http://{served.http}",
+                               TOKEN, screenshot, str(result_path), *args], timeout=240,
+                              capture_output=True, text=True)
+        result = json.loads(result_path.read_text()) if result_path.exists() else {}
+        if proc.returncode == 3:
+            pytest.skip(result.get("skip", "chromium could not start"))
+        assert proc.returncode == 0, (proc.stdout, proc.stderr, result.get("error"))
+        assert result["pageErrors"] == [] and result["console"] == []
+        return result
+
+    return run
+
+
+def test_dashboard_in_chromium(chromium, c):
     screenshot = os.path.join(BUILD, "dashboard.png")
-    result_path = tmp_path / "browser.json"
-    proc = subprocess.run([node, os.path.join(BROWSER, "dashboard.mjs"), f"http://{served.http}",
-                           TOKEN, screenshot, str(result_path)], timeout=240,
-                          capture_output=True, text=True)
-    result = json.loads(result_path.read_text()) if result_path.exists() else {}
-    if proc.returncode == 3:
-        pytest.skip(result.get("skip", "chromium could not start"))
-    assert proc.returncode == 0, (proc.stdout, proc.stderr, result.get("error"))
+    result = chromium("dashboard.mjs", screenshot)
     assert result["models"] == ["demo", "resnet18"]
     assert "token" not in result["url"]  # the page dropped it from its address
-    assert result["pageErrors"] == [] and result["console"] == []
     assert result["cards"] == ["conv1", "conv2", "fc"]
     draws = result["draws"]
     for i, d in enumerate(draws):
@@ -433,6 +445,56 @@ def test_dashboard_in_chromium(served, c, node, tmp_path):
     assert sum(d["predicted"] == d["drawn"] for d in draws) >= 2, draws
     assert os.path.getsize(screenshot) > 10_000
 
+
+
+def test_resnet18_layer1_tiles_and_one_channel_in_chromium(chromium, c):
+    """The page on a real-size model: layer1 arrives as the default view
+    (sample 0, float16, 64 tiles of 56 px), conv1 pooled to 56 px, and a click
+    on tile 5 opens layer1[0,5] as float32 at full resolution; every legend
+    agrees with a local TorchScript run of the same input."""
+    x = np.random.default_rng(18).standard_normal((1, 3, 224, 224), dtype=np.float32)
+    stop = threading.Event()
+
+    def feed():  # resnet18 has no draw pad: Infer comes from here
+        while not stop.is_set():
+            c.infer("resnet18", {"x": x}, fetch=False)
+            time.sleep(0.2)
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    try:
+        result = chromium("resnet18.mjs", os.path.join(BUILD, "dashboard_resnet18.png"), "5")
+    finally:
+        stop.set()
+        feeder.join()
+    model = torch.jit.load(os.path.join(MODELS, "resnet18", "model.pt"))
+    with torch.no_grad():
+        conv1 = model.conv1(torch.from_numpy(x))
+        layer1 = model.layer1(model.maxpool(model.relu(model.bn1(conv1))))
+    conv1, layer1 = conv1[0].numpy(), layer1[0].numpy()
+    assert result["extensions"].startswith("permessage-deflate")
+    live = result["live"]
+    assert live["layer1"]["view"] == {"index": "0", "dtype": "<f2", "pool": 0}
+    assert live["layer1"]["dtype"] == "<f2" and live["layer1"]["shape"] == [64, 56, 56]
+    assert live["layer1"]["tiles"] == 64
+    # float16 of sample 0; the daemon's and this process's LibTorch may order
+    # a convolution's sums differently: a float16 ulp of room.
+    l1 = layer1.astype(np.float16)
+    np.testing.assert_allclose([live["layer1"]["min"], live["layer1"]["max"]],
+                               [l1.min(), l1.max()], rtol=2e-3, atol=1e-3)
+    assert live["conv1"]["view"]["pool"] == 2 and live["conv1"]["shape"] == [64, 56, 56]
+    pooled = conv1.astype(np.float16).reshape(64, 56, 2, 56, 2).mean(axis=(2, 4),
+                                                                       dtype=np.float16)
+    np.testing.assert_allclose([live["conv1"]["min"], live["conv1"]["max"]],
+                               [pooled.min(), pooled.max()], rtol=2e-3, atol=1e-3)
+    assert live["fc"]["shape"] == [1000] and live["fc"]["dtype"] == "<f2"
+    assert sorted(result["cards"]) == ["conv1", "fc", "layer1", "layer2", "layer3", "layer4"]
+    focus = result["focus"]
+    assert focus["layer"] == "layer1" and focus["index"] == "0,5"
+    assert focus["dtype"] == "<f4" and focus["shape"] == [56, 56]
+    assert result["focusTitle"].startswith("layer1[0,5]")
+    np.testing.assert_allclose([focus["min"], focus["max"]],
+                               [layer1[5].min(), layer1[5].max()], rtol=1e-5, atol=1e-5)
 
 # ---- npystream.plot (matplotlib) ----
 

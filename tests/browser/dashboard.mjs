@@ -1,15 +1,10 @@
 // Drives Debian's chromium (never a downloaded one) against a running
 // daemon's dashboard and writes what it saw as JSON for tests/test_dashboard.py.
 // usage: node dashboard.mjs BASE_URL TOKEN SCREENSHOT.png RESULT.json
-// Exit 3 (and {"skip": reason}) when chromium cannot start.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+// Exit 3 (and {"skip": reason}) when chromium cannot start (launch.mjs).
+import { run } from './launch.mjs';
 
 const [base, token, screenshot, resultPath] = process.argv.slice(2);
-const result = { console: [], pageErrors: [], draws: [] };
-const save = () => writeFileSync(resultPath, JSON.stringify(result, null, 1));
 
 // Strokes in pad coordinates (224x224): a 7, then a 0, then a 1.
 const DIGITS = {
@@ -40,27 +35,8 @@ async function drawDigit(page, strokes) {
   }
 }
 
-const userDataDir = mkdtempSync(join(tmpdir(), 'npystream-chromium-'));
-let context;
-try {
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    viewport: { width: 1400, height: 1000 },
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-  });
-} catch (err) {
-  result.skip = `chromium could not start: ${err.message.split('\n')[0]}`;
-  save();
-  rmSync(userDataDir, { recursive: true, force: true });
-  process.exit(3);
-}
-
-try {
-  const page = context.pages()[0] || await context.newPage();
-  page.on('console', (m) => { if (m.type() === 'error') result.console.push(m.text()); });
-  page.on('pageerror', (e) => result.pageErrors.push(e.message));
+await run(resultPath, async (page, result) => {
+  result.draws = [];
   await page.goto(`${base}/?token=${encodeURIComponent(token)}`);
   result.url = page.url();  // the token must be gone from it
   await page.locator('#models li.model[data-model="demo"]').waitFor();
@@ -94,11 +70,4 @@ try {
   }
   result.cards = await page.locator('.card').evaluateAll((cs) => cs.map((c) => c.dataset.layer));
   await page.screenshot({ path: screenshot, fullPage: true });
-} catch (err) {
-  result.error = err.stack || String(err);
-} finally {
-  save();
-  await context.close();
-  rmSync(userDataDir, { recursive: true, force: true });
-}
-process.exit(result.error ? 1 : 0);
+});

@@ -170,7 +170,10 @@ function subscribe() {
       setStatus(`stream closed (${event.code}); retrying`, false);
       setTimeout(() => { if (state.socket === socket) subscribe(); }, 2000);
     });
-  socket.onopen = () => setStatus(`live: ${state.model.name}`, true);
+  socket.onopen = () => {
+    window.npystream.extensions = socket.extensions;  // "permessage-deflate; ..." when negotiated
+    setStatus(`live: ${state.model.name}`, true);
+  };
   state.socket = socket;
 }
 
@@ -229,6 +232,7 @@ function showLive(meta, array) {
   window.npystream.live[meta.layer] = {
     seq: meta.seq, shape, dtype: array.dtype, view: view ? { ...view } : null,
     min: layout.min, max: layout.max, tiles: layout.tiles,
+    grid: { cols: layout.cols, tileW: layout.tileW, tileH: layout.tileH },
   };
 }
 
