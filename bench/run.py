@@ -27,6 +27,7 @@ import numpy as np  # noqa: E402
 
 import npystream  # noqa: E402
 from usual_client import UsualClient  # noqa: E402
+from slow_link import slow_link_cases  # noqa: E402
 
 KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
 
@@ -170,6 +171,8 @@ def main():
                         help="run only the same-host cases (Unix socket, --shm-dir)")
     parser.add_argument("--only-views", action="store_true",
                         help="run only the view cases (slice and strided view vs whole)")
+    parser.add_argument("--only-slow-link", action="store_true",
+                        help="run only row (c): resnet18 to a dashboard over a 50 Mbit/s link")
     parser.add_argument("--only-gpu", action="store_true",
                         help="run only the GPU cases (a GPU machine without iperf3 or curl)")
     args = parser.parse_args()
@@ -190,6 +193,11 @@ def main():
     if args.only_views:
         results["views"] = view_cases(bin_dir, quick)
         save(results, quick, "-views")
+        return
+    if args.only_slow_link:
+        results["slow_link"] = slow_link_cases(bin_dir, os.path.join(args.build, "models"),
+                                               quick, start)
+        save(results, quick, "-slow-link")
         return
     if args.only_shm:
         results["same_host"] = same_host_cases(bin_dir, tool, quick)
@@ -465,6 +473,8 @@ def main():
           f"(goal: tensor + 128 = {(mem_size + 128 * MIB) / MIB:.0f} MiB over base)", flush=True)
 
     results["views"] = view_cases(bin_dir, quick)
+    results["slow_link"] = slow_link_cases(bin_dir, os.path.join(args.build, "models"), quick,
+                                           start)
     results["same_host"] = same_host_cases(bin_dir, tool, quick)
     results["gpu"] = gpu_cases(bin_dir, tool, GIB if not quick else 256 * MIB)
 

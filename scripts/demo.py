@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""make demo: start npystreamd with the bundled demo model, run it on a few
+"""make demo: start npystreamd with the bundled models (demo; resnet18 for a
+view of a real-size activation), run demo on a few
 digit images, fetch outputs and a conv activation as ndarrays, check them
 against the same TorchScript model run locally, and draw the activations."""
 import argparse
@@ -101,6 +102,19 @@ def main():
             print(f"fetch_to of {info.handle}: {len(buf.getvalue())} bytes, "
                   f"identical to np.save: {buf.getvalue() == ref.getvalue()}")
 
+            # A real-size model (resnet18, untrained): a view moves only what is asked for.
+            image = np.random.default_rng(0).standard_normal((4, 3, 224, 224), dtype=np.float32)
+            t = time.perf_counter()
+            layer1 = client.infer("resnet18", {"x": image}, capture=["layer1"])["layer1"]
+            ms = (time.perf_counter() - t) * 1e3
+            held = client.put(layer1, name="resnet18_layer1")
+            view = client.fetch("resnet18_layer1", index=np.s_[0, :8], dtype=np.float16, pool=2)
+            want = layer1[0, :8].astype(np.float16).reshape(8, 28, 2, 28, 2).mean(
+                axis=(2, 4), dtype=np.float16)
+            print(f"resnet18 infer of 4 images {ms:.0f} ms -> layer1 {layer1.shape}, "
+                  f"{held.nbytes} bytes; view [0, :8] float16 pool 2: {view.shape}, "
+                  f"{view.nbytes} bytes, numpy agrees: {np.allclose(view, want, rtol=1e-3)}")
+
             png = os.path.join(args.build, "demo_conv1.png")
             import matplotlib
             matplotlib.use("Agg")
@@ -111,12 +125,13 @@ def main():
 
             serve = args.serve == "yes" or (args.serve == "auto" and sys.stdin.isatty())
             if serve:
-                print(f"dashboard: http://{http}/  (a digit a second is fed to the model; "
-                      "Ctrl-C stops)", flush=True)
+                print(f"dashboard: http://{http}/  (a digit a second is fed to demo, an image "
+                      "to resnet18; Ctrl-C stops)", flush=True)
                 try:
                     i = 0
                     while True:
                         client.infer("demo", {"x": x[i % len(x):i % len(x) + 1]}, fetch=False)
+                        client.infer("resnet18", {"x": image[i % len(image)][None]}, fetch=False)
                         i += 1
                         time.sleep(1)
                 except KeyboardInterrupt:

@@ -37,6 +37,8 @@ TEST_PACKAGES=(
   chromium
   # benchmarks and HTTP checks
   iperf3 curl procps
+  # the slow-link bench row (ip netns, tc tbf)
+  iproute2
   # the test that runs the daemon on a threaded OpenBLAS, as a user's system
   # may pick one (the serial one stays selected: pin_serial_blas below)
   libopenblas0-pthread

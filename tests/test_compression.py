@@ -3,20 +3,19 @@ compared with np.save's bytes: gzip .npy downloads (a chunked body parsed
 here), WebSocket permessage-deflate (RFC 7692 frames inflated here, against
 the gRPC Subscribe values) and gRPC grpc-encoding: gzip both ways (bytes
 counted on a TCP relay between the client and the daemon)."""
-import base64
 import gzip
 import os
 import socket
 import threading
 import time
 import urllib.parse
-import zlib
 
 import numpy as np
 import pytest
 
 from conftest import BUILD, Daemon, http
 from npy_ref import save_bytes
+from ws_rfc import WebSocket
 
 
 def zero_heavy(shape, seed):
@@ -87,61 +86,6 @@ def test_npy_downloads_are_gzip_streamed_when_accepted(daemon, client):
     assert status == 206 and body == want[100:] and "Content-Encoding" not in headers
 
 
-class DeflateSocket:
-    """A WebSocket client written from RFC 6455 and RFC 7692 that offers
-    permessage-deflate and inflates what it receives."""
-
-    def __init__(self, address, path):
-        host, port = address.rsplit(":", 1)
-        self.sock = socket.create_connection((host, int(port)), timeout=30)
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall((f"GET {path} HTTP/1.1\r\nHost: {address}\r\nUpgrade: websocket\r\n"
-                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                           "Sec-WebSocket-Version: 13\r\n"
-                           "Sec-WebSocket-Extensions: permessage-deflate; "
-                           "client_max_window_bits\r\n\r\n").encode())
-        self.buf = b""
-        while b"\r\n\r\n" not in self.buf:
-            self.buf += self.sock.recv(4096)
-        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
-        lines = head.decode().split("\r\n")
-        assert lines[0].startswith("HTTP/1.1 101"), lines[0]
-        self.headers = {k.lower(): v.strip() for k, v in (x.split(":", 1) for x in lines[1:])}
-        self.inflater = zlib.decompressobj(wbits=-15)  # the server keeps its context
-        self.wire_bytes = 0  # payload bytes as framed, before inflating
-
-    def _take(self, n):
-        while len(self.buf) < n:
-            piece = self.sock.recv(1 << 20)
-            assert piece, "the server closed the connection"
-            self.buf += piece
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
-
-    def recv(self):
-        """(opcode, payload) of the next data message, inflated."""
-        opcode, compressed, payload = None, False, b""
-        while True:
-            b0, b1 = self._take(2)
-            assert not b1 & 0x80, "server frames are not masked"
-            n = b1 & 0x7F
-            if n >= 126:
-                n = int.from_bytes(self._take(2 if n == 126 else 8), "big")
-            data = self._take(n)
-            if opcode is None:
-                opcode, compressed = b0 & 0x0F, bool(b0 & 0x40)
-            payload += data
-            if b0 & 0x80:
-                break
-        self.wire_bytes += len(payload)
-        if compressed:
-            payload = self.inflater.decompress(payload + b"\x00\x00\xff\xff")
-        return opcode, payload
-
-    def close(self):
-        self.sock.close()
-
-
 @pytest.fixture(scope="module")
 def served():
     d = Daemon("--model-repository", os.path.join(BUILD, "models"))
@@ -154,7 +98,7 @@ def test_websocket_frames_are_deflated_when_offered(served):
     x = np.zeros((2, 1, 28, 28), dtype=np.float32)  # constant maps per channel
     query = urllib.parse.urlencode({"layers": "conv1,fc", "max_hz": 0,
                                     "view.conv1.index": "0", "view.conv1.dtype": "<f2"})
-    ws = DeflateSocket(served.http, f"/v1/models/demo/subscribe?{query}")
+    ws = WebSocket(served.http, f"/v1/models/demo/subscribe?{query}", deflate=True)
     assert ws.headers["sec-websocket-extensions"].startswith("permessage-deflate")
     views = {"conv1": dict(index="0", dtype="<f2")}
     try:
