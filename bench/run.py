@@ -173,6 +173,8 @@ def main():
                         help="run only the view cases (slice and strided view vs whole)")
     parser.add_argument("--only-slow-link", action="store_true",
                         help="run only row (c): resnet18 to a dashboard over a 50 Mbit/s link")
+    parser.add_argument("--only-aio", action="store_true",
+                        help="run only 64 concurrent asyncio fetches vs 64 sync threads")
     parser.add_argument("--only-gpu", action="store_true",
                         help="run only the GPU cases (a GPU machine without iperf3 or curl)")
     args = parser.parse_args()
@@ -193,6 +195,10 @@ def main():
     if args.only_views:
         results["views"] = view_cases(bin_dir, quick)
         save(results, quick, "-views")
+        return
+    if args.only_aio:
+        results["aio"] = aio_cases(bin_dir, quick)
+        save(results, quick, "-aio")
         return
     if args.only_slow_link:
         results["slow_link"] = slow_link_cases(bin_dir, os.path.join(args.build, "models"),
@@ -475,6 +481,7 @@ def main():
     results["views"] = view_cases(bin_dir, quick)
     results["slow_link"] = slow_link_cases(bin_dir, os.path.join(args.build, "models"), quick,
                                            start)
+    results["aio"] = aio_cases(bin_dir, quick)
     results["same_host"] = same_host_cases(bin_dir, tool, quick)
     results["gpu"] = gpu_cases(bin_dir, tool, GIB if not quick else 256 * MIB)
 
@@ -526,6 +533,59 @@ def view_cases(bin_dir, quick):
     finally:
         d.terminate()
         d.wait(30)
+    return out
+
+
+def aio_cases(bin_dir, quick):
+    """64 concurrent fetches of 1 MiB: npystream.aio on one event loop
+    against 64 threads sharing one sync client (its C++ path), alternating
+    rounds on one daemon; aggregate bytes/s, medians and min..max."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+    from npystream import aio
+    n, size, rounds = 64, MIB, 5 if quick else 9
+    d, m = start([os.path.join(bin_dir, "npystreamd"), "--listen", "127.0.0.1:0",
+                  "--http-listen", ""], r" listening grpc=(\S+)")
+    target = m.group(1)
+    try:
+        with npystream.Client(target) as sync, ThreadPoolExecutor(n) as pool:
+            handles = [sync.put(np.full(size // 4, i, np.float32)).handle for i in range(n)]
+
+            def threads():
+                t = time.perf_counter()
+                got = list(pool.map(sync.fetch, handles))
+                assert all(g[0] == i for i, g in enumerate(got))
+                return time.perf_counter() - t
+
+            async def loop_rounds():
+                secs = {"aio": [], "threads": []}
+                async with aio.Client(target) as c:
+                    async def once():
+                        t = time.perf_counter()
+                        got = await asyncio.gather(*(c.fetch(h) for h in handles))
+                        assert all(g[0] == i for i, g in enumerate(got))
+                        return time.perf_counter() - t
+                    await once()
+                    threads()  # warm both
+                    for _ in range(rounds):
+                        secs["aio"].append(await once())
+                        secs["threads"].append(threads())
+                return secs
+
+            secs = asyncio.run(loop_rounds())
+    finally:
+        d.terminate()
+        d.wait(30)
+    out = {"fetches": n, "bytes_each": size, "rounds": rounds}
+    for k, v in secs.items():
+        out[k] = {"s": v, "median_Bps": n * size / statistics.median(v),
+                  "min_Bps": n * size / max(v), "max_Bps": n * size / min(v)}
+    ratios = sorted(a / b for a, b in zip(secs["threads"], secs["aio"]))
+    out["aio_vs_threads_median"] = statistics.median(ratios)
+    out["aio_vs_threads_range"] = [ratios[0], ratios[-1]]
+    print(f"{'aio: 64 x 1 MiB on one loop':<34} {fmt_rate(out['aio']['median_Bps']):>12} vs 64 "
+          f"threads {fmt_rate(out['threads']['median_Bps'])}: {out['aio_vs_threads_median']:.2f}x "
+          f"({ratios[0]:.2f}..{ratios[-1]:.2f})", flush=True)
     return out
 
 

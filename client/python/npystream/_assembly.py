@@ -18,7 +18,12 @@ class Assembler:
     """Builds one ndarray from raw FetchResponse messages: the first carries
     the info, then data fields are copied once into a preallocated array."""
 
-    def __init__(self, out=None):
+    def __init__(self, out=None, populate=True):
+        # populate: fault a large array's pages in on a helper thread. Its
+        # one long madvise holds the process's mmap lock, which can stall
+        # any thread's page faults or mmap for the whole time: fine for a
+        # blocking call, not for an event loop.
+        self.populate = populate
         self.out = out
         self.info = None
         self.arr = None
@@ -38,7 +43,7 @@ class Assembler:
         shape, dtype = tuple(self.info.shape), np.dtype(self.info.dtype)
         if self.out is None:
             self.arr = np.empty(shape, dtype=dtype)
-            if self.arr.nbytes >= _POPULATE_MIN_BYTES:
+            if self.populate and self.arr.nbytes >= _POPULATE_MIN_BYTES:
                 populate_async(self.arr)
         elif (not isinstance(self.out, np.ndarray) or self.out.shape != shape
               or self.out.dtype != dtype or not self.out.flags.c_contiguous

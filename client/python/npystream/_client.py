@@ -1,5 +1,4 @@
 """Client: the Python API of npystream."""
-import io
 import os
 import threading
 
@@ -10,9 +9,10 @@ from . import _wire
 from . import _shm
 from ._errors import Error, FailedPreconditionError, InvalidArgumentError, from_rpc_error
 from ._info import TensorInfo
-from ._assembly import Assembler, array_from_npy, npy_bytes
+from ._assembly import Assembler, array_from_npy
 from ._malloc import tune_malloc
 from ._transport import NativeTransport, open_channel
+from ._requests import PutStream, fetch_request, infer_request, storable, subscribe_request
 from ._view import is_whole, view_fields
 
 from .v1 import inference_pb2 as ipb
@@ -20,7 +20,6 @@ from .v1 import inference_pb2_grpc as ipb_grpc
 from .v1 import tensors_pb2 as pb
 from .v1 import tensors_pb2_grpc as pb_grpc
 
-_PUT_CHUNK = 1 << 20
 # Puts below this size take the C++ path (when there is one); larger ones
 # stream through grpcio, which is as fast there and reports progress per MiB.
 _NATIVE_PUT_MAX_BYTES = 64 << 20
@@ -105,48 +104,22 @@ class Client:
         "auto", "cpu" or "cuda:N". ttl: seconds until it expires.
         progress: optional callable(done_bytes, total_bytes).
         """
-        arr = np.asarray(array)
-        if arr.dtype.hasobject or arr.dtype.fields is not None:
-            raise InvalidArgumentError(f"dtype {arr.dtype} cannot be stored")
-        if arr.dtype.byteorder == ">":
-            arr = arr.astype(arr.dtype.newbyteorder("<"))
+        arr = storable(array)
         if device in (None, "", "auto", "cpu") and self._shared_folder() is not None:
             info = self._put_shared(arr, name, device, ttl)
             if info is not None:
                 if progress:
                     progress(info.npy_bytes, info.npy_bytes)
                 return info
-        if not arr.flags.c_contiguous:
-            arr = arr.copy(order="C")  # (ascontiguousarray would make 0-d arrays 1-d)
-        header = io.BytesIO()
-        np.lib.format.write_array_header_1_0(
-            header, np.lib.format.header_data_from_array_1_0(arr))
-        head = pb.PutHeader(name=name or "", device=device or "",
-                            ttl_seconds=int(ttl or 0))
-        payload = memoryview(arr.reshape(-1).view(np.uint8)) if arr.size else memoryview(b"")
-        total = len(header.getvalue()) + payload.nbytes
+        put = PutStream(arr, name, device, ttl)
         if (self._native is not None and self._timeout is None
-                and payload.nbytes < _NATIVE_PUT_MAX_BYTES):
-            info = self._native.put(name or "", device or "", int(ttl or 0), header.getvalue(),
-                                    payload)
+                and put.payload.nbytes < _NATIVE_PUT_MAX_BYTES):
+            info = self._native.put(name or "", device or "", int(ttl or 0), put.npy_header,
+                                    put.payload)
             if progress:
-                progress(total, total)
+                progress(put.total, put.total)
             return TensorInfo.from_proto(info)
-
-        def requests():
-            yield pb.PutRequest(header=head).SerializeToString()
-            yield _wire.put_data(header.getvalue())
-            done = len(header.getvalue())
-            if progress and not payload.nbytes:
-                progress(done, total)  # a zero-size array: the header is all
-            for i in range(0, payload.nbytes, _PUT_CHUNK):
-                piece = payload[i:i + _PUT_CHUNK]
-                yield _wire.put_data(piece)
-                done += piece.nbytes
-                if progress:
-                    progress(done, total)
-
-        info = self._call(self._put_raw, requests())
+        info = self._call(self._put_raw, put.messages(progress))
         return TensorInfo.from_proto(info)
 
     def fetch(self, handle, progress=None, chunk_bytes=0, out=None, *, index=None, dtype=None,
@@ -180,7 +153,7 @@ class Client:
             return self._native.fetch(handle, chunk_bytes, out, progress, view)
         call = None
         try:
-            call = self._fetch_raw(self._fetch_request(handle, chunk_bytes, view),
+            call = self._fetch_raw(fetch_request(handle, chunk_bytes, view),
                                    metadata=self._metadata, timeout=self._timeout)
             assembler = Assembler(out)
             for raw in call:
@@ -204,7 +177,7 @@ class Client:
         f = open(path_or_file, "wb") if own else path_or_file
         info, done = None, 0
         try:
-            call = self._fetch_raw(self._fetch_request(handle, chunk_bytes,
+            call = self._fetch_raw(fetch_request(handle, chunk_bytes,
                                                        view_fields(index, dtype, pool)),
                                    metadata=self._metadata, timeout=self._timeout)
             for raw in call:
@@ -278,17 +251,7 @@ class Client:
         inline_max_bytes come back in the Infer reply itself (one round trip)
         and larger ones are fetched, then released on the server.
         """
-        request = ipb.InferRequest(model=model, outputs=list(outputs or []),
-                                   capture=list(capture or []), ttl_seconds=int(ttl or 0),
-                                   inline_max_bytes=int(inline_max_bytes) if fetch else 0)
-        for name, value in inputs.items():
-            item = request.inputs.add(name=name)
-            if isinstance(value, TensorInfo):
-                item.handle = value.handle
-            elif isinstance(value, str):
-                item.handle = value
-            else:
-                item.npy = npy_bytes(value)
+        request = infer_request(model, inputs, outputs, capture, fetch, ttl, inline_max_bytes)
         response = self._call(self._inference.Infer, request)
         protos = list(response.outputs) + list(response.activations)
         infos = [TensorInfo.from_proto(t) for t in protos]
@@ -314,21 +277,11 @@ class Client:
         newest value per layer. views: {layer: dict(index=..., dtype=...,
         pool=...)} sends those layers as views (see fetch). `.cancel()` (any
         thread) or leaving a `with` block ends it."""
-        request = ipb.SubscribeRequest(model=model, layers=list(layers))
-        for layer, view in (views or {}).items():
-            index, descr, pool = view_fields(**view)
-            request.views[layer].CopyFrom(pb.TensorView(index=index, dtype=descr, pool=pool))
-        call = self._subscribe_raw(request, metadata=self._metadata)
+        call = self._subscribe_raw(subscribe_request(model, layers, views),
+                                   metadata=self._metadata)
         return _Subscription(call)
 
     # -- internals -------------------------------------------------------
-
-    @staticmethod
-    def _fetch_request(handle, chunk_bytes, view):
-        request = pb.FetchRequest(handle=handle, chunk_bytes=chunk_bytes)
-        if not is_whole(view):
-            request.view.CopyFrom(pb.TensorView(index=view[0], dtype=view[1], pool=view[2]))
-        return request
 
     def _shared_folder(self):
         """The daemon's shm folder when this process sees it, else None.

@@ -1,0 +1,259 @@
+"""npystream.aio.Client: the client's calls as coroutines, on grpc.aio."""
+import asyncio
+import os
+
+import grpc
+
+from . import _wire
+from ._assembly import Assembler, array_from_npy
+from ._errors import Error, InvalidArgumentError, from_rpc_error
+from ._info import TensorInfo
+from ._malloc import tune_malloc
+from ._requests import PutStream, fetch_request, infer_request, storable, subscribe_request
+from ._view import view_fields
+from .v1 import inference_pb2 as ipb
+from .v1 import tensors_pb2 as pb
+
+_SERVICE = "/npystream.v1.Tensors/"
+_INFERENCE = "/npystream.v1.Inference/"
+
+
+class Client:
+    """A connection to one npystreamd for asyncio code. Use it from one
+    event loop; `async with` (or `await close()`) closes it.
+
+    Arguments as for npystream.Client. route: whether calls may be sent to
+    the replica that holds a handle (a single daemon: nothing to route).
+    Every call is a grpc.aio call: the bytes are received by gRPC's own
+    threads and copied into the array per message, so the loop stays
+    responsive during a large fetch, and cancelling the awaiting task
+    cancels the call on the daemon (its pin on the tensor goes with it).
+    Errors are the npystream.Error subclasses.
+    """
+
+    def __init__(self, target="127.0.0.1:50051", *, token=None, root_certificates=None,
+                 private_key=None, certificate_chain=None, route=True, timeout=None,
+                 compression=None):
+        tune_malloc()
+        if compression not in (None, "gzip"):
+            raise InvalidArgumentError(f"compression={compression!r}: use None or 'gzip'")
+        gzip = grpc.Compression.Gzip if compression else None
+        if root_certificates is not None:
+            creds = grpc.ssl_channel_credentials(root_certificates=root_certificates,
+                                                 private_key=private_key,
+                                                 certificate_chain=certificate_chain)
+            self._channel = grpc.aio.secure_channel(target, creds, options=_wire.CHANNEL_OPTIONS,
+                                                    compression=gzip)
+        else:
+            self._channel = grpc.aio.insecure_channel(target, options=_wire.CHANNEL_OPTIONS,
+                                                      compression=gzip)
+        token = token if token is not None else os.environ.get("NPYSTREAM_TOKEN")
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self._timeout = timeout
+        self.route = route
+        self._fetch_raw = self._channel.unary_stream(
+            _SERVICE + "Fetch", request_serializer=pb.FetchRequest.SerializeToString,
+            response_deserializer=None)
+        self._put_raw = self._channel.stream_unary(
+            _SERVICE + "Put", request_serializer=None,
+            response_deserializer=pb.TensorInfo.FromString)
+        self._subscribe_raw = self._channel.unary_stream(
+            _INFERENCE + "Subscribe", request_serializer=ipb.SubscribeRequest.SerializeToString,
+            response_deserializer=None)
+
+        def unary(service, name, request_type, reply_type):
+            return self._channel.unary_unary(service + name,
+                                             request_serializer=request_type.SerializeToString,
+                                             response_deserializer=reply_type.FromString)
+
+        self._stat = unary(_SERVICE, "Stat", pb.TensorRef, pb.TensorInfo)
+        self._list = unary(_SERVICE, "List", pb.ListRequest, pb.ListResponse)
+        self._release = unary(_SERVICE, "Release", pb.TensorRef, pb.ReleaseResponse)
+        self._infer = unary(_INFERENCE, "Infer", ipb.InferRequest, ipb.InferResponse)
+        self._models = unary(_INFERENCE, "ListModels", ipb.ListModelsRequest,
+                             ipb.ListModelsResponse)
+        self._reload = unary(_INFERENCE, "Reload", ipb.ReloadRequest, ipb.ListModelsResponse)
+
+    async def close(self):
+        """Closes the channel; calls still running are cancelled."""
+        await self._channel.close()
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.close()
+
+    async def _call(self, method, request):
+        try:
+            return await method(request, metadata=self._metadata, timeout=self._timeout)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+
+    # -- tensors ---------------------------------------------------------
+
+    async def put(self, array, name=None, device=None, ttl=None, progress=None):
+        """Stores `array`; returns its TensorInfo (see npystream.Client.put)."""
+        put = PutStream(storable(array), name, device, ttl)
+        info = await self._call(self._put_raw, _aiter(put.messages(progress)))
+        return TensorInfo.from_proto(info)
+
+    async def fetch(self, handle, progress=None, out=None, *, index=None, dtype=None, pool=None,
+                    chunk_bytes=0):
+        """The tensor (or a view of it: index, dtype, pool) as an ndarray,
+        equal to np.load of its .npy; out= an array to fill (see
+        npystream.Client.fetch)."""
+        call = self._fetch_raw(fetch_request(handle, chunk_bytes, view_fields(index, dtype, pool)),
+                               metadata=self._metadata, timeout=self._timeout)
+        assembler = Assembler(out, populate=False)  # see Assembler: keeps the loop free
+        try:
+            async for raw in call:
+                await _feed(assembler, raw)
+                if progress:
+                    progress(assembler.pos, assembler.total)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+        except BaseException:  # a refused out=, or the task was cancelled
+            call.cancel()
+            raise
+        if not assembler.complete:
+            raise Error(f"fetch of {handle!r} ended after {assembler.pos} bytes")
+        return assembler.finish()[1]
+
+    async def fetch_to(self, handle, path_or_file, progress=None, *, index=None, dtype=None,
+                       pool=None, chunk_bytes=0):
+        """Writes the .npy bytes (or a view's) to a path or binary file as
+        they arrive; returns the TensorInfo of what was written."""
+        own = isinstance(path_or_file, (str, os.PathLike))
+        f = open(path_or_file, "wb") if own else path_or_file
+        info, done = None, 0
+        call = self._fetch_raw(fetch_request(handle, chunk_bytes, view_fields(index, dtype, pool)),
+                               metadata=self._metadata, timeout=self._timeout)
+        try:
+            async for raw in call:
+                info_bytes, start, length = _wire.split_fetch_response(raw)
+                if info_bytes is not None:
+                    info = pb.TensorInfo.FromString(info_bytes)
+                f.write(memoryview(raw)[start:start + length])
+                done += length
+                if progress and info is not None:
+                    progress(done, info.npy_bytes)
+                await asyncio.sleep(0)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+        except BaseException:
+            call.cancel()
+            raise
+        finally:
+            if own:
+                f.close()
+        if info is None or done != info.npy_bytes:
+            raise Error(f"fetch of {handle!r} ended after {done} bytes")
+        return TensorInfo.from_proto(info)
+
+    async def stat(self, handle):
+        """TensorInfo of `handle`; NotFoundError when unknown."""
+        return TensorInfo.from_proto(await self._call(self._stat, pb.TensorRef(handle=handle)))
+
+    async def list(self):
+        """TensorInfo of every stored tensor, oldest first."""
+        reply = await self._call(self._list, pb.ListRequest())
+        return [TensorInfo.from_proto(t) for t in reply.tensors]
+
+    async def release(self, handle):
+        """Drops `handle`; True once released. NotFoundError when unknown."""
+        return (await self._call(self._release, pb.TensorRef(handle=handle))).released
+
+    # -- inference -------------------------------------------------------
+
+    async def models(self):
+        """ListModelsResponse: .models and .errors (see Client.list_models)."""
+        return await self._call(self._models, ipb.ListModelsRequest())
+
+    list_models = models  # the sync client's name
+
+    async def reload(self):
+        """Re-reads the server's model repository; returns models()."""
+        return await self._call(self._reload, ipb.ReloadRequest())
+
+    async def infer(self, model, inputs, outputs=None, capture=None, fetch=True, ttl=None,
+                    inline_max_bytes=1 << 20):
+        """Runs `model`; {name: ndarray}, or {name: TensorInfo} with
+        fetch=False (see npystream.Client.infer). Results over
+        inline_max_bytes are fetched, then released."""
+        request = infer_request(model, inputs, outputs, capture, fetch, ttl, inline_max_bytes)
+        response = await self._call(self._infer, request)
+        protos = list(response.outputs) + list(response.activations)
+        infos = [TensorInfo.from_proto(t) for t in protos]
+        if not fetch:
+            return {t.name: t for t in infos}
+        inline = list(response.output_npy) + list(response.activation_npy)
+        result = {}
+        try:
+            for t, proto, npy in zip(infos, protos, inline):
+                result[t.name] = array_from_npy(npy, proto) if npy else await self.fetch(t.handle)
+        finally:
+            stored = [t.handle for t, npy in zip(infos, inline) if not npy]
+            await asyncio.gather(*(self._release(pb.TensorRef(handle=h), metadata=self._metadata)
+                                   for h in stored), return_exceptions=True)
+        return result
+
+    def subscribe(self, model, layers, views=None):
+        """An async iterator of (layer, ndarray), one each time an Infer on
+        `model` produces one of `layers`; a slow reader gets only the newest
+        value per layer. views as for npystream.Client.subscribe. cancel()
+        or leaving `async with` ends it."""
+        call = self._subscribe_raw(subscribe_request(model, layers, views),
+                                   metadata=self._metadata)
+        return Subscription(call)
+
+
+class Subscription:
+    """What aio.Client.subscribe returns."""
+
+    def __init__(self, call):
+        self._call = call
+
+    async def __aiter__(self):
+        assembler = Assembler(populate=False)
+        try:
+            async for raw in self._call:
+                await _feed(assembler, raw)
+                if assembler.complete:
+                    info, arr = assembler.finish()
+                    assembler = Assembler(populate=False)
+                    yield info.name, arr
+        except grpc.RpcError as err:
+            if err.code() != grpc.StatusCode.CANCELLED:
+                raise from_rpc_error(err) from None
+
+    def cancel(self):
+        self._call.cancel()
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        self.cancel()
+
+
+_THREAD_COPY_MIN = 256 << 10
+
+
+async def _feed(assembler, raw):
+    """Copies one message into the array: a large one on a worker thread
+    (the copy and the page faults of a fresh array stay off the loop; numpy
+    releases the GIL while it copies), a small one here, then yields, since
+    reading an already buffered message does not."""
+    if len(raw) >= _THREAD_COPY_MIN:
+        await asyncio.to_thread(assembler.feed, raw)
+    else:
+        assembler.feed(raw)
+        await asyncio.sleep(0)
+
+
+async def _aiter(messages):
+    """A sync iterator of requests as the async one grpc.aio reads
+    (each message is built when gRPC asks for the next)."""
+    for m in messages:
+        yield m
