@@ -1,7 +1,7 @@
 // The dashboard: models and layers, live activations over the WebSocket
 // stream, the draw pad (POST /infer), resident tensors and store metrics.
 // Everything comes from this daemon's admin port.
-import { decodeNpy, encodeFloat32Npy, toNumbers } from './npy.js';
+import { parseNpy, toNpy, toNumbers } from './npy.js';  // client/js/src/npy.js
 import { drawBars, drawHeatmap, drawHistogram, drawLegend, tileAt } from './plots.js';
 import { DrawPad } from './pad.js';
 
@@ -125,7 +125,7 @@ function openStream(url, onValue, onClose) {
       meta = JSON.parse(event.data);
       return;
     }
-    if (meta) onValue(meta, decodeNpy(event.data));
+    if (meta) onValue(meta, parseNpy(event.data));
     meta = null;
   };
   socket.onclose = onClose;
@@ -283,11 +283,11 @@ async function runPad(input) {
     const result = await getJson(
       `/v1/models/${encodeURIComponent(state.model.name)}/infer?capture=${capture}&ttl=300`,
       { method: 'POST', headers: { 'Content-Type': 'application/x-npy' },
-        body: encodeFloat32Npy(input, [1, 1, 28, 28]) });
+        body: toNpy(Float32Array.from(input), { dtype: '<f4', shape: [1, 1, 28, 28] }) });
     const [name, out] = Object.entries(result.outputs)[0];
     const res = await fetch(`/v1/tensors/${encodeURIComponent(out.handle)}.npy`);
     if (!res.ok) throw new Error(`${name}: ${res.status}`);
-    const values = toNumbers(decodeNpy(await res.arrayBuffer()));
+    const values = toNumbers(parseNpy(await res.arrayBuffer()));
     let best = 0;
     for (let i = 1; i < values.length; i++) if (values[i] > values[best]) best = i;
     drawBars($('output-bars'), values, best);

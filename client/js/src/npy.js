@@ -1,8 +1,11 @@
-// Decodes NumPy .npy bytes (format 1.0-3.0) into {dtype, shape, fortranOrder,
-// data}: every dtype npystreamd serves. `data` is a typed array of the file's
-// elements in file order: float16 is widened to a Float32Array (exactly: every
-// half is a float), complex as interleaved (re, im) pairs, bool as Uint8Array,
-// 64-bit integers as BigInt64Array/BigUint64Array. No DOM: runs in node too.
+// NumPy .npy bytes <-> typed arrays, for every dtype npystreamd serves.
+// parseNpy (format 1.0-3.0) gives {dtype, shape, fortranOrder, complex, data}:
+// `data` is a typed array of the file's elements in file order: float16 is
+// widened to a Float32Array (exactly: every half is a float), complex as
+// interleaved (re, im) pairs, bool as Uint8Array, 64-bit integers as
+// BigInt64Array/BigUint64Array. toNpy writes the bytes np.save writes.
+// No DOM and no dependencies: node and browsers. The dashboard page is
+// served this same file (server/http/CMakeLists.txt embeds it).
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 
@@ -54,7 +57,7 @@ function parseHeader(text) {
 }
 
 // `buffer`: an ArrayBuffer (or a typed array view) holding one whole .npy.
-export function decodeNpy(buffer) {
+export function parseNpy(buffer) {
   const bytes = buffer instanceof ArrayBuffer
     ? new Uint8Array(buffer) : new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
   if (bytes.length < 10 || MAGIC.some((b, i) => bytes[i] !== b)) {
@@ -109,17 +112,77 @@ export function toNumbers(array) {
   return data;
 }
 
-// Writes a C-order float32 .npy (what the draw pad posts to /infer).
-export function encodeFloat32Npy(data, shape) {
-  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
+// number -> IEEE half bits, rounded to nearest even (as numpy's astype).
+export function floatToHalf(value) {
+  const f = new Float32Array([value]);
+  const x = new Uint32Array(f.buffer)[0];
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  let mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);  // inf, nan
+  // float32 -> float16 from the float32 (numpy casts float64 via float32
+  // only for f4 inputs; callers with doubles pass Float32Array data).
+  let e = exp - 127 + 15;
+  if (e >= 31) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    let h = mant >>> shift;
+    const rem = mant & ((1 << shift) - 1);
+    const half = 1 << (shift - 1);
+    if (rem > half || (rem === half && (h & 1))) h += 1;
+    return sign | h;
+  }
+  let h = (e << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h += 1;  // may carry into the exponent
+  return sign | h;
+}
+
+const ARRAY_DTYPES = new Map([
+  [Float32Array, '<f4'], [Float64Array, '<f8'], [Int8Array, '|i1'], [Uint8Array, '|u1'],
+  [Int16Array, '<i2'], [Uint16Array, '<u2'], [Int32Array, '<i4'], [Uint32Array, '<u4'],
+  [BigInt64Array, '<i8'], [BigUint64Array, '<u8'],
+]);
+
+// The C-order .npy of `data` (a typed array or array of numbers) with
+// `shape` (default: 1-d) as `dtype` (default: the typed array's own; '<f2'
+// takes numbers and rounds them, '|b1' takes 0/1, complex takes (re, im)
+// pairs). Byte-identical to np.save of the same array.
+export function toNpy(data, { dtype, shape } = {}) {
+  const descr = dtype ?? ARRAY_DTYPES.get(data.constructor) ?? '<f8';
+  const kind = KINDS[descr.slice(1)];
+  if (!kind || !'<|'.includes(descr[0])) throw new NpyError(`unsupported dtype ${descr}`);
+  const per = kind.complex ? 2 : 1;
+  const dims = shape ?? [data.length / per];
+  const count = dims.reduce((a, b) => a * b, 1);
+  if (count * per !== data.length) {
+    throw new NpyError(`${data.length} values do not fill shape (${dims.join(', ')})`);
+  }
+  const shapeText = dims.length === 1 ? `${dims[0]},` : dims.join(', ');
+  let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${shapeText}), }`;
   const unpadded = 10 + header.length + 1;
   header += ' '.repeat((64 - (unpadded % 64)) % 64) + '\n';
-  const out = new Uint8Array(10 + header.length + data.length * 4);
+  const start = 10 + header.length;
+  const out = new Uint8Array(start + count * per * kind.size);
   out.set(MAGIC, 0);
   out[6] = 1;
   out[7] = 0;
-  new DataView(out.buffer).setUint16(8, header.length, true);
+  const view = new DataView(out.buffer);
+  view.setUint16(8, header.length, true);
   for (let i = 0; i < header.length; i++) out[10 + i] = header.charCodeAt(i);
-  new Float32Array(out.buffer, 10 + header.length, data.length).set(data);
+  const n = count * per;
+  if (kind.half) {
+    for (let i = 0; i < n; i++) view.setUint16(start + 2 * i, floatToHalf(Number(data[i])), true);
+  } else if (kind.size === 1) {
+    for (let i = 0; i < n; i++) out[start + i] = descr === '|b1' ? (data[i] ? 1 : 0) : Number(data[i]);
+  } else {
+    const setter = kind.get.replace('get', 'set');
+    const big = kind.array === BigInt64Array || kind.array === BigUint64Array;
+    for (let i = 0; i < n; i++) {
+      view[setter](start + i * kind.size, big ? BigInt(data[i]) : Number(data[i]), true);
+    }
+  }
   return out;
 }
