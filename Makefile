@@ -111,7 +111,13 @@ K8S_DEPS := tests/k8s/node_modules/.package-lock.json
 $(K8S_DEPS): tests/k8s/package-lock.json
 	cd tests/k8s && npm ci --no-audit --no-fund --loglevel=error
 
-test-python: $(BROWSER_DEPS) $(K8S_DEPS)
+# TypeScript (pinned in tests/js-types/package-lock.json): type-checks an
+# example against the packed JS package (tests/test_js.py).
+TYPES_DEPS := tests/js-types/node_modules/.package-lock.json
+$(TYPES_DEPS): tests/js-types/package-lock.json
+	cd tests/js-types && npm ci --no-audit --no-fund --loglevel=error
+
+test-python: $(BROWSER_DEPS) $(K8S_DEPS) $(TYPES_DEPS)
 	$(PYTHON) -m pytest -q -p no:cacheprovider --ignore=tests/image tests/
 
 # libFuzzer targets, built by CMake with clang in their own tree, each run
