@@ -236,6 +236,7 @@ absl::Status Daemon::Start() {
     admin_options.engine = engine_.get();
     admin_options.put_limits = put_limits;
     admin_options.token = token_;
+    admin_options.allowed_origins = config_.http_allow_origins;
     admin_options.tls_cert_pem = tls_cert_pem_;
     admin_options.tls_key_pem = tls_key_pem_;
     admin_options.tls_client_ca_pem = tls_client_ca_pem_;

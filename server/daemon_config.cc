@@ -92,6 +92,20 @@ const std::vector<Flag>& Flags() {
          c->http_listen = v;
          return absl::OkStatus();
        }},
+      {"http-allow-origin",
+       "origins (scheme://host:port, comma list) whose pages may open the live WebSocket",
+       [](DaemonConfig* c, const std::string& v) {
+         c->http_allow_origins.clear();
+         for (absl::string_view a : absl::StrSplit(v, ',', absl::SkipWhitespace())) {
+           const std::string origin(absl::StripAsciiWhitespace(a));
+           if (!absl::StartsWith(origin, "http://") && !absl::StartsWith(origin, "https://")) {
+             return absl::InvalidArgumentError(absl::StrCat(
+                 "--http-allow-origin=", origin, ": use scheme://host[:port], e.g. http://a:8000"));
+           }
+           c->http_allow_origins.push_back(origin);
+         }
+         return absl::OkStatus();
+       }},
       {"max-put-bytes", "largest tensor one Put may create (0: budget only)",
        [](DaemonConfig* c, const std::string& v) {
          return SetBytes(&c->max_put_bytes, "max-put-bytes", v);

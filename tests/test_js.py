@@ -138,3 +138,61 @@ def test_npm_pack_installs_and_type_checks(tmp_path):
     bad = subprocess.run([shutil.which("node"), tsc, "--noEmit", "-p", str(project)],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "wrong.ts" in bad.stdout, bad.stdout
+
+
+def test_example_page_plots_a_layer_in_chromium(tmp_path):
+    import functools
+    import http.server
+    import threading
+    import time
+    node_bin = node()
+    if not os.path.exists("/usr/bin/chromium"):
+        pytest.skip("Debian chromium is not installed (scripts/deps.sh installs it)")
+    if not os.path.isdir(os.path.join(ROOT, "tests", "browser", "node_modules", "playwright-core")):
+        pytest.skip("playwright-core is not installed (make test runs npm ci in tests/browser)")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=ROOT)
+    static = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=static.serve_forever, daemon=True).start()
+    page_origin = f"http://127.0.0.1:{static.server_address[1]}"
+    d = Daemon("--model-repository", os.path.join(BUILD, "models"),
+               "--http-allow-origin", page_origin)
+    stop = threading.Event()
+    x = np.random.default_rng(3).random((1, 1, 28, 28), dtype=np.float32)
+
+    def feed():
+        with d.client() as c:
+            while not stop.is_set():
+                c.infer("demo", {"x": x}, fetch=False, ttl=5)
+                time.sleep(0.1)
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    try:
+        import websocket
+        with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+            websocket.create_connection(f"ws://{d.http}/v1/models/demo/subscribe?layers=fc",
+                                        origin="http://elsewhere.example", timeout=10)
+        assert refused.value.status_code == 403  # only the named origin is let in
+        url = (f"{page_origin}/examples/js-dashboard/"
+               f"?daemon=http://{d.http}&model=demo&layer=conv1")
+        result_path = tmp_path / "example.json"
+        proc = subprocess.run([node_bin, os.path.join(ROOT, "tests", "browser", "example.mjs"),
+                               url, str(result_path)], capture_output=True, text=True, timeout=120)
+        result = json.loads(result_path.read_text()) if result_path.exists() else {}
+        if proc.returncode == 3:
+            pytest.skip(result.get("skip", "chromium could not start"))
+        assert proc.returncode == 0, (proc.stderr, result.get("error"))
+        assert result["pageErrors"] == [] and result["console"] == []
+        with d.client() as c:
+            conv1 = c.infer("demo", {"x": x}, capture=["conv1"])["conv1"][0, 0].astype("<f2")
+        assert result["canvas"] == [28, 28]
+        # "#seq <f2 [28×28] min…max", the range of numpy's float16 view.
+        text = result["status"].split()
+        assert text[1] == "<f2" and text[2] == "[28×28]", result["status"]
+        lo, hi = (float(v) for v in text[3].split("…"))
+        assert abs(lo - float(conv1.min())) < 1e-3 and abs(hi - float(conv1.max())) < 1e-3
+    finally:
+        stop.set()
+        feeder.join()
+        static.shutdown()
+        assert d.stop() == 0

@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "server/engine/inference_engine.h"
@@ -40,6 +41,9 @@ class AdminServer {
     // Why the daemon is not ready ("" when ready), asked on each /readyz.
     std::function<std::string()> not_ready_reason;
     std::string token;         // bearer token for /v1/tensors*, when set
+    // Origins (exactly "scheme://host[:port]") whose pages may open the live
+    // WebSocket besides the daemon's own; the token is still required.
+    std::vector<std::string> allowed_origins;
     std::string tls_cert_pem;  // PEM bytes; TLS when set
     std::string tls_key_pem;
     std::string tls_client_ca_pem;  // PEM bytes; clients must present a cert it signed
