@@ -21,7 +21,7 @@ struct DaemonConfig {
   std::string model_repository;
   std::string http_listen = "127.0.0.1:8080";
   std::vector<std::string> http_allow_origins;  // other pages that may open the WebSocket
-  uint64_t max_put_bytes = 0;  // 0: only the store budget limits a Put
+  uint64_t max_put_bytes = 0;                   // 0: only the store budget limits a Put
   uint64_t max_header_bytes = 64 * 1024;
   int max_ndim = 32;
   int max_concurrent_streams = 0;

@@ -40,7 +40,7 @@ class AdminServer {
     int infer_threads = 4;                // run HTTP infer calls off the I/O threads
     // Why the daemon is not ready ("" when ready), asked on each /readyz.
     std::function<std::string()> not_ready_reason;
-    std::string token;         // bearer token for /v1/tensors*, when set
+    std::string token;  // bearer token for /v1/tensors*, when set
     // Origins (exactly "scheme://host[:port]") whose pages may open the live
     // WebSocket besides the daemon's own; the token is still required.
     std::vector<std::string> allowed_origins;
