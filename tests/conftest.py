@@ -147,6 +147,15 @@ def daemon():
     assert {"devices", "listening", "rpc", "draining", "stopped"} <= events, events
 
 
+@pytest.fixture(scope="module")
+def served():
+    """A daemon on build/models (demo and resnet18), one per test module;
+    modules that need other flags define their own."""
+    d = Daemon("--model-repository", os.path.join(BUILD, "models"))
+    yield d
+    assert d.stop() == 0
+
+
 @pytest.fixture
 def client(daemon):
     with daemon.client() as c:

@@ -13,19 +13,12 @@ import pytest
 
 import npystream
 from npystream import aio
-from conftest import BUILD, Daemon, metric_sum
+from conftest import metric_sum
 from npy_ref import save_bytes
 
 
 def run(coro):
     return asyncio.run(coro)
-
-
-@pytest.fixture(scope="module")
-def served():
-    d = Daemon("--model-repository", os.path.join(BUILD, "models"))
-    yield d
-    assert d.stop() == 0
 
 
 def test_every_method_agrees_with_the_sync_client_and_numpy(served, tmp_path):

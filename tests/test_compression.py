@@ -4,7 +4,6 @@ here), WebSocket permessage-deflate (RFC 7692 frames inflated here, against
 the gRPC Subscribe values) and gRPC grpc-encoding: gzip both ways (bytes
 counted on a TCP relay between the client and the daemon)."""
 import gzip
-import os
 import socket
 import threading
 import time
@@ -13,7 +12,7 @@ import urllib.parse
 import numpy as np
 import pytest
 
-from conftest import BUILD, Daemon, http
+from conftest import http
 from npy_ref import save_bytes
 from ws_rfc import WebSocket
 
@@ -84,13 +83,6 @@ def test_npy_downloads_are_gzip_streamed_when_accepted(daemon, client):
         assert int(headers["Content-Length"]) == len(want)
     status, headers, body = http(daemon, path, {"Accept-Encoding": "gzip", "Range": "bytes=100-"})
     assert status == 206 and body == want[100:] and "Content-Encoding" not in headers
-
-
-@pytest.fixture(scope="module")
-def served():
-    d = Daemon("--model-repository", os.path.join(BUILD, "models"))
-    yield d
-    assert d.stop() == 0
 
 
 def test_websocket_frames_are_deflated_when_offered(served):

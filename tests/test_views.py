@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import npystream
-from conftest import BUILD, http, metric_sum, put_raw
+from conftest import http, metric_sum, put_raw
 from npy_ref import DTYPES, random_array, save_bytes
 
 # The arrays are random bits: casts and means of their NaNs and infinities warn.
@@ -241,14 +241,6 @@ def test_an_unknown_handle_with_a_view_is_not_found(client, daemon):
 
 
 # ---- Subscribe views ----
-
-@pytest.fixture(scope="module")
-def served():
-    from conftest import Daemon
-    d = Daemon("--model-repository", os.path.join(BUILD, "models"))
-    yield d
-    assert d.stop() == 0
-
 
 def first_values(subscription, n):
     """{layer: ndarray} of the first values of n different layers."""

@@ -5,17 +5,16 @@ import os
 import grpc
 
 from . import _wire
-from ._assembly import Assembler, array_from_npy
+from ._assembly import Assembler, NpyWriter, array_from_npy
 from ._errors import Error, InvalidArgumentError, from_rpc_error
 from ._info import TensorInfo
 from ._malloc import tune_malloc
+from ._requests import INFERENCE_METHODS as _INFERENCE, TENSORS_METHODS as _SERVICE
 from ._requests import PutStream, fetch_request, infer_request, storable, subscribe_request
 from ._view import view_fields
 from .v1 import inference_pb2 as ipb
 from .v1 import tensors_pb2 as pb
 
-_SERVICE = "/npystream.v1.Tensors/"
-_INFERENCE = "/npystream.v1.Inference/"
 
 
 class Client:
@@ -126,18 +125,12 @@ class Client:
         they arrive; returns the TensorInfo of what was written."""
         own = isinstance(path_or_file, (str, os.PathLike))
         f = open(path_or_file, "wb") if own else path_or_file
-        info, done = None, 0
+        writer = NpyWriter(f, progress)
         call = self._fetch_raw(fetch_request(handle, chunk_bytes, view_fields(index, dtype, pool)),
                                metadata=self._metadata, timeout=self._timeout)
         try:
             async for raw in call:
-                info_bytes, start, length = _wire.split_fetch_response(raw)
-                if info_bytes is not None:
-                    info = pb.TensorInfo.FromString(info_bytes)
-                f.write(memoryview(raw)[start:start + length])
-                done += length
-                if progress and info is not None:
-                    progress(done, info.npy_bytes)
+                writer.feed(raw)
                 await asyncio.sleep(0)
         except grpc.RpcError as err:
             raise from_rpc_error(err) from None
@@ -147,9 +140,7 @@ class Client:
         finally:
             if own:
                 f.close()
-        if info is None or done != info.npy_bytes:
-            raise Error(f"fetch of {handle!r} ended after {done} bytes")
-        return TensorInfo.from_proto(info)
+        return writer.finish(handle)
 
     async def stat(self, handle):
         """TensorInfo of `handle`; NotFoundError when unknown."""

@@ -85,6 +85,32 @@ class Assembler:
         return TensorInfo.from_proto(self.info), self.arr
 
 
+class NpyWriter:
+    """Writes the .npy bytes of raw FetchResponse messages to a binary file
+    as they arrive (nothing assembled), calling progress(done, total)."""
+
+    def __init__(self, f, progress=None):
+        self.f = f
+        self.progress = progress
+        self.info = None
+        self.done = 0
+
+    def feed(self, raw):
+        info_bytes, start, length = _wire.split_fetch_response(raw)
+        if info_bytes is not None:
+            self.info = pb.TensorInfo.FromString(info_bytes)
+        self.f.write(memoryview(raw)[start:start + length])
+        self.done += length
+        if self.progress and self.info is not None:
+            self.progress(self.done, self.info.npy_bytes)
+
+    def finish(self, handle):
+        """The TensorInfo of what was written; Error when the stream ended short."""
+        if self.info is None or self.done != self.info.npy_bytes:
+            raise Error(f"fetch of {handle!r} ended after {self.done} bytes")
+        return TensorInfo.from_proto(self.info)
+
+
 def npy_bytes(array):
     buf = io.BytesIO()
     np.save(buf, np.asarray(array), allow_pickle=False)

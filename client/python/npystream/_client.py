@@ -5,13 +5,13 @@ import threading
 import grpc
 import numpy as np
 
-from . import _wire
 from . import _shm
 from ._errors import Error, FailedPreconditionError, InvalidArgumentError, from_rpc_error
 from ._info import TensorInfo
-from ._assembly import Assembler, array_from_npy
+from ._assembly import Assembler, NpyWriter, array_from_npy
 from ._malloc import tune_malloc
 from ._transport import NativeTransport, open_channel
+from ._requests import INFERENCE_METHODS as _INFERENCE, TENSORS_METHODS as _SERVICE
 from ._requests import PutStream, fetch_request, infer_request, storable, subscribe_request
 from ._view import is_whole, view_fields
 
@@ -23,8 +23,6 @@ from .v1 import tensors_pb2_grpc as pb_grpc
 # Puts below this size take the C++ path (when there is one); larger ones
 # stream through grpcio, which is as fast there and reports progress per MiB.
 _NATIVE_PUT_MAX_BYTES = 64 << 20
-_SERVICE = "/npystream.v1.Tensors/"
-_INFERENCE = "/npystream.v1.Inference/"
 
 
 class Client:
@@ -175,27 +173,19 @@ class Client:
         assembled in memory); returns the TensorInfo of what was written."""
         own = isinstance(path_or_file, (str, os.PathLike))
         f = open(path_or_file, "wb") if own else path_or_file
-        info, done = None, 0
+        writer = NpyWriter(f, progress)
         try:
             call = self._fetch_raw(fetch_request(handle, chunk_bytes,
-                                                       view_fields(index, dtype, pool)),
+                                                 view_fields(index, dtype, pool)),
                                    metadata=self._metadata, timeout=self._timeout)
             for raw in call:
-                info_bytes, start, length = _wire.split_fetch_response(raw)
-                if info_bytes is not None:
-                    info = pb.TensorInfo.FromString(info_bytes)
-                f.write(memoryview(raw)[start:start + length])
-                done += length
-                if progress and info is not None:
-                    progress(done, info.npy_bytes)
+                writer.feed(raw)
         except grpc.RpcError as err:
             raise from_rpc_error(err) from None
         finally:
             if own:
                 f.close()
-        if info is None or done != info.npy_bytes:
-            raise Error(f"fetch of {handle!r} ended after {done} bytes")
-        return TensorInfo.from_proto(info)
+        return writer.finish(handle)
 
     def map(self, handle):
         """A read-only ndarray over the tensor's file in the daemon's

@@ -12,6 +12,8 @@ from ._view import is_whole, view_fields
 from .v1 import inference_pb2 as ipb
 from .v1 import tensors_pb2 as pb
 
+TENSORS_METHODS = "/npystream.v1.Tensors/"  # + "Fetch", "Put", ...: raw method paths
+INFERENCE_METHODS = "/npystream.v1.Inference/"
 PUT_CHUNK = 1 << 20  # data bytes per PutRequest on the grpcio path
 
 
