@@ -34,13 +34,13 @@ export ASAN_OPTIONS = $(ASAN_OPTIONS_ALL)
 export UBSAN_OPTIONS = $(UBSAN_OPTIONS_ALL)
 export TSAN_OPTIONS = $(TSAN_OPTIONS_ALL)
 else
-TEST_STEPS := lint test-cpp test-asan test-tsan fuzz test-python image-test
+TEST_STEPS := lint typecheck docs test-cpp test-asan test-tsan fuzz test-python image-test
 endif
 
 export NPYSTREAM_BUILD := $(abspath $(BUILD))
 
 .PHONY: all deps build test test-cpp test-asan test-tsan test-python fuzz demo bench soak clean format lint \
-  image image-test dist
+  image image-test dist typecheck docs
 
 all: build
 
@@ -68,6 +68,21 @@ lint: build
 	  | { grep -E '(warning|error):' || true; } > $(BUILD)/tidy.log
 	@if [ -s $(BUILD)/tidy.log ]; then cat $(BUILD)/tidy.log; exit 1; fi
 	@echo "lint: clang-format and clang-tidy clean ($(words $(TIDY_SOURCES)) sources)"
+
+# The Python client's type hints (client/python/pyproject.toml [tool.mypy]:
+# --strict; grpcio and the generated stubs are untyped, so Any).
+typecheck:
+	cd client/python && mypy
+
+# The API reference, every warning an error: Sphinx (autodoc of the Python
+# client, the protos rendered by docs/_ext/protodoc.py) and Doxygen for the
+# C++ client header, into $(BUILD)/docs (open index.html).
+DOCS_OUT = $(abspath $(BUILD))/docs
+docs: build
+	@rm -rf $(DOCS_OUT) $(DOCS_OUT)-doctrees
+	$(PYTHON) -m sphinx -W --keep-going -q -b html -d $(DOCS_OUT)-doctrees docs $(DOCS_OUT)
+	NPYSTREAM_DOCS_OUT=$(DOCS_OUT) doxygen docs/Doxyfile
+	@echo "docs: $(DOCS_OUT)/index.html (C++: $(DOCS_OUT)/cpp/index.html)"
 
 test-cpp:
 	cd $(BUILD) && ctest -j $(JOBS) --output-on-failure --timeout 600

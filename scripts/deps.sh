@@ -44,6 +44,9 @@ TEST_PACKAGES=(
   libopenblas0-pthread
   # the container image (make image, image-test): podman as root, base from mmdebstrap
   podman buildah runc uidmap mmdebstrap
+  # typed and documented APIs: mypy --strict on the Python client, and
+  # make docs (Sphinx autodoc, Doxygen for the C++ client header)
+  mypy python3-sphinx doxygen
 )
 
 PACKAGES=("${BUILD_PACKAGES[@]}")

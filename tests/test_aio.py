@@ -13,12 +13,29 @@ import pytest
 
 import npystream
 from npystream import aio
-from conftest import metric_sum
+from conftest import metric_sum, metrics
 from npy_ref import save_bytes
 
 
 def run(coro):
     return asyncio.run(coro)
+
+
+@pytest.fixture(params=["native", "grpc.aio"])
+def fetch_path(request, monkeypatch):
+    """aio.Client's two fetch paths: the C++ client on a worker thread (when
+    npystream._native is built) and grpc.aio (NPYSTREAM_NATIVE=0)."""
+    if request.param == "native":
+        from npystream import _transport
+        if _transport._native is None:
+            pytest.skip("npystream._native is not built (a sanitizer build, or no python3-dev)")
+    else:
+        monkeypatch.setenv("NPYSTREAM_NATIVE", "0")
+    return request.param
+
+
+def check_path(client, fetch_path):
+    assert (client._native is not None) == (fetch_path == "native"), fetch_path
 
 
 def test_every_method_agrees_with_the_sync_client_and_numpy(served, tmp_path):
@@ -83,14 +100,19 @@ def test_64_concurrent_fetches_on_one_loop(served):
         assert got.tobytes() == want.tobytes()
 
 
-def test_cancelling_the_task_cancels_the_call(served):
-    big = np.ones((64 << 20) // 4, np.float32)  # 64 MiB
+def test_cancelling_the_task_cancels_the_call(served, fetch_path):
+    # Large enough that the call is still running when the metric is read
+    # (the C++ path moves ~1-2 GB/s here).
+    big = np.ones(((512 if fetch_path == "native" else 64) << 20) // 4, np.float32)
     with served.client() as sync:
         handle = sync.put(big, ttl=600).handle
     started = []
 
     async def main():
         async with aio.Client(served.target) as c:
+            check_path(c, fetch_path)
+            cancelled = 'npystream_rpc_requests_total{code="CANCELLED",method="Fetch"}'
+            before = metrics(served).get(cancelled, 0)
             task = asyncio.create_task(
                 c.fetch(handle, chunk_bytes=64 << 10, progress=lambda d, t: started.append(d)))
             while not started:
@@ -105,12 +127,14 @@ def test_cancelling_the_task_cancels_the_call(served):
                 await asyncio.sleep(0.05)
             assert metric_sum(served, "npystream_fetch_active") == 0
             assert started[-1] < big.nbytes
+            # Ended by the client's cancel, not by sending the rest.
+            assert metrics(served).get(cancelled, 0) == before + 1
             assert await c.release(handle)
 
     run(main())
 
 
-def test_the_loop_stays_responsive_during_a_1_gib_fetch(served):
+def test_the_loop_stays_responsive_during_a_1_gib_fetch(served, fetch_path):
     a = np.random.default_rng(4).integers(0, 255, size=1 << 30, dtype=np.uint8)
     with served.client() as sync:
         handle = sync.put(a, ttl=600).handle
@@ -126,6 +150,7 @@ def test_the_loop_stays_responsive_during_a_1_gib_fetch(served):
 
     async def main():
         async with aio.Client(served.target) as c:
+            check_path(c, fetch_path)
             await c.fetch(handle, index=":1048576")  # connected, the copy threads started
             stop = asyncio.Event()
             tick = asyncio.create_task(ticker(stop))

@@ -17,6 +17,7 @@ from npy_ref import DTYPES
 JS = os.path.join(ROOT, "client", "js")
 TYPES = os.path.join(ROOT, "tests", "js-types")
 TOKEN = "js-token"
+SHAPES = [(2, 3, 4), (), (0, 3)]
 
 
 def node():
@@ -73,7 +74,7 @@ def test_js_package_against_the_daemon(tmp_path):
         with d.client(token=TOKEN) as c:
             cases, views = [], []
             for i, dtype in enumerate(DTYPES):
-                for j, shape in enumerate([(2, 3, 4), (), (0, 3)]):
+                for j, shape in enumerate(SHAPES):
                     a = sample(dtype, shape, 10 * i + j)
                     path = str(tmp_path / f"{dtype}_{j}.npy")
                     np.save(path, a)
@@ -97,14 +98,41 @@ def test_js_package_against_the_daemon(tmp_path):
                           "conv1_shape": list(want["conv1"].shape),
                           "conv1_view": case(want["conv1"][0, 1:3].astype("<f2"))}}
         (tmp_path / "fixture.json").write_text(json.dumps(fixture))
-        proc = subprocess.run([node_bin, "--experimental-websocket", "--test", "test/"], cwd=JS,
-                              env={**os.environ,
-                                   "NPYSTREAM_JS_FIXTURE": str(tmp_path / "fixture.json")},
-                              capture_output=True, text=True, timeout=300)
+        env = {**os.environ, "NPYSTREAM_JS_FIXTURE": str(tmp_path / "fixture.json")}
+        proc = subprocess.run([node_bin, "--experimental-websocket", "--test", "test/client.test.js"],
+                              cwd=JS, env=env, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
         assert "# fail 0" in proc.stdout and "# pass 7" in proc.stdout, proc.stdout[-2000:]
     finally:
         assert d.stop() == 0
+
+
+def test_the_decoder_suite_in_chromium(tmp_path):
+    """client/js/test/decoder_suite.js, which node's runner runs above, in
+    Debian's chromium on the same numpy-written files."""
+    node_bin = node()
+    if not os.path.exists("/usr/bin/chromium"):
+        pytest.skip("Debian chromium is not installed (scripts/deps.sh installs it)")
+    if not os.path.isdir(os.path.join(ROOT, "tests", "browser", "node_modules", "playwright-core")):
+        pytest.skip("playwright-core is not installed (make test runs npm ci in tests/browser)")
+    cases = []
+    for i, dtype in enumerate(DTYPES):
+        for j, shape in enumerate(SHAPES):
+            a = sample(dtype, shape, 10 * i + j)
+            path = str(tmp_path / f"{dtype}_{j}.npy")
+            np.save(path, a)
+            cases.append(case(a, file=path))
+    (tmp_path / "fixture.json").write_text(json.dumps({"cases": cases}))
+    result_path = tmp_path / "decoder.json"
+    proc = subprocess.run([node_bin, os.path.join(ROOT, "tests", "browser", "decoder.mjs"),
+                           str(tmp_path / "fixture.json"), str(result_path)],
+                          capture_output=True, text=True, timeout=180)
+    result = json.loads(result_path.read_text()) if result_path.exists() else {}
+    if proc.returncode == 3:
+        pytest.skip(result.get("skip", "chromium could not start"))
+    assert proc.returncode == 0, (proc.stderr, result.get("error"))
+    assert "Chrome/" in result["userAgent"] and result["checked"] == len(cases) == 3 * len(DTYPES)
+    assert result["pageErrors"] == [] and result["console"] == []
 
 
 def test_npm_pack_installs_and_type_checks(tmp_path):
@@ -195,4 +223,62 @@ def test_example_page_plots_a_layer_in_chromium(tmp_path):
         stop.set()
         feeder.join()
         static.shutdown()
+        assert d.stop() == 0
+
+
+def test_subscribe_reconnects_and_fetch_works_after_a_daemon_restart(tmp_path):
+    """The package's subscribe reopens by itself when the daemon comes back
+    on the same port, and the next values and fetches are the new daemon's."""
+    import queue
+    import socket
+    import threading
+    node_bin = node()
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    with socket.socket() as s:  # a port for both daemons
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    flags = ("--model-repository", os.path.join(BUILD, "models"), "--auth-token-file",
+             str(token_file), "--http-listen", f"127.0.0.1:{port}")
+    d = Daemon(*flags)
+    proc = subprocess.Popen([node_bin, "--experimental-websocket",
+                             os.path.join(ROOT, "tests", "js", "reconnect.mjs"),
+                             f"http://127.0.0.1:{port}", TOKEN, "demo", "fc"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    events = queue.Queue()
+    threading.Thread(target=lambda: [events.put(json.loads(line)) for line in proc.stdout],
+                     daemon=True).start()
+
+    def wait_for(kind, timeout=20):
+        while True:
+            e = events.get(timeout=timeout)
+            if e["event"] == kind:
+                return e
+            assert e["event"] != "error", e
+
+    x = np.random.default_rng(5).random((1, 1, 28, 28), dtype=np.float32)
+    try:
+        assert wait_for("open")["opens"] == 1
+        with d.client(token=TOKEN) as c:
+            first = c.infer("demo", {"x": x}, capture=["fc"])["fc"]
+        got = wait_for("value")
+        assert got["opens"] == 1 and np.array_equal(np.array(got["values"], np.float32),
+                                                    first.reshape(-1))
+        assert d.stop() == 0
+        d = Daemon(*flags)  # the same port: the package's backoff finds it
+        assert wait_for("open")["opens"] == 2
+        x2 = x[:, :, ::-1].copy()
+        with d.client(token=TOKEN) as c:
+            second = c.infer("demo", {"x": x2}, capture=["fc"])["fc"]
+            handle = c.put(np.arange(6, dtype=np.int16).reshape(2, 3), ttl=60).handle
+        got = wait_for("value")
+        assert got["opens"] == 2 and np.array_equal(np.array(got["values"], np.float32),
+                                                    second.reshape(-1))
+        proc.stdin.write(f"fetch {handle}\n")
+        proc.stdin.flush()
+        fetched = wait_for("fetched")
+        assert fetched["shape"] == [2, 3] and fetched["values"] == list(range(6))
+    finally:
+        proc.stdin.close()
+        proc.wait(30)
         assert d.stop() == 0

@@ -96,7 +96,7 @@ int Client::PlainConnection(bool fresh) {
 
 std::optional<absl::StatusOr<npystream::v1::TensorInfo>> Client::PlainFetch(
     const std::string& handle, const PlaceFn& place,
-    const std::function<void(uint64_t, uint64_t)>& progress) {
+    const std::function<void(uint64_t, uint64_t)>& progress, const std::atomic<bool>* stop) {
   if (plain_path_.empty()) return std::nullopt;
   const std::string request = wire::EncodeSocketFetchRequest(Authorization(), handle);
   // A kept connection may have been closed by a daemon that restarted:
@@ -148,6 +148,9 @@ std::optional<absl::StatusOr<npystream::v1::TensorInfo>> Client::PlainFetch(
   if (!dst.ok()) return fail(dst.status());  // the rest is never read: hang up
   uint64_t done = 0;
   while (done < info.nbytes()) {
+    if (stop != nullptr && stop->load()) {
+      return fail(absl::CancelledError(absl::StrCat("fetch of '", handle, "' stopped")));
+    }
     const size_t want =
         static_cast<size_t>(std::min<uint64_t>(kProgressEvery, info.nbytes() - done));
     const size_t got = wire::RecvAll(fd, *dst + done, want);
@@ -168,9 +171,9 @@ std::optional<absl::StatusOr<npystream::v1::TensorInfo>> Client::PlainFetch(
 absl::StatusOr<npystream::v1::TensorInfo> Client::FetchInto(
     const std::string& handle, const PlaceFn& place,
     const std::function<void(uint64_t, uint64_t)>& progress, uint32_t chunk_bytes,
-    const FetchView& view) {
+    const FetchView& view, const std::atomic<bool>* stop) {
   if (view.whole()) {
-    if (auto plain = PlainFetch(handle, place, progress)) return *std::move(plain);
+    if (auto plain = PlainFetch(handle, place, progress, stop)) return *std::move(plain);
   }
   std::string header;
   uint64_t header_len = 0;
@@ -180,6 +183,8 @@ absl::StatusOr<npystream::v1::TensorInfo> Client::FetchInto(
   char* dst = nullptr;
   bool placed = false;
   absl::Status stopped;  // place's error, or too many bytes
+  // Set when `stopped` or the caller's stop is: the rest is not received.
+  std::atomic<bool> halt{false};
   npystream::v1::TensorInfo first;
   auto info = Fetch(
       handle,
@@ -189,7 +194,10 @@ absl::StatusOr<npystream::v1::TensorInfo> Client::FetchInto(
         header_len = i.npy_bytes() >= i.nbytes() ? i.npy_bytes() - i.nbytes() : 0;
       },
       [&](const char* p, size_t n) {
-        if (!stopped.ok()) return;
+        if (!stopped.ok() || (stop != nullptr && stop->load())) {
+          halt.store(true);
+          return;
+        }
         if (pos < header_len) {
           const size_t take = static_cast<size_t>(std::min<uint64_t>(n, header_len - pos));
           header.append(p, take);
@@ -201,6 +209,7 @@ absl::StatusOr<npystream::v1::TensorInfo> Client::FetchInto(
             placed = true;
             if (!at.ok()) {
               stopped = at.status();
+              halt.store(true);
               return;
             }
             dst = *at;
@@ -209,6 +218,7 @@ absl::StatusOr<npystream::v1::TensorInfo> Client::FetchInto(
         if (n == 0) return;
         if (!placed || pos + n > total) {
           stopped = absl::DataLossError("the server sent more bytes than the tensor holds");
+          halt.store(true);
           return;
         }
         std::memcpy(dst + (pos - header_len), p, n);
@@ -218,7 +228,7 @@ absl::StatusOr<npystream::v1::TensorInfo> Client::FetchInto(
           progress(pos, total);
         }
       },
-      chunk_bytes, view);
+      chunk_bytes, view, &halt);
   if (!stopped.ok()) return stopped;
   if (!info.ok()) return info.status();
   if (!placed) return absl::DataLossError("the fetch ended inside the .npy header");
@@ -236,7 +246,7 @@ void Client::Prepare(grpc::ClientContext* context) const {
 absl::StatusOr<npystream::v1::TensorInfo> Client::Fetch(
     const std::string& handle, const std::function<void(const npystream::v1::TensorInfo&)>& on_info,
     const std::function<void(const char*, size_t)>& sink, uint32_t chunk_bytes,
-    const FetchView& view) {
+    const FetchView& view, const std::atomic<bool>* stop) {
   npystream::v1::FetchRequest request;
   request.set_handle(handle);
   request.set_chunk_bytes(chunk_bytes);
@@ -288,6 +298,13 @@ absl::StatusOr<npystream::v1::TensorInfo> Client::Fetch(
     }
     if (reader.error() && local.ok()) local = absl::DataLossError("malformed FetchResponse");
     if (!have_info && local.ok()) local = absl::DataLossError("FetchResponse without info");
+    if (stop != nullptr && stop->load()) {
+      context.TryCancel();  // the daemon drops the stream (and its pin) now
+      if (local.ok()) {
+        local = absl::CancelledError(absl::StrCat("fetch of '", handle, "' stopped"));
+      }
+      break;
+    }
   }
   grpc::Status status;
   call->Finish(&status, &tag);
@@ -297,6 +314,7 @@ absl::StatusOr<npystream::v1::TensorInfo> Client::Fetch(
   bool ignored_ok;
   while (cq.Next(&ignored_tag, &ignored_ok)) {
   }
+  if (!local.ok() && absl::IsCancelled(local)) return local;  // stopped: our cancel's status
   if (!status.ok()) return FromGrpc(status);
   if (!local.ok()) return local;
   if (!have_info || received != info.npy_bytes()) {

@@ -4,6 +4,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -84,6 +85,44 @@ TEST_F(ClientTest, ErrorsKeepTheServersCode) {
   auto bad = client_->PutBytes("not an npy file at all", {});
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(bad.status().message().find("bad magic"), std::string::npos);
+}
+
+// A stop flag set during a fetch cancels the call on the daemon: the rest
+// of a 64 MiB tensor is not received, and the next fetch works.
+TEST_F(ClientTest, AStopFlagCancelsTheFetch) {
+  npy::ArrayMeta meta;
+  meta.dtype = npy::DType::kUInt8;
+  meta.shape = {64 << 20};
+  const std::string header = npy::WriteHeader(meta);
+  const std::string payload(meta.NumBytes(), '\x5a');
+  PutOptions options;
+  options.name = "big";
+  ASSERT_TRUE(client_->PutParts(header, payload, options).ok());
+  std::string received;
+  std::atomic<bool> stop{false};
+  uint64_t progress_calls = 0;
+  auto info = client_->FetchInto(
+      "big",
+      [&](const v1::TensorInfo& i, absl::string_view) -> absl::StatusOr<char*> {
+        received.resize(i.nbytes());
+        return received.data();
+      },
+      [&](uint64_t, uint64_t) {
+        ++progress_calls;
+        stop.store(true);
+      },
+      /*chunk_bytes=*/0, /*view=*/{}, &stop);
+  EXPECT_EQ(info.status().code(), absl::StatusCode::kCancelled) << info.status();
+  EXPECT_NE(info.status().message().find("'big' stopped"), std::string::npos) << info.status();
+  EXPECT_EQ(progress_calls, 1u);  // every 4 MiB: nothing was received after the stop
+  std::vector<char> again;
+  ASSERT_TRUE(client_->FetchToBuffer("big", &again).ok());
+  EXPECT_EQ(again.size(), header.size() + payload.size());
+  // The daemon saw the first fetch cancelled, not completed.
+  const std::string scrape = server_->daemon()->metrics()->Scrape();
+  EXPECT_NE(scrape.find("npystream_rpc_requests_total{code=\"CANCELLED\",method=\"Fetch\"} 1"),
+            std::string::npos)
+      << scrape;
 }
 
 TEST_F(ClientTest, StatListRelease) {
@@ -241,6 +280,24 @@ TEST(ClientPlainFetchTest, UnixSocketFetchesGoThroughThePlainSocket) {
             std::string::npos);
   EXPECT_NE(scrape.find("npystream_rpc_requests_total{code=\"CANCELLED\",method=\"PlainFetch\"} 1"),
             std::string::npos);
+  // A stop flag closes the plain connection within 4 MiB.
+  std::atomic<bool> stop{false};
+  int progress_calls = 0;
+  auto stopped = plain->FetchInto(
+      "big",
+      [&](const v1::TensorInfo& i, absl::string_view) -> absl::StatusOr<char*> {
+        received.resize(i.nbytes());
+        return received.data();
+      },
+      [&](uint64_t, uint64_t) {
+        ++progress_calls;
+        stop.store(true);
+      },
+      /*chunk_bytes=*/0, /*view=*/{}, &stop);
+  EXPECT_EQ(stopped.status().code(), absl::StatusCode::kCancelled) << stopped.status();
+  EXPECT_EQ(progress_calls, 1);
+  ASSERT_TRUE(plain->FetchToBuffer("big", &again).ok());
+  EXPECT_EQ(again.size(), header.size() + payload.size());
   device.Drain();
 }
 

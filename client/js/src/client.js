@@ -106,6 +106,15 @@ export class Client {
       if (closed) return;
       let meta = null;
       let refused = false;
+      let retried = false;
+      // Once per socket: browsers fire close after error, but node 20's
+      // WebSocket fires only error when a connection fails.
+      const retry = () => {
+        if (closed || refused || retried) return;
+        retried = true;
+        timer = setTimeout(open, delay);
+        delay = Math.min(delay * 2, 8000);
+      };
       socket = new WebSocketImpl(url);
       socket.binaryType = 'arraybuffer';
       socket.onopen = () => onOpen?.();
@@ -125,14 +134,13 @@ export class Client {
         if (closed) return;
         if (event.code === 1008) {
           refused = true;
+          clearTimeout(timer);
           onError?.(new NpystreamError(`stream refused: ${event.reason}`, 400));
           return;
         }
-        if (refused) return;
-        timer = setTimeout(open, delay);
-        delay = Math.min(delay * 2, 8000);
+        retry();
       };
-      socket.onerror = () => {};  // a close follows
+      socket.onerror = retry;
     };
     open();
     return {

@@ -7,6 +7,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -55,9 +56,9 @@ void NativeClientDealloc(NativeClient* self) {
 //   -> (code, message, header); index/dtype/pool: a view (see FetchView).
 // alloc(info_bytes) is called once, with the GIL, and returns a writable
 // C-contiguous buffer of exactly the payload's size; progress (or None) is
-// called as progress(done, total) every 4 MiB and at the end. Their
-// exceptions propagate after the stream ends. code is the gRPC status code
-// (0: OK).
+// called as progress(done, total) every 4 MiB and at the end. An exception
+// of either stops the fetch (cancelled on the daemon; the rest is not
+// received) and is raised. code is the gRPC status code (0: OK).
 PyObject* NativeClientFetch(NativeClient* self, PyObject* args) {
   const char* handle_arg = nullptr;
   unsigned int chunk_bytes = 0;
@@ -81,7 +82,8 @@ PyObject* NativeClientFetch(NativeClient* self, PyObject* args) {
   const std::string handle(handle_arg);
   Py_buffer view{};
   bool have_view = false;
-  bool failed = false;  // alloc or progress raised, or alloc's buffer is unusable
+  bool failed = false;            // alloc or progress raised, or alloc's buffer is unusable
+  std::atomic<bool> stop{false};  // progress raised: the rest is not received
   std::string header;
   absl::StatusOr<npystream::v1::TensorInfo> info;
   Py_BEGIN_ALLOW_THREADS;
@@ -111,16 +113,20 @@ PyObject* NativeClientFetch(NativeClient* self, PyObject* args) {
         return static_cast<char*>(view.buf);
       },
       [&](uint64_t done, uint64_t total) {
-        // A raising callback is not called again; its exception is kept.
+        // A raising callback stops the fetch (the call is cancelled on the
+        // daemon); its exception is raised.
         if (progress == Py_None || failed) return;
         PyGILState_STATE gil = PyGILState_Ensure();
         PyObject* r = PyObject_CallFunction(progress, "KK", static_cast<unsigned long long>(done),
                                             static_cast<unsigned long long>(total));
-        if (r == nullptr) failed = true;
+        if (r == nullptr) {
+          failed = true;
+          stop.store(true);
+        }
         Py_XDECREF(r);
         PyGILState_Release(gil);
       },
-      chunk_bytes, fetch_view);
+      chunk_bytes, fetch_view, &stop);
   Py_END_ALLOW_THREADS;
   if (have_view) PyBuffer_Release(&view);
   if (failed) return nullptr;  // alloc's exception is set

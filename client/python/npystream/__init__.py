@@ -20,7 +20,7 @@ _generated = _os.path.normpath(_os.path.join(
 if _os.path.isdir(_generated) and _generated not in __path__:
     __path__.append(_generated)
 
-from ._client import Client  # noqa: E402
+from ._client import Client, Subscription  # noqa: E402
 from ._errors import (AlreadyExistsError, Error, FailedPreconditionError,
                       InvalidArgumentError, NotFoundError,
                       ResourceExhaustedError, UnauthenticatedError,
@@ -29,7 +29,7 @@ from ._info import TensorInfo
 from ._malloc import tune_malloc
 
 __all__ = [
-    "Client", "TensorInfo", "Error", "NotFoundError", "InvalidArgumentError",
+    "Client", "Subscription", "TensorInfo", "Error", "NotFoundError", "InvalidArgumentError",
     "AlreadyExistsError", "ResourceExhaustedError", "FailedPreconditionError",
     "UnavailableError",
     "UnauthenticatedError", "tune_malloc",

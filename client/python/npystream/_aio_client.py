@@ -1,20 +1,25 @@
 """npystream.aio.Client: the client's calls as coroutines, on grpc.aio."""
 import asyncio
 import os
+import threading
+from typing import (Any, AsyncIterator, BinaryIO, Dict, Iterable, Iterator, List, Mapping,
+                    Optional, Tuple, Union)
 
 import grpc
+import numpy.typing as npt
 
 from . import _wire
-from ._assembly import Assembler, NpyWriter, array_from_npy
+from ._assembly import Assembler, NpyWriter, array_from_npy, open_output
 from ._errors import Error, InvalidArgumentError, from_rpc_error
 from ._info import TensorInfo
 from ._malloc import tune_malloc
+from ._transport import NativeTransport
 from ._requests import INFERENCE_METHODS as _INFERENCE, TENSORS_METHODS as _SERVICE
 from ._requests import PutStream, fetch_request, infer_request, storable, subscribe_request
-from ._view import view_fields
+from ._types import Array, Index, InferInput, Progress, Views
+from ._view import ViewFields, is_whole, view_fields
 from .v1 import inference_pb2 as ipb
 from .v1 import tensors_pb2 as pb
-
 
 
 class Client:
@@ -23,16 +28,20 @@ class Client:
 
     Arguments as for npystream.Client. route: whether calls may be sent to
     the replica that holds a handle (a single daemon: nothing to route).
-    Every call is a grpc.aio call: the bytes are received by gRPC's own
-    threads and copied into the array per message, so the loop stays
-    responsive during a large fetch, and cancelling the awaiting task
-    cancels the call on the daemon (its pin on the tensor goes with it).
-    Errors are the npystream.Error subclasses.
+    fetch takes the C++ path (npystream._native, as the sync client does)
+    on a worker thread, the GIL released while bytes move; every other call,
+    and fetch without the C++ path (or with timeout or compression), is a
+    grpc.aio call whose messages are copied on a worker thread. Either way
+    the loop stays responsive during a large fetch, and cancelling the
+    awaiting task cancels the call on the daemon (its pin on the tensor goes
+    with it; the C++ path notices within 4 MiB). Errors are the
+    npystream.Error subclasses.
     """
 
-    def __init__(self, target="127.0.0.1:50051", *, token=None, root_certificates=None,
-                 private_key=None, certificate_chain=None, route=True, timeout=None,
-                 compression=None):
+    def __init__(self, target: str = "127.0.0.1:50051", *, token: Optional[str] = None,
+                 root_certificates: Optional[bytes] = None, private_key: Optional[bytes] = None,
+                 certificate_chain: Optional[bytes] = None, route: bool = True,
+                 timeout: Optional[float] = None, compression: Optional[str] = None) -> None:
         tune_malloc()
         if compression not in (None, "gzip"):
             raise InvalidArgumentError(f"compression={compression!r}: use None or 'gzip'")
@@ -50,6 +59,8 @@ class Client:
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self._timeout = timeout
         self.route = route
+        self._native = None if compression or timeout is not None else NativeTransport.create(
+            target, token, root_certificates, private_key, certificate_chain)
         self._fetch_raw = self._channel.unary_stream(
             _SERVICE + "Fetch", request_serializer=pb.FetchRequest.SerializeToString,
             response_deserializer=None)
@@ -60,7 +71,7 @@ class Client:
             _INFERENCE + "Subscribe", request_serializer=ipb.SubscribeRequest.SerializeToString,
             response_deserializer=None)
 
-        def unary(service, name, request_type, reply_type):
+        def unary(service: str, name: str, request_type: Any, reply_type: Any) -> Any:
             return self._channel.unary_unary(service + name,
                                              request_serializer=request_type.SerializeToString,
                                              response_deserializer=reply_type.FromString)
@@ -73,17 +84,19 @@ class Client:
                              ipb.ListModelsResponse)
         self._reload = unary(_INFERENCE, "Reload", ipb.ReloadRequest, ipb.ListModelsResponse)
 
-    async def close(self):
-        """Closes the channel; calls still running are cancelled."""
+    async def close(self) -> None:
+        """Closes the channels; calls still running are cancelled."""
         await self._channel.close()
+        if self._native is not None:
+            self._native.close()
 
-    async def __aenter__(self):
+    async def __aenter__(self) -> "Client":
         return self
 
-    async def __aexit__(self, *exc):
+    async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def _call(self, method, request):
+    async def _call(self, method: Any, request: Any) -> Any:
         try:
             return await method(request, metadata=self._metadata, timeout=self._timeout)
         except grpc.RpcError as err:
@@ -91,17 +104,23 @@ class Client:
 
     # -- tensors ---------------------------------------------------------
 
-    async def put(self, array, name=None, device=None, ttl=None, progress=None):
+    async def put(self, array: npt.ArrayLike, name: Optional[str] = None,
+                  device: Optional[str] = None, ttl: Optional[float] = None,
+                  progress: Progress = None) -> TensorInfo:
         """Stores `array`; returns its TensorInfo (see npystream.Client.put)."""
         put = PutStream(storable(array), name, device, ttl)
         info = await self._call(self._put_raw, _aiter(put.messages(progress)))
         return TensorInfo.from_proto(info)
 
-    async def fetch(self, handle, progress=None, out=None, *, index=None, dtype=None, pool=None,
-                    chunk_bytes=0):
+    async def fetch(self, handle: str, progress: Progress = None, out: Optional[Array] = None, *,
+                    index: Index = None, dtype: npt.DTypeLike = None, pool: Optional[int] = None,
+                    chunk_bytes: int = 0) -> Array:
         """The tensor (or a view of it: index, dtype, pool) as an ndarray,
         equal to np.load of its .npy; out= an array to fill (see
         npystream.Client.fetch)."""
+        view = view_fields(index, dtype, pool)
+        if self._native is not None:
+            return await self._native_fetch(handle, progress, out, view, chunk_bytes)
         call = self._fetch_raw(fetch_request(handle, chunk_bytes, view_fields(index, dtype, pool)),
                                metadata=self._metadata, timeout=self._timeout)
         assembler = Assembler(out, populate=False)  # see Assembler: keeps the loop free
@@ -119,12 +138,37 @@ class Client:
             raise Error(f"fetch of {handle!r} ended after {assembler.pos} bytes")
         return assembler.finish()[1]
 
-    async def fetch_to(self, handle, path_or_file, progress=None, *, index=None, dtype=None,
-                       pool=None, chunk_bytes=0):
+    async def _native_fetch(self, handle: str, progress: Progress, out: Optional[Array],
+                            view: ViewFields, chunk_bytes: int) -> Array:
+        """fetch over the C++ path on a worker thread. Its progress hook
+        (every 4 MiB) hands the caller's progress to the loop and, once the
+        task is cancelled, raises: that stops the C++ call."""
+        assert self._native is not None
+        loop = asyncio.get_running_loop()
+        cancelled = threading.Event()
+
+        def hook(done: int, total: int) -> None:
+            if cancelled.is_set():
+                raise _Stopped()
+            if progress is not None:
+                loop.call_soon_threadsafe(progress, done, total)
+
+        native = self._native
+        work = asyncio.to_thread(native.fetch, handle, chunk_bytes, out, hook,
+                                 view if not is_whole(view) else ("", "", 0), False)
+        try:
+            return await work
+        except BaseException:
+            cancelled.set()
+            raise
+
+    async def fetch_to(self, handle: str, path_or_file: Union[str, "os.PathLike[str]", BinaryIO],
+                       progress: Progress = None, *, index: Index = None,
+                       dtype: npt.DTypeLike = None, pool: Optional[int] = None,
+                       chunk_bytes: int = 0) -> TensorInfo:
         """Writes the .npy bytes (or a view's) to a path or binary file as
         they arrive; returns the TensorInfo of what was written."""
-        own = isinstance(path_or_file, (str, os.PathLike))
-        f = open(path_or_file, "wb") if own else path_or_file
+        f, own = open_output(path_or_file)
         writer = NpyWriter(f, progress)
         call = self._fetch_raw(fetch_request(handle, chunk_bytes, view_fields(index, dtype, pool)),
                                metadata=self._metadata, timeout=self._timeout)
@@ -142,33 +186,35 @@ class Client:
                 f.close()
         return writer.finish(handle)
 
-    async def stat(self, handle):
+    async def stat(self, handle: str) -> TensorInfo:
         """TensorInfo of `handle`; NotFoundError when unknown."""
         return TensorInfo.from_proto(await self._call(self._stat, pb.TensorRef(handle=handle)))
 
-    async def list(self):
+    async def list(self) -> List[TensorInfo]:
         """TensorInfo of every stored tensor, oldest first."""
         reply = await self._call(self._list, pb.ListRequest())
         return [TensorInfo.from_proto(t) for t in reply.tensors]
 
-    async def release(self, handle):
+    async def release(self, handle: str) -> bool:
         """Drops `handle`; True once released. NotFoundError when unknown."""
-        return (await self._call(self._release, pb.TensorRef(handle=handle))).released
+        return bool((await self._call(self._release, pb.TensorRef(handle=handle))).released)
 
     # -- inference -------------------------------------------------------
 
-    async def models(self):
+    async def models(self) -> Any:
         """ListModelsResponse: .models and .errors (see Client.list_models)."""
         return await self._call(self._models, ipb.ListModelsRequest())
 
     list_models = models  # the sync client's name
 
-    async def reload(self):
+    async def reload(self) -> Any:
         """Re-reads the server's model repository; returns models()."""
         return await self._call(self._reload, ipb.ReloadRequest())
 
-    async def infer(self, model, inputs, outputs=None, capture=None, fetch=True, ttl=None,
-                    inline_max_bytes=1 << 20):
+    async def infer(self, model: str, inputs: Mapping[str, InferInput],
+                    outputs: Optional[Iterable[str]] = None,
+                    capture: Optional[Iterable[str]] = None, fetch: bool = True,
+                    ttl: Optional[float] = None, inline_max_bytes: int = 1 << 20) -> Dict[str, Any]:
         """Runs `model`; {name: ndarray}, or {name: TensorInfo} with
         fetch=False (see npystream.Client.infer). Results over
         inline_max_bytes are fetched, then released."""
@@ -179,7 +225,7 @@ class Client:
         if not fetch:
             return {t.name: t for t in infos}
         inline = list(response.output_npy) + list(response.activation_npy)
-        result = {}
+        result: Dict[str, Any] = {}
         try:
             for t, proto, npy in zip(infos, protos, inline):
                 result[t.name] = array_from_npy(npy, proto) if npy else await self.fetch(t.handle)
@@ -189,7 +235,8 @@ class Client:
                                    for h in stored), return_exceptions=True)
         return result
 
-    def subscribe(self, model, layers, views=None):
+    def subscribe(self, model: str, layers: Iterable[str],
+                  views: Views = None) -> "Subscription":
         """An async iterator of (layer, ndarray), one each time an Infer on
         `model` produces one of `layers`; a slow reader gets only the newest
         value per layer. views as for npystream.Client.subscribe. cancel()
@@ -202,10 +249,10 @@ class Client:
 class Subscription:
     """What aio.Client.subscribe returns."""
 
-    def __init__(self, call):
+    def __init__(self, call: Any) -> None:
         self._call = call
 
-    async def __aiter__(self):
+    async def __aiter__(self) -> AsyncIterator[Tuple[str, Array]]:
         assembler = Assembler(populate=False)
         try:
             async for raw in self._call:
@@ -218,20 +265,25 @@ class Subscription:
             if err.code() != grpc.StatusCode.CANCELLED:
                 raise from_rpc_error(err) from None
 
-    def cancel(self):
+    def cancel(self) -> None:
+        """Ends the subscription."""
         self._call.cancel()
 
-    async def __aenter__(self):
+    async def __aenter__(self) -> "Subscription":
         return self
 
-    async def __aexit__(self, *exc):
+    async def __aexit__(self, *exc: object) -> None:
         self.cancel()
 
 
 _THREAD_COPY_MIN = 256 << 10
 
 
-async def _feed(assembler, raw):
+class _Stopped(Exception):
+    """Raised in the C++ fetch's progress hook to stop a cancelled fetch."""
+
+
+async def _feed(assembler: Assembler, raw: bytes) -> None:
     """Copies one message into the array: a large one on a worker thread
     (the copy and the page faults of a fresh array stay off the loop; numpy
     releases the GIL while it copies), a small one here, then yields, since
@@ -243,7 +295,7 @@ async def _feed(assembler, raw):
         await asyncio.sleep(0)
 
 
-async def _aiter(messages):
+async def _aiter(messages: Iterator[bytes]) -> AsyncIterator[bytes]:
     """A sync iterator of requests as the async one grpc.aio reads
     (each message is built when gRPC asks for the next)."""
     for m in messages:

@@ -3,6 +3,7 @@ import argparse
 import os
 import sys
 import time
+from typing import Any, Dict, List, Optional, TextIO
 
 import numpy as np
 
@@ -15,7 +16,7 @@ _PROGRESS_MIN_BYTES = 16 << 20
 class Progress:
     """A one-line progress bar on stderr for transfers of 16 MiB or more."""
 
-    def __init__(self, label, quiet=False, stream=sys.stderr):
+    def __init__(self, label: str, quiet: bool = False, stream: TextIO = sys.stderr) -> None:
         self.label, self.quiet, self.stream = label, quiet, stream
         self.start = time.monotonic()
         self.last = 0.0
@@ -23,7 +24,7 @@ class Progress:
         self.tty = stream.isatty()
         self.next_pct = 25
 
-    def __call__(self, done, total):
+    def __call__(self, done: int, total: int) -> None:
         if self.quiet or total < _PROGRESS_MIN_BYTES:
             return
         now = time.monotonic()
@@ -44,24 +45,27 @@ class Progress:
         self.shown = True
         self.stream.flush()
 
-    def close(self):
+    def close(self) -> None:
         if self.shown and self.tty:
             self.stream.write("\n")
 
 
-def _size(n):
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+def _size(n: float) -> str:
+    if n < 1024:
+        return f"{n:.0f} B"
+    for unit in ("KiB", "MiB", "GiB"):
         n /= 1024
+        if n < 1024:
+            return f"{n:.1f} {unit}"
+    return f"{n / 1024:.1f} TiB"
 
 
-def _print_info(info):
+def _print_info(info: Any) -> None:
     shape = "x".join(str(d) for d in info.shape) or "scalar"
     print(f"{info.handle}\t{info.dtype.str}\t{shape}\t{_size(info.nbytes)}\t{info.device}")
 
 
-def main(argv=None):
+def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python3 -m npystream",
                                      description="Move NumPy arrays in and out of npystreamd.")
     parser.add_argument("--target", default=os.environ.get("NPYSTREAM_TARGET", "127.0.0.1:50051"),
@@ -96,7 +100,7 @@ def main(argv=None):
     sub.add_parser("models", help="list models")
     args = parser.parse_args(argv)
 
-    def pem(path):
+    def pem(path: str) -> bytes:
         with open(path, "rb") as f:
             return f.read()
 
@@ -129,7 +133,7 @@ def main(argv=None):
                 for info in client.list():
                     _print_info(info)
             elif args.command == "infer":
-                inputs = {}
+                inputs: Dict[str, Any] = {}
                 for spec in args.input:
                     name, _, value = spec.partition("=")
                     inputs[name] = value[1:] if value.startswith("@") else np.load(value)

@@ -1,18 +1,22 @@
 """Client: the Python API of npystream."""
 import os
 import threading
+from typing import (Any, BinaryIO, Dict, Iterable, Iterator, List, Mapping, Optional,
+                    Tuple, Union)
 
 import grpc
 import numpy as np
+import numpy.typing as npt
 
 from . import _shm
 from ._errors import Error, FailedPreconditionError, InvalidArgumentError, from_rpc_error
 from ._info import TensorInfo
-from ._assembly import Assembler, NpyWriter, array_from_npy
+from ._assembly import Assembler, NpyWriter, array_from_npy, open_output
 from ._malloc import tune_malloc
 from ._transport import NativeTransport, open_channel
 from ._requests import INFERENCE_METHODS as _INFERENCE, TENSORS_METHODS as _SERVICE
 from ._requests import PutStream, fetch_request, infer_request, storable, subscribe_request
+from ._types import Array, Index, InferInput, Progress, Views
 from ._view import is_whole, view_fields
 
 from .v1 import inference_pb2 as ipb
@@ -40,9 +44,10 @@ class Client:
     --grpc-compression=gzip sends them); None (default) sends them as they are.
     """
 
-    def __init__(self, target="127.0.0.1:50051", *, token=None, root_certificates=None,
-                 private_key=None, certificate_chain=None, timeout=None, shm=True,
-                 compression=None):
+    def __init__(self, target: str = "127.0.0.1:50051", *, token: Optional[str] = None,
+                 root_certificates: Optional[bytes] = None, private_key: Optional[bytes] = None,
+                 certificate_chain: Optional[bytes] = None, timeout: Optional[float] = None,
+                 shm: bool = True, compression: Optional[str] = None) -> None:
         tune_malloc()  # see _malloc.py: large fetches at 2-3x the speed
         if compression not in (None, "gzip"):
             raise InvalidArgumentError(f"compression={compression!r}: use None or 'gzip'")
@@ -57,9 +62,9 @@ class Client:
         self._timeout = timeout
         # Guards the pending releases: the class is used from many threads.
         self._lock = threading.Lock()
-        self._pending = []  # Release futures from infer(fetch=True)
+        self._pending: List[Any] = []  # Release futures from infer(fetch=True)
         self._shm_wanted = shm and not compression
-        self._folder = None  # the daemon's shm folder, once checked (False: not usable)
+        self._folder: Union[_shm.SharedFolder, None, bool] = None  # the daemon's shm folder, once checked (False: not usable)
         self._stub = pb_grpc.TensorsStub(self._channel)
         # Raw methods: bytes in and out, framed by _wire.
         self._fetch_raw = self._channel.unary_stream(
@@ -73,7 +78,7 @@ class Client:
             _INFERENCE + "Subscribe", request_serializer=ipb.SubscribeRequest.SerializeToString,
             response_deserializer=None)
 
-    def close(self):
+    def close(self) -> None:
         """Waits for outstanding releases, then closes the channels (grpcio's
         and the C++ client's, with its kept connections)."""
         with self._lock:
@@ -87,15 +92,16 @@ class Client:
         if self._native is not None:
             self._native.close()
 
-    def __enter__(self):
+    def __enter__(self) -> "Client":
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # -- tensors ---------------------------------------------------------
 
-    def put(self, array, name=None, device=None, ttl=None, progress=None):
+    def put(self, array: npt.ArrayLike, name: Optional[str] = None, device: Optional[str] = None,
+            ttl: Optional[float] = None, progress: Progress = None) -> TensorInfo:
         """Stores `array` on the server; returns its TensorInfo.
 
         name: becomes the handle (AlreadyExistsError if taken). device:
@@ -120,8 +126,9 @@ class Client:
         info = self._call(self._put_raw, put.messages(progress))
         return TensorInfo.from_proto(info)
 
-    def fetch(self, handle, progress=None, chunk_bytes=0, out=None, *, index=None, dtype=None,
-              pool=None):
+    def fetch(self, handle: str, progress: Progress = None, chunk_bytes: int = 0,
+              out: Optional[Array] = None, *, index: Index = None, dtype: npt.DTypeLike = None,
+              pool: Optional[int] = None) -> Array:
         """Returns the tensor as an ndarray, equal to np.load of its .npy.
 
         The payload is copied once, from each received message into one
@@ -149,7 +156,7 @@ class Client:
             if is_whole(view):
                 return self._native.fetch(handle, chunk_bytes, out, progress)
             return self._native.fetch(handle, chunk_bytes, out, progress, view)
-        call = None
+        call: Any = None
         try:
             call = self._fetch_raw(fetch_request(handle, chunk_bytes, view),
                                    metadata=self._metadata, timeout=self._timeout)
@@ -166,13 +173,13 @@ class Client:
             raise Error(f"fetch of {handle!r} ended after {assembler.pos} bytes")
         return assembler.finish()[1]
 
-    def fetch_to(self, handle, path_or_file, progress=None, chunk_bytes=0, *, index=None,
-                 dtype=None, pool=None):
+    def fetch_to(self, handle: str, path_or_file: Union[str, "os.PathLike[str]", BinaryIO],
+                 progress: Progress = None, chunk_bytes: int = 0, *, index: Index = None,
+                 dtype: npt.DTypeLike = None, pool: Optional[int] = None) -> TensorInfo:
         """Writes the tensor's .npy bytes (or a view's: index, dtype, pool as
         for fetch) to a path or binary file object as they arrive (nothing is
         assembled in memory); returns the TensorInfo of what was written."""
-        own = isinstance(path_or_file, (str, os.PathLike))
-        f = open(path_or_file, "wb") if own else path_or_file
+        f, own = open_output(path_or_file)
         writer = NpyWriter(f, progress)
         try:
             call = self._fetch_raw(fetch_request(handle, chunk_bytes,
@@ -187,7 +194,7 @@ class Client:
                 f.close()
         return writer.finish(handle)
 
-    def map(self, handle):
+    def map(self, handle: str) -> Array:
         """A read-only ndarray over the tensor's file in the daemon's
         --shm-dir: no copy, O(1) at any size. It stays valid after the
         tensor is released (the file's memory returns when the array goes).
@@ -204,32 +211,34 @@ class Client:
             raise FailedPreconditionError(
                 f"FAILED_PRECONDITION: cannot map {response.path}: {err.strerror}") from None
 
-    def stat(self, handle):
+    def stat(self, handle: str) -> TensorInfo:
         """TensorInfo of `handle`; NotFoundError when unknown."""
         return TensorInfo.from_proto(self._call(self._stub.Stat, pb.TensorRef(handle=handle)))
 
-    def list(self):
+    def list(self) -> List[TensorInfo]:
         """TensorInfo of every stored tensor, oldest first."""
         return [TensorInfo.from_proto(t)
                 for t in self._call(self._stub.List, pb.ListRequest()).tensors]
 
-    def release(self, handle):
+    def release(self, handle: str) -> bool:
         """Drops `handle`; True once released. NotFoundError when unknown."""
-        return self._call(self._stub.Release, pb.TensorRef(handle=handle)).released
+        return bool(self._call(self._stub.Release, pb.TensorRef(handle=handle)).released)
 
     # -- inference -------------------------------------------------------
 
-    def list_models(self):
+    def list_models(self) -> Any:
         """ListModelsResponse: .models (name, device, inputs, outputs,
         layers, ...) and .errors (models that failed to load)."""
         return self._call(self._inference.ListModels, ipb.ListModelsRequest())
 
-    def reload(self):
+    def reload(self) -> Any:
         """Re-reads the server's model repository; returns list_models()."""
         return self._call(self._inference.Reload, ipb.ReloadRequest())
 
-    def infer(self, model, inputs, outputs=None, capture=None, fetch=True, ttl=None,
-              inline_max_bytes=1 << 20):
+    def infer(self, model: str, inputs: Mapping[str, InferInput],
+              outputs: Optional[Iterable[str]] = None, capture: Optional[Iterable[str]] = None,
+              fetch: bool = True, ttl: Optional[float] = None,
+              inline_max_bytes: int = 1 << 20) -> Dict[str, Any]:
         """Runs `model` on the server.
 
         inputs: {name: ndarray, handle str or TensorInfo} (ndarrays travel
@@ -248,7 +257,7 @@ class Client:
         if not fetch:
             return {t.name: t for t in infos}
         inline = list(response.output_npy) + list(response.activation_npy)
-        result = {}
+        result: Dict[str, Any] = {}
         stored = [t for t, npy in zip(infos, inline) if not npy]
         try:
             for t, proto, npy in zip(infos, protos, inline):
@@ -261,7 +270,8 @@ class Client:
                 self._pending = [f for f in self._pending if not f.done()] + releases
         return result
 
-    def subscribe(self, model, layers, views=None):
+    def subscribe(self, model: str, layers: Iterable[str],
+                  views: Views = None) -> "Subscription":
         """Returns an iterator of (layer, ndarray): one each time an Infer
         on `model` produces one of `layers`; a slow reader gets only the
         newest value per layer. views: {layer: dict(index=..., dtype=...,
@@ -269,11 +279,11 @@ class Client:
         thread) or leaving a `with` block ends it."""
         call = self._subscribe_raw(subscribe_request(model, layers, views),
                                    metadata=self._metadata)
-        return _Subscription(call)
+        return Subscription(call)
 
     # -- internals -------------------------------------------------------
 
-    def _shared_folder(self):
+    def _shared_folder(self) -> Optional[_shm.SharedFolder]:
         """The daemon's shm folder when this process sees it, else None.
         Asked once per client."""
         if not self._shm_wanted:
@@ -288,14 +298,14 @@ class Client:
             folder = folder or False
             with self._lock:
                 self._folder = folder
-        return folder or None
+        return folder if isinstance(folder, _shm.SharedFolder) else None
 
-    def _give_up_shm(self, why):
+    def _give_up_shm(self, why: str) -> None:
         _shm._log.debug("npystream: same-host path off for this client: %s", why)
         with self._lock:
             self._folder = False
 
-    def _fetch_shared(self, handle, out):
+    def _fetch_shared(self, handle: str, out: Optional[Array]) -> Optional[Array]:
         """fetch through the shm file; None when the file cannot be opened
         (then the caller streams)."""
         response = self._call(self._stub.Map, pb.MapRequest(handle=handle))
@@ -312,7 +322,8 @@ class Client:
             self._give_up_shm(f"cannot open {response.path}: {err.strerror}")
             return None
 
-    def _put_shared(self, arr, name, device, ttl):
+    def _put_shared(self, arr: Array, name: Optional[str], device: Optional[str],
+                    ttl: Optional[float]) -> Optional[TensorInfo]:
         """put through Allocate and Commit; None when the daemon places the
         tensor elsewhere (a GPU) or the file cannot be opened."""
         request = pb.AllocateRequest(
@@ -331,20 +342,20 @@ class Client:
         return TensorInfo.from_proto(
             self._call(self._stub.Commit, pb.TensorRef(handle=response.info.handle)))
 
-    def _call(self, method, request):
+    def _call(self, method: Any, request: Any) -> Any:
         try:
             return method(request, metadata=self._metadata, timeout=self._timeout)
         except grpc.RpcError as err:
             raise from_rpc_error(err) from None
 
 
-class _Subscription:
+class Subscription:
     """What Client.subscribe returns."""
 
-    def __init__(self, call):
+    def __init__(self, call: Any) -> None:
         self._call = call
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Tuple[str, Array]]:
         assembler = Assembler()
         try:
             for raw in self._call:
@@ -357,13 +368,14 @@ class _Subscription:
             if err.code() != grpc.StatusCode.CANCELLED:
                 raise from_rpc_error(err) from None
 
-    def cancel(self):
+    def cancel(self) -> None:
+        """Ends the subscription (from any thread)."""
         self._call.cancel()
 
     close = cancel
 
-    def __enter__(self):
+    def __enter__(self) -> "Subscription":
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.cancel()

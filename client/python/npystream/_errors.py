@@ -1,20 +1,23 @@
 """npystream.Error and its subclasses, one per gRPC code callers act on."""
+from typing import Any, Optional
+
 import grpc
 
 
 class Error(Exception):
     """Any failure of an npystream call. `code` is the grpc.StatusCode."""
 
-    code = grpc.StatusCode.UNKNOWN
+    code: Any = grpc.StatusCode.UNKNOWN
 
-    def __init__(self, message, code=None):
+    def __init__(self, message: str, code: Optional[Any] = None) -> None:
         super().__init__(message)
         if code is not None:
             self.code = code
 
     @property
-    def message(self):
-        return self.args[0]
+    def message(self) -> str:
+        """The status text: "CODE: details"."""
+        return str(self.args[0])
 
 
 class NotFoundError(Error):
@@ -51,7 +54,7 @@ _BY_CODE = {cls.code: cls for cls in (
     UnauthenticatedError)}
 
 
-def from_rpc_error(err):
+def from_rpc_error(err: Any) -> Error:
     """Converts a grpc.RpcError into the matching npystream.Error."""
     code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
     details = err.details() if hasattr(err, "details") else str(err)
@@ -59,7 +62,7 @@ def from_rpc_error(err):
     return cls(f"{code.name}: {details}", code)
 
 
-def from_status(code, message):
+def from_status(code: int, message: str) -> Error:
     """The npystream.Error for a numeric gRPC status code (the native path)."""
     status = next((c for c in grpc.StatusCode if c.value[0] == code), grpc.StatusCode.UNKNOWN)
     cls = _BY_CODE.get(status, Error)

@@ -9,13 +9,14 @@ NPYSTREAM_TUNE_MALLOC=0 (or glibc's own MALLOC_*_THRESHOLD_) to opt out.
 import ctypes
 import os
 import threading
+from typing import Any, Optional
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
-_done = None
+_done: Optional[bool] = None
 
 
-def tune_malloc():
+def tune_malloc() -> bool:
     """Keeps up to 64 MiB free per heap and serves blocks under 32 MiB from
     the heaps. Returns True when glibc took the settings. Idempotent."""
     global _done
@@ -30,16 +31,17 @@ def tune_malloc():
     except (OSError, AttributeError):  # not glibc
         return _done
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    _done = (mallopt(_M_TRIM_THRESHOLD, 64 << 20) == 1
-             and mallopt(_M_MMAP_THRESHOLD, 32 << 20) == 1)
-    return _done
+    took = bool(mallopt(_M_TRIM_THRESHOLD, 64 << 20) == 1
+            and mallopt(_M_MMAP_THRESHOLD, 32 << 20) == 1)
+    _done = took
+    return took
 
 
 _MADV_POPULATE_WRITE = 23  # Linux 5.14
-_madvise = None
+_madvise: Any = None
 
 
-def populate_async(array):
+def populate_async(array: Any) -> Optional[threading.Thread]:
     """Faults in (zero-fills) a fresh array's pages on a helper thread while
     the caller fills it: the kernel leaves pages that are already there alone,
     so the race is harmless, and the zeroing (30% of a large fetch's CPU on

@@ -1,23 +1,27 @@
 """The request messages both clients (npystream.Client and
 npystream.aio.Client) send: built in one place so the two cannot drift."""
 import io
+from typing import Any, Iterable, Iterator, Mapping, Optional
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _wire
 from ._assembly import npy_bytes
 from ._errors import InvalidArgumentError
 from ._info import TensorInfo
-from ._view import is_whole, view_fields
+from ._types import Array, InferInput, Progress, Views
+from ._view import ViewFields, is_whole, view_fields
 from .v1 import inference_pb2 as ipb
 from .v1 import tensors_pb2 as pb
 
 TENSORS_METHODS = "/npystream.v1.Tensors/"  # + "Fetch", "Put", ...: raw method paths
 INFERENCE_METHODS = "/npystream.v1.Inference/"
+_npy_format: Any = np.lib.format  # (numpy ships these untyped)
 PUT_CHUNK = 1 << 20  # data bytes per PutRequest on the grpcio path
 
 
-def fetch_request(handle, chunk_bytes, view):
+def fetch_request(handle: str, chunk_bytes: int, view: ViewFields) -> Any:
     """A FetchRequest; `view` is view_fields(...) of the caller's keywords."""
     request = pb.FetchRequest(handle=handle, chunk_bytes=chunk_bytes)
     if not is_whole(view):
@@ -25,7 +29,7 @@ def fetch_request(handle, chunk_bytes, view):
     return request
 
 
-def storable(array):
+def storable(array: npt.ArrayLike) -> Array:
     """`array` as an ndarray the daemon can store (little-endian);
     InvalidArgumentError for object and structured dtypes."""
     arr = np.asarray(array)
@@ -40,19 +44,19 @@ class PutStream:
     """One Put of a storable, C-contiguous `arr` (made so here): the
     PutHeader, the .npy header bytes and the payload as a memoryview."""
 
-    def __init__(self, arr, name, device, ttl):
+    def __init__(self, arr: Array, name: Optional[str], device: Optional[str],
+                 ttl: Optional[float]) -> None:
         if not arr.flags.c_contiguous:
             arr = arr.copy(order="C")  # (ascontiguousarray would make 0-d arrays 1-d)
         header = io.BytesIO()
-        np.lib.format.write_array_header_1_0(
-            header, np.lib.format.header_data_from_array_1_0(arr))
+        _npy_format.write_array_header_1_0(header, _npy_format.header_data_from_array_1_0(arr))
         self.npy_header = header.getvalue()
         self.head = pb.PutHeader(name=name or "", device=device or "", ttl_seconds=int(ttl or 0))
-        self.payload = (memoryview(arr.reshape(-1).view(np.uint8)) if arr.size
+        self.payload = (arr.reshape(-1).view(np.uint8).data if arr.size
                         else memoryview(b""))
         self.total = len(self.npy_header) + self.payload.nbytes
 
-    def messages(self, progress=None):
+    def messages(self, progress: Progress = None) -> Iterator[bytes]:
         """The raw PutRequest messages, calling progress(done, total)."""
         yield pb.PutRequest(header=self.head).SerializeToString()
         yield _wire.put_data(self.npy_header)
@@ -67,7 +71,9 @@ class PutStream:
                 progress(done, self.total)
 
 
-def infer_request(model, inputs, outputs, capture, fetch, ttl, inline_max_bytes):
+def infer_request(model: str, inputs: Mapping[str, InferInput], outputs: Optional[Iterable[str]],
+                  capture: Optional[Iterable[str]], fetch: bool, ttl: Optional[float],
+                  inline_max_bytes: int) -> Any:
     """An InferRequest: ndarrays inline as .npy, str/TensorInfo as handles."""
     request = ipb.InferRequest(model=model, outputs=list(outputs or []),
                                capture=list(capture or []), ttl_seconds=int(ttl or 0),
@@ -83,7 +89,7 @@ def infer_request(model, inputs, outputs, capture, fetch, ttl, inline_max_bytes)
     return request
 
 
-def subscribe_request(model, layers, views):
+def subscribe_request(model: str, layers: Iterable[str], views: Views) -> Any:
     """A SubscribeRequest; views: {layer: dict(index=, dtype=, pool=)}."""
     request = ipb.SubscribeRequest(model=model, layers=list(layers))
     for layer, view in (views or {}).items():

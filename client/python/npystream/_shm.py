@@ -4,8 +4,11 @@ import logging
 import mmap
 import os
 import threading
+from typing import Any, List, Optional
 
 import numpy as np
+
+from ._types import Array
 
 _log = logging.getLogger("npystream")
 # Reads this large are split across threads (preadv releases the GIL): on
@@ -22,14 +25,14 @@ class SharedFolder:
     marker file's device and inode must be the daemon's (a path alone could
     name another host's or container's folder)."""
 
-    def __init__(self, response):
-        self.dir = response.dir
-        self.marker_path = response.marker_path
-        self.device = response.marker_device
-        self.inode = response.marker_inode
+    def __init__(self, response: Any) -> None:
+        self.dir: str = response.dir
+        self.marker_path: str = response.marker_path
+        self.device: int = response.marker_device
+        self.inode: int = response.marker_inode
 
     @classmethod
-    def check(cls, response):
+    def check(cls, response: Any) -> Optional["SharedFolder"]:
         """A SharedFolder when this process sees the daemon's folder, else None
         (and a debug line saying why, once per client)."""
         folder = cls(response)
@@ -48,12 +51,12 @@ class SharedFolder:
         return folder
 
 
-def _open(path, writable):
+def _open(path: str, writable: bool) -> int:
     flags = (os.O_RDWR if writable else os.O_RDONLY) | os.O_NOFOLLOW | os.O_CLOEXEC
     return os.open(path, flags)
 
 
-def map_file(response):
+def map_file(response: Any) -> Array:
     """A read-only ndarray over the tensor's file (no copy). Raises OSError."""
     info = response.info
     dtype = np.dtype(info.dtype)
@@ -72,17 +75,17 @@ def map_file(response):
     return np.ndarray(shape, dtype, buffer=mm, offset=response.data_offset)
 
 
-def _parallel_read(fd, dst, offset):
+def _parallel_read(fd: int, dst: Array, offset: int) -> None:
     """Fills the C-contiguous array `dst` from the file at `offset` with
     preadv(2), in threads (page-aligned pieces of the destination)."""
-    flat = memoryview(dst.reshape(-1).view(np.uint8))
+    flat = dst.reshape(-1).view(np.uint8).data
     n = len(flat)
     threads = min(_MAX_THREADS, os.cpu_count() or 1, max(1, n // _PARALLEL_BYTES))
     step = -(-n // threads) + 4095 & ~4095
 
-    errors = []
+    errors: List[OSError] = []
 
-    def read(start):
+    def read(start: int) -> None:
         end, at = min(n, start + step), start
         try:
             while at < end:
@@ -103,7 +106,7 @@ def _parallel_read(fd, dst, offset):
         raise errors[0]
 
 
-def copy_from_file(response, out=None):
+def copy_from_file(response: Any, out: Optional[Array] = None) -> Array:
     """The tensor as a new (or the given) writeable ndarray: one copy, read
     from the file (not copied out of a mapping: each 4 KiB page of a mapping
     costs a page fault, which on some VMs made this 3-5x slower). Raises
@@ -120,7 +123,7 @@ def copy_from_file(response, out=None):
     return out
 
 
-def write_into_file(response, array):
+def write_into_file(response: Any, array: Array) -> None:
     """Writes `array` into an allocated file's payload (write(2): no page
     faults, the pages the daemon allocated are filled in place). Raises
     OSError."""
@@ -128,7 +131,7 @@ def write_into_file(response, array):
         return
     if not array.flags.c_contiguous:
         array = np.ascontiguousarray(array)
-    data = memoryview(array.reshape(-1).view(np.uint8))
+    data = array.reshape(-1).view(np.uint8).data
     fd = _open(response.path, writable=True)
     try:
         done = 0

@@ -1,13 +1,18 @@
 """Views (npystream.v1.TensorView): the keywords index, dtype and pool of
 fetch, fetch_to and subscribe turned into the wire's text fields."""
 import numbers
+from typing import Any, Optional, Tuple
 
 import numpy as np
 
 from ._errors import InvalidArgumentError
+from ._types import Index
+
+#: (index text, dtype descr, pool) as the wire carries them.
+ViewFields = Tuple[str, str, int]
 
 
-def _index_item(item):
+def _index_item(item: Any) -> str:
     if item is Ellipsis:
         return "..."
     if isinstance(item, slice):
@@ -25,7 +30,7 @@ def _index_item(item):
         "one ... only)")
 
 
-def index_text(index):
+def index_text(index: Index) -> str:
     """The index as the text the daemon parses: a string is sent as it is;
     np.s_[...] expressions (an int, slice, Ellipsis or a tuple of them) are
     written out."""
@@ -38,7 +43,7 @@ def index_text(index):
     return text + "," if len(items) == 1 and isinstance(index, tuple) else text
 
 
-def view_fields(index=None, dtype=None, pool=None):
+def view_fields(index: Index = None, dtype: Any = None, pool: Optional[int] = None) -> ViewFields:
     """(index, descr, pool) for the wire; all empty for the whole tensor."""
     try:
         descr = "" if dtype is None else np.dtype(dtype).str
@@ -51,6 +56,6 @@ def view_fields(index=None, dtype=None, pool=None):
     return index_text(index), descr, int(pool or 0)
 
 
-def is_whole(fields):
+def is_whole(fields: ViewFields) -> bool:
     index, descr, pool = fields
     return not index and not descr and pool <= 1

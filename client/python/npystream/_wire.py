@@ -1,24 +1,28 @@
 """Hand framing of the two messages that carry bulk bytes, so payloads skip
 protobuf objects: FetchResponse {info; data} and PutRequest {header; data},
 with the field numbers taken from the generated stubs."""
+from typing import List, Optional, Tuple, Union
+
 from .v1 import tensors_pb2 as _pb
+
+BytesLike = Union[bytes, bytearray, memoryview]
 
 # The channel settings of proto/wire/channel_args.h: a fixed 16 MiB stream
 # window from the first byte (gRPC's BDP probing starts a fresh channel at
 # 64 KiB and ramps up slowly), messages up to 64 MiB.
 _MAX_MESSAGE_BYTES = 64 << 20
 _STREAM_WINDOW_BYTES = 16 << 20
-CHANNEL_OPTIONS = [("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
+CHANNEL_OPTIONS: List[Tuple[str, int]] = [("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
                    ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
                    ("grpc.http2.bdp_probe", 0),
                    ("grpc.http2.lookahead_bytes", _STREAM_WINDOW_BYTES)]
 
-_INFO = _pb.FetchResponse.INFO_FIELD_NUMBER
-_DATA = _pb.FetchResponse.DATA_FIELD_NUMBER
+_INFO: int = _pb.FetchResponse.INFO_FIELD_NUMBER
+_DATA: int = _pb.FetchResponse.DATA_FIELD_NUMBER
 _LENGTH_DELIMITED = 2
 
 
-def decode_varint(buf, pos):
+def decode_varint(buf: BytesLike, pos: int) -> Tuple[int, int]:
     result = 0
     shift = 0
     while True:
@@ -32,7 +36,7 @@ def decode_varint(buf, pos):
             raise ValueError("varint too long")
 
 
-def encode_varint(value):
+def encode_varint(value: int) -> bytes:
     out = bytearray()
     while value >= 0x80:
         out.append((value & 0x7F) | 0x80)
@@ -41,7 +45,7 @@ def encode_varint(value):
     return bytes(out)
 
 
-def split_fetch_response(raw):
+def split_fetch_response(raw: BytesLike) -> Tuple[Optional[bytes], int, int]:
     """Returns (info bytes or None, data offset, data length) of one
     serialized FetchResponse, without copying the data."""
     info = None
@@ -69,6 +73,6 @@ def split_fetch_response(raw):
 _PUT_DATA_TAG = encode_varint((_pb.PutRequest.DATA_FIELD_NUMBER << 3) | _LENGTH_DELIMITED)
 
 
-def put_data(chunk):
+def put_data(chunk: BytesLike) -> bytes:
     """A serialized PutRequest carrying `chunk` (bytes-like) as data."""
     return b"".join((_PUT_DATA_TAG, encode_varint(len(chunk)), chunk))

@@ -1,4 +1,4 @@
-"""npystream for asyncio:
+"""npystream for asyncio::
 
     from npystream import aio
     async with aio.Client("127.0.0.1:50051") as client:

@@ -9,13 +9,14 @@ a 1-D value as a strip; a colour bar with min/max and a histogram per layer.
 matplotlib is imported on first use, so `import npystream` never needs it.
 """
 import math
+from typing import Any, Iterable, Mapping, Optional, Tuple
 
 import numpy as np
 
 __all__ = ["activation_grid", "show_activations"]
 
 
-def activation_grid(array, gap=1):
+def activation_grid(array: Any, gap: int = 1) -> Any:
     """A 2-D float array tiling `array` as the dashboard does; gaps are NaN
     (drawn as background)."""
     a = np.asarray(array)
@@ -40,14 +41,14 @@ def activation_grid(array, gap=1):
     return grid
 
 
-def _figure(layers):
+def _figure(layers: Any) -> Tuple[Any, Any]:
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(len(layers), 2, figsize=(9, 3.2 * len(layers)), squeeze=False,
                              gridspec_kw={"width_ratios": [3, 1]})
     return fig, axes
 
 
-def _draw(fig, axes, row, layer, array, note=""):
+def _draw(fig: Any, axes: Any, row: int, layer: str, array: Any, note: str = "") -> Any:
     heat, hist = axes[row]
     heat.clear()
     hist.clear()
@@ -66,8 +67,9 @@ def _draw(fig, axes, row, layer, array, note=""):
     return image
 
 
-def show_activations(client, model, layers, inputs=None, *, live=False, max_updates=None,
-                     timeout=None):
+def show_activations(client: Any, model: str, layers: Iterable[str],
+                     inputs: Optional[Mapping[str, Any]] = None, *, live: bool = False,
+                     max_updates: Optional[int] = None, timeout: Optional[float] = None) -> Any:
     """Draws `layers` of `model` and returns the matplotlib Figure.
 
     With `inputs` ({name: ndarray}), runs one Infer capturing the layers and
