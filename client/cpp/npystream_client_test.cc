@@ -118,11 +118,16 @@ TEST_F(ClientTest, AStopFlagCancelsTheFetch) {
   std::vector<char> again;
   ASSERT_TRUE(client_->FetchToBuffer("big", &again).ok());
   EXPECT_EQ(again.size(), header.size() + payload.size());
-  // The daemon saw the first fetch cancelled, not completed.
-  const std::string scrape = server_->daemon()->metrics()->Scrape();
-  EXPECT_NE(scrape.find("npystream_rpc_requests_total{code=\"CANCELLED\",method=\"Fetch\"} 1"),
-            std::string::npos)
-      << scrape;
+  // The daemon saw the first fetch cancelled, not completed (it counts a
+  // call when the call ends there, which may be after the client returns).
+  const std::string want = "npystream_rpc_requests_total{code=\"CANCELLED\",method=\"Fetch\"} 1";
+  std::string scrape;
+  for (int i = 0; i < 500; ++i) {
+    scrape = server_->daemon()->metrics()->Scrape();
+    if (scrape.find(want) != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_NE(scrape.find(want), std::string::npos) << scrape;
 }
 
 TEST_F(ClientTest, StatListRelease) {
