@@ -215,6 +215,7 @@ absl::Status Daemon::Start() {
     rpc_options.credentials = grpc::SslServerCredentials(ssl);
   }
   rpc_options.token = token_;
+  rpc_options.topology = {replica_id_, config_.peer_address};
   rpc_options.idle_timeout = absl::Seconds(config_.idle_timeout_seconds);
   PutLimits put_limits;  // gRPC Puts, inline Infer inputs, HTTP infer bodies
   put_limits.parse.max_header_bytes = config_.max_header_bytes;
@@ -284,6 +285,7 @@ absl::Status Daemon::Start() {
        {"listeners", absl::StrJoin(rpc_->targets(), ",")},
        {"shm", config_.shm_dir.empty() ? "off" : config_.shm_dir},
        {"replica", replica_id_},
+       {"peers", config_.peer_address.empty() ? "off" : config_.peer_address},
        {"auth", token_.empty() ? "off" : "token"},
        {"budget", config_.store_budget},
        {"device", config_.device},

@@ -217,6 +217,17 @@ const std::vector<Flag>& Flags() {
          c->replica_id = v;
          return absl::OkStatus();
        }},
+      {"peer-address",
+       "how to reach another replica, {replica} standing for its id "
+       "(e.g. {replica}.npystream-peers.default.svc.cluster.local:50051); clients route by it",
+       [](DaemonConfig* c, const std::string& v) {
+         if (!v.empty() && v.find("{replica}") == std::string::npos) {
+           return absl::InvalidArgumentError(
+               absl::StrCat("--peer-address=", v, ": the template needs {replica}"));
+         }
+         c->peer_address = v;
+         return absl::OkStatus();
+       }},
       {"config", "JSON file of flag values ({\"store-budget\": \"8GiB\", ...})",
        [](DaemonConfig* c, const std::string& v) {
          c->config_file = v;
@@ -249,7 +260,8 @@ absl::Status ApplyConfigJson(absl::string_view json_text, DaemonConfig* config) 
   for (const auto& [key, value] : j.items()) {
     const Flag* flag = nullptr;
     for (const Flag& f : Flags()) {
-      if (key == f.name && key != "config") flag = &f;
+      // "peer_address" and "peer-address" name the same flag.
+      if (absl::StrReplaceAll(key, {{"_", "-"}}) == f.name && key != "config") flag = &f;
     }
     if (flag == nullptr) return absl::InvalidArgumentError(absl::StrCat("unknown key '", key, "'"));
     std::string text = value.is_string() ? value.get<std::string>() : value.dump();

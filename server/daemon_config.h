@@ -43,6 +43,9 @@ struct DaemonConfig {
   std::string shm_dir;            // same-host tensor files (tmpfs); empty: off
   std::string shm_group;          // group of those files; empty: the daemon's
   std::string replica_id;         // in server-chosen handles; empty: the host name
+  // How replicas reach each other: "{replica}" is replaced by an id
+  // (Topology tells clients); empty: this daemon knows no peers.
+  std::string peer_address;
 };
 
 // Parses `args` (argv without the program name): --name=value or --name value.

@@ -88,5 +88,32 @@ TEST(DaemonConfigTest, ConfigFileIsOverriddenByEnvAndFlags) {
   EXPECT_NE(bad.status().message().find("unknown key 'colour'"), std::string::npos);
 }
 
+// --peer-address, NPYSTREAM_PEER_ADDRESS and the config file's peer_address
+// (underscores name the same flag as dashes) set one template; it needs
+// {replica}.
+TEST(DaemonConfigTest, PeerAddressFromFlagEnvAndConfig) {
+  auto none = [](const char*) -> const char* { return nullptr; };
+  auto flag = ParseDaemonConfig({"--peer-address", "{replica}.peers:50051"}, none);
+  ASSERT_TRUE(flag.ok()) << flag.status();
+  EXPECT_EQ(flag->peer_address, "{replica}.peers:50051");
+  EXPECT_EQ(ParseDaemonConfig({}, none)->peer_address, "");
+  auto env = [](const char* k) -> const char* {
+    return std::string(k) == "NPYSTREAM_PEER_ADDRESS" ? "unix:///run/{replica}.sock" : nullptr;
+  };
+  EXPECT_EQ(ParseDaemonConfig({}, env)->peer_address, "unix:///run/{replica}.sock");
+  const std::string path = ::testing::TempDir() + "/npystream_test_peers.json";
+  {
+    std::ofstream out(path);
+    out << R"({"peer_address": "{replica}.svc:1", "store_budget": "1GiB"})";
+  }
+  auto file = ParseDaemonConfig({"--config", path}, none);
+  ASSERT_TRUE(file.ok()) << file.status();
+  EXPECT_EQ(file->peer_address, "{replica}.svc:1");
+  EXPECT_EQ(file->store_budget, 1ull << 30);
+  auto bad = ParseDaemonConfig({"--peer-address=peers:50051"}, none);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("needs {replica}"), std::string::npos) << bad.status();
+}
+
 }  // namespace
 }  // namespace npystream

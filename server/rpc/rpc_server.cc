@@ -42,8 +42,9 @@ absl::StatusOr<std::unique_ptr<RpcServer>> RpcServer::Start(const Options& optio
         views::Views::Options{options.transfer, options.store, nullptr, false});
     views = server->own_views_.get();
   }
-  server->tensors_ = std::make_unique<TensorsService>(options.store, options.transfer, views,
-                                                      options.put_limits, server->gate_.get());
+  server->tensors_ =
+      std::make_unique<TensorsService>(options.store, options.transfer, views, options.put_limits,
+                                       server->gate_.get(), options.topology);
 
   grpc::ServerBuilder builder;
   if (options.listen.empty()) return absl::InvalidArgumentError("RpcServer needs an address");

@@ -17,6 +17,7 @@
 #include "server/rpc/call_gate.h"
 #include "server/rpc/put_reactor.h"
 #include "server/rpc/rpc_metrics.h"
+#include "server/rpc/topology_info.h"
 #include "server/store/tensor_store.h"
 #include "server/transfer/transfer.h"
 #include "server/views/views.h"
@@ -52,6 +53,7 @@ class RpcServer {
     // Replies gzip-compressed to clients that accept gzip. Requests sent
     // with grpc-encoding: gzip are read either way.
     bool gzip_replies = false;
+    TopologyInfo topology;  // what Topology answers
   };
 
   // Binds and starts serving. UNAVAILABLE naming the address when it cannot

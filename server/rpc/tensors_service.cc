@@ -1,5 +1,7 @@
 #include "server/rpc/tensors_service.h"
 
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "server/common/status_macros.h"
@@ -46,8 +48,13 @@ void ToMapResponse(const TensorInfo& info, const ShmFile& file, npystream::v1::M
 }  // namespace
 
 TensorsService::TensorsService(TensorStore* store, Transfer* transfer, const views::Views* views,
-                               const PutLimits& limits, CallGate* gate)
-    : store_(store), transfer_(transfer), views_(views), limits_(limits), gate_(gate) {}
+                               const PutLimits& limits, CallGate* gate, TopologyInfo topology)
+    : store_(store),
+      transfer_(transfer),
+      views_(views),
+      limits_(limits),
+      gate_(gate),
+      topology_(std::move(topology)) {}
 
 grpc::ServerReadReactor<grpc::ByteBuffer>* TensorsService::Put(grpc::CallbackServerContext* context,
                                                                grpc::ByteBuffer* response) {
@@ -169,6 +176,16 @@ grpc::ServerUnaryReactor* TensorsService::Shm(grpc::CallbackServerContext* conte
     response->set_marker_device(shm->marker_device());
     response->set_marker_inode(shm->marker_inode());
   }
+  return FinishUnary(context->DefaultReactor(), std::move(*ticket), absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* TensorsService::Topology(
+    grpc::CallbackServerContext* context, const npystream::v1::TopologyRequest* /*request*/,
+    npystream::v1::TopologyResponse* response) {
+  auto ticket = gate_->Admit(context, "Topology");
+  if (!ticket.ok()) return FinishUnary(context->DefaultReactor(), nullptr, ticket.status());
+  response->set_replica(topology_.replica);
+  response->set_peer_address(topology_.peer_address);
   return FinishUnary(context->DefaultReactor(), std::move(*ticket), absl::OkStatus());
 }
 

@@ -6,6 +6,7 @@
 #include "npystream/v1/tensors.grpc.pb.h"
 #include "server/rpc/call_gate.h"
 #include "server/rpc/put_reactor.h"
+#include "server/rpc/topology_info.h"
 #include "server/store/tensor_store.h"
 #include "server/transfer/transfer.h"
 #include "server/views/views.h"
@@ -13,17 +14,18 @@
 namespace npystream::rpc {
 
 namespace v1 = npystream::v1;
-using TensorsBase = v1::Tensors::WithRawCallbackMethod_Put<v1::Tensors::WithRawCallbackMethod_Fetch<
-    v1::Tensors::WithCallbackMethod_Stat<v1::Tensors::WithCallbackMethod_List<
-        v1::Tensors::WithCallbackMethod_Release<v1::Tensors::WithCallbackMethod_Map<
-            v1::Tensors::WithCallbackMethod_Allocate<v1::Tensors::WithCallbackMethod_Commit<
-                v1::Tensors::WithCallbackMethod_Shm<v1::Tensors::Service>>>>>>>>>;
+using TensorsBase = v1::Tensors::WithRawCallbackMethod_Put<
+    v1::Tensors::WithRawCallbackMethod_Fetch<v1::Tensors::WithCallbackMethod_Stat<
+        v1::Tensors::WithCallbackMethod_List<v1::Tensors::WithCallbackMethod_Release<
+            v1::Tensors::WithCallbackMethod_Map<v1::Tensors::WithCallbackMethod_Allocate<
+                v1::Tensors::WithCallbackMethod_Commit<v1::Tensors::WithCallbackMethod_Shm<
+                    v1::Tensors::WithCallbackMethod_Topology<v1::Tensors::Service>>>>>>>>>>;
 
 // Thread-safe. Borrowed pointers must outlive the service.
 class TensorsService final : public TensorsBase {
  public:
   TensorsService(TensorStore* store, Transfer* transfer, const views::Views* views,
-                 const PutLimits& limits, CallGate* gate);
+                 const PutLimits& limits, CallGate* gate, TopologyInfo topology = {});
 
   grpc::ServerReadReactor<grpc::ByteBuffer>* Put(grpc::CallbackServerContext* context,
                                                  grpc::ByteBuffer* response) override;
@@ -52,6 +54,9 @@ class TensorsService final : public TensorsBase {
   grpc::ServerUnaryReactor* Shm(grpc::CallbackServerContext* context,
                                 const npystream::v1::ShmRequest* request,
                                 npystream::v1::ShmResponse* response) override;
+  grpc::ServerUnaryReactor* Topology(grpc::CallbackServerContext* context,
+                                     const npystream::v1::TopologyRequest* request,
+                                     npystream::v1::TopologyResponse* response) override;
 
  private:
   TensorStore* const store_;
@@ -59,6 +64,7 @@ class TensorsService final : public TensorsBase {
   const views::Views* const views_;
   const PutLimits limits_;
   CallGate* const gate_;
+  const TopologyInfo topology_;
 };
 
 }  // namespace npystream::rpc

@@ -10,9 +10,10 @@ import numpy.typing as npt
 
 from . import _wire
 from ._assembly import Assembler, NpyWriter, array_from_npy, open_output
-from ._errors import Error, InvalidArgumentError, from_rpc_error
+from ._errors import Error, InvalidArgumentError, UnavailableError, from_rpc_error
 from ._info import TensorInfo
 from ._malloc import tune_malloc
+from ._routing import Routes
 from ._transport import NativeTransport
 from ._requests import INFERENCE_METHODS as _INFERENCE, TENSORS_METHODS as _SERVICE
 from ._requests import PutStream, fetch_request, infer_request, storable, subscribe_request
@@ -26,8 +27,9 @@ class Client:
     """A connection to one npystreamd for asyncio code. Use it from one
     event loop; `async with` (or `await close()`) closes it.
 
-    Arguments as for npystream.Client. route: whether calls may be sent to
-    the replica that holds a handle (a single daemon: nothing to route).
+    Arguments as for npystream.Client. route: calls on another replica's
+    handle (fetch, fetch_to, stat, release) go straight to it, as
+    npystream.Client's route= (a single daemon: nothing to route).
     fetch takes the C++ path (npystream._native, as the sync client does)
     on a worker thread, the GIL released while bytes move; every other call,
     and fetch without the C++ path (or with timeout or compression), is a
@@ -83,18 +85,52 @@ class Client:
         self._models = unary(_INFERENCE, "ListModels", ipb.ListModelsRequest,
                              ipb.ListModelsResponse)
         self._reload = unary(_INFERENCE, "Reload", ipb.ReloadRequest, ipb.ListModelsResponse)
+        self._topology = unary(_SERVICE, "Topology", pb.TopologyRequest, pb.TopologyResponse)
+        self._closing: List["asyncio.Task[None]"] = []
+
+        def peer(address: str) -> "Client":
+            return Client(address, token=token, root_certificates=root_certificates,
+                          private_key=private_key, certificate_chain=certificate_chain,
+                          route=False, timeout=timeout, compression=compression)
+
+        def close_later(c: "Client") -> None:
+            self._closing.append(asyncio.get_running_loop().create_task(c.close()))
+
+        self._routes: Optional[Routes["Client"]] = Routes(peer, close_later) if route else None
 
     async def close(self) -> None:
         """Closes the channels; calls still running are cancelled."""
         await self._channel.close()
         if self._native is not None:
             self._native.close()
+        if self._routes is not None:
+            await asyncio.gather(*(c.close() for c in self._routes.take_all()), *self._closing)
 
     async def __aenter__(self) -> "Client":
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    async def _owner(self, handle: str) -> Optional["Client"]:
+        """The client of the replica that owns `handle` when routing sends
+        it elsewhere, else None (see npystream.Client)."""
+        routes = self._routes
+        if routes is None:
+            return None
+        if not routes.known:
+            try:
+                answer = await self._call(self._topology, pb.TopologyRequest())
+                routes.learn(answer.replica, answer.peer_address)
+            except UnavailableError:
+                return None
+            except Error:  # an older daemon: no replicas
+                routes.learn("", "")
+        return routes.peer_for(handle)
+
+    def _unreachable(self, handle: str) -> None:
+        if self._routes is not None:
+            self._routes.forget(handle)
 
     async def _call(self, method: Any, request: Any) -> Any:
         try:
@@ -118,6 +154,13 @@ class Client:
         """The tensor (or a view of it: index, dtype, pool) as an ndarray,
         equal to np.load of its .npy; out= an array to fill (see
         npystream.Client.fetch)."""
+        peer = await self._owner(handle)
+        if peer is not None:
+            try:
+                return await peer.fetch(handle, progress, out, index=index, dtype=dtype,
+                                        pool=pool, chunk_bytes=chunk_bytes)
+            except UnavailableError:
+                self._unreachable(handle)
         view = view_fields(index, dtype, pool)
         if self._native is not None:
             return await self._native_fetch(handle, progress, out, view, chunk_bytes)
@@ -168,6 +211,13 @@ class Client:
                        chunk_bytes: int = 0) -> TensorInfo:
         """Writes the .npy bytes (or a view's) to a path or binary file as
         they arrive; returns the TensorInfo of what was written."""
+        peer = await self._owner(handle)
+        if peer is not None:
+            try:
+                return await peer.fetch_to(handle, path_or_file, progress, index=index,
+                                           dtype=dtype, pool=pool, chunk_bytes=chunk_bytes)
+            except UnavailableError:
+                self._unreachable(handle)
         f, own = open_output(path_or_file)
         writer = NpyWriter(f, progress)
         call = self._fetch_raw(fetch_request(handle, chunk_bytes, view_fields(index, dtype, pool)),
@@ -188,6 +238,12 @@ class Client:
 
     async def stat(self, handle: str) -> TensorInfo:
         """TensorInfo of `handle`; NotFoundError when unknown."""
+        peer = await self._owner(handle)
+        if peer is not None:
+            try:
+                return await peer.stat(handle)
+            except UnavailableError:
+                self._unreachable(handle)
         return TensorInfo.from_proto(await self._call(self._stat, pb.TensorRef(handle=handle)))
 
     async def list(self) -> List[TensorInfo]:
@@ -197,6 +253,12 @@ class Client:
 
     async def release(self, handle: str) -> bool:
         """Drops `handle`; True once released. NotFoundError when unknown."""
+        peer = await self._owner(handle)
+        if peer is not None:
+            try:
+                return await peer.release(handle)
+            except UnavailableError:
+                self._unreachable(handle)
         return bool((await self._call(self._release, pb.TensorRef(handle=handle))).released)
 
     # -- inference -------------------------------------------------------

@@ -9,12 +9,14 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _shm
-from ._errors import Error, FailedPreconditionError, InvalidArgumentError, from_rpc_error
+from ._errors import (Error, FailedPreconditionError, InvalidArgumentError, UnavailableError,
+                      from_rpc_error)
 from ._info import TensorInfo
 from ._assembly import Assembler, NpyWriter, array_from_npy, open_output
 from ._malloc import tune_malloc
 from ._transport import NativeTransport, open_channel
 from ._requests import INFERENCE_METHODS as _INFERENCE, TENSORS_METHODS as _SERVICE
+from ._routing import Routes
 from ._requests import PutStream, fetch_request, infer_request, storable, subscribe_request
 from ._types import Array, Index, InferInput, Progress, Views
 from ._view import is_whole, view_fields
@@ -42,12 +44,17 @@ class Client:
     compression: "gzip" sends every request gzip-compressed (grpcio only:
     no C++ or shm path) and accepts gzip replies (a daemon started with
     --grpc-compression=gzip sends them); None (default) sends them as they are.
+    route: when the daemon reports replicas (Topology: --peer-address), a
+    call on another replica's handle ("...~R": fetch, fetch_to, map, stat,
+    release) goes straight to R (one connection per replica, at most 64
+    kept), back to this target when R cannot be reached; put and infer stay
+    here. False: every call goes to this target.
     """
 
     def __init__(self, target: str = "127.0.0.1:50051", *, token: Optional[str] = None,
                  root_certificates: Optional[bytes] = None, private_key: Optional[bytes] = None,
                  certificate_chain: Optional[bytes] = None, timeout: Optional[float] = None,
-                 shm: bool = True, compression: Optional[str] = None) -> None:
+                 shm: bool = True, compression: Optional[str] = None, route: bool = True) -> None:
         tune_malloc()  # see _malloc.py: large fetches at 2-3x the speed
         if compression not in (None, "gzip"):
             raise InvalidArgumentError(f"compression={compression!r}: use None or 'gzip'")
@@ -78,6 +85,14 @@ class Client:
             _INFERENCE + "Subscribe", request_serializer=ipb.SubscribeRequest.SerializeToString,
             response_deserializer=None)
 
+        def peer(address: str) -> "Client":
+            return Client(address, token=token, root_certificates=root_certificates,
+                          private_key=private_key, certificate_chain=certificate_chain,
+                          timeout=timeout, shm=shm, compression=compression, route=False)
+
+        self._routes: Optional[Routes["Client"]] = (
+            Routes(peer, lambda c: c.close()) if route else None)
+
     def close(self) -> None:
         """Waits for outstanding releases, then closes the channels (grpcio's
         and the C++ client's, with its kept connections)."""
@@ -91,6 +106,8 @@ class Client:
         self._channel.close()
         if self._native is not None:
             self._native.close()
+        for peer in self._routes.take_all() if self._routes is not None else []:
+            peer.close()
 
     def __enter__(self) -> "Client":
         return self
@@ -145,6 +162,13 @@ class Client:
         np.ascontiguousarray(a[index]).astype(dtype) (pooled: the reshape-mean
         reference within 1 ulp); out= must match the view.
         """
+        peer = self._owner(handle)
+        if peer is not None:
+            try:
+                return peer.fetch(handle, progress, chunk_bytes, out, index=index, dtype=dtype,
+                                  pool=pool)
+            except UnavailableError:
+                self._unreachable(handle)
         view = view_fields(index, dtype, pool)
         if is_whole(view) and self._shared_folder() is not None:
             arr = self._fetch_shared(handle, out)
@@ -179,6 +203,13 @@ class Client:
         """Writes the tensor's .npy bytes (or a view's: index, dtype, pool as
         for fetch) to a path or binary file object as they arrive (nothing is
         assembled in memory); returns the TensorInfo of what was written."""
+        peer = self._owner(handle)
+        if peer is not None:
+            try:
+                return peer.fetch_to(handle, path_or_file, progress, chunk_bytes, index=index,
+                                     dtype=dtype, pool=pool)
+            except UnavailableError:
+                self._unreachable(handle)
         f, own = open_output(path_or_file)
         writer = NpyWriter(f, progress)
         try:
@@ -200,6 +231,12 @@ class Client:
         tensor is released (the file's memory returns when the array goes).
         FailedPreconditionError when the daemon has no --shm-dir or this
         process does not see it (another host)."""
+        peer = self._owner(handle)
+        if peer is not None:
+            try:
+                return peer.map(handle)
+            except UnavailableError:
+                self._unreachable(handle)
         if self._shared_folder() is None:
             raise FailedPreconditionError(
                 "FAILED_PRECONDITION: map needs the daemon's --shm-dir visible to this process "
@@ -213,6 +250,12 @@ class Client:
 
     def stat(self, handle: str) -> TensorInfo:
         """TensorInfo of `handle`; NotFoundError when unknown."""
+        peer = self._owner(handle)
+        if peer is not None:
+            try:
+                return peer.stat(handle)
+            except UnavailableError:
+                self._unreachable(handle)
         return TensorInfo.from_proto(self._call(self._stub.Stat, pb.TensorRef(handle=handle)))
 
     def list(self) -> List[TensorInfo]:
@@ -222,6 +265,12 @@ class Client:
 
     def release(self, handle: str) -> bool:
         """Drops `handle`; True once released. NotFoundError when unknown."""
+        peer = self._owner(handle)
+        if peer is not None:
+            try:
+                return peer.release(handle)
+            except UnavailableError:
+                self._unreachable(handle)
         return bool(self._call(self._stub.Release, pb.TensorRef(handle=handle)).released)
 
     # -- inference -------------------------------------------------------
@@ -282,6 +331,27 @@ class Client:
         return Subscription(call)
 
     # -- internals -------------------------------------------------------
+
+    def _owner(self, handle: str) -> Optional["Client"]:
+        """The client of the replica that owns `handle` when routing sends
+        it elsewhere, else None. The first call asks this daemon's Topology."""
+        routes = self._routes
+        if routes is None:
+            return None
+        if not routes.known:
+            try:
+                answer = self._call(self._stub.Topology, pb.TopologyRequest())
+                routes.learn(answer.replica, answer.peer_address)
+            except UnavailableError:
+                return None  # ask again next time
+            except Error:  # an older daemon (UNIMPLEMENTED): no replicas
+                routes.learn("", "")
+        return routes.peer_for(handle)
+
+    def _unreachable(self, handle: str) -> None:
+        """The owner could not be reached: this target serves the call."""
+        if self._routes is not None:
+            self._routes.forget(handle)
 
     def _shared_folder(self) -> Optional[_shm.SharedFolder]:
         """The daemon's shm folder when this process sees it, else None.
