@@ -7,11 +7,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "proto/wire/channel_args.h"
 #include "proto/wire/socket_fetch.h"
@@ -22,6 +24,7 @@ namespace {
 
 constexpr size_t kPutChunk = 1 << 20;
 constexpr uint64_t kProgressEvery = 4 << 20;
+constexpr size_t kMaxPeers = 64;  // replicas a routing client keeps a connection to
 
 absl::Status FromGrpc(const grpc::Status& s) {
   if (s.ok()) return absl::OkStatus();
@@ -172,6 +175,18 @@ absl::StatusOr<npystream::v1::TensorInfo> Client::FetchInto(
     const std::string& handle, const PlaceFn& place,
     const std::function<void(uint64_t, uint64_t)>& progress, uint32_t chunk_bytes,
     const FetchView& view, const std::atomic<bool>* stop) {
+  if (std::shared_ptr<Client> peer = Owner(handle)) {
+    auto routed = peer->FetchInto(handle, place, progress, chunk_bytes, view, stop);
+    if (!absl::IsUnavailable(routed.status())) return routed;
+    Unreachable(handle);
+  }
+  return FetchIntoHere(handle, place, progress, chunk_bytes, view, stop);
+}
+
+absl::StatusOr<npystream::v1::TensorInfo> Client::FetchIntoHere(
+    const std::string& handle, const PlaceFn& place,
+    const std::function<void(uint64_t, uint64_t)>& progress, uint32_t chunk_bytes,
+    const FetchView& view, const std::atomic<bool>* stop) {
   if (view.whole()) {
     if (auto plain = PlainFetch(handle, place, progress, stop)) return *std::move(plain);
   }
@@ -186,7 +201,7 @@ absl::StatusOr<npystream::v1::TensorInfo> Client::FetchInto(
   // Set when `stopped` or the caller's stop is: the rest is not received.
   std::atomic<bool> halt{false};
   npystream::v1::TensorInfo first;
-  auto info = Fetch(
+  auto info = FetchHere(
       handle,
       [&](const npystream::v1::TensorInfo& i) {
         first = i;
@@ -244,6 +259,18 @@ void Client::Prepare(grpc::ClientContext* context) const {
 }
 
 absl::StatusOr<npystream::v1::TensorInfo> Client::Fetch(
+    const std::string& handle, const std::function<void(const npystream::v1::TensorInfo&)>& on_info,
+    const std::function<void(const char*, size_t)>& sink, uint32_t chunk_bytes,
+    const FetchView& view, const std::atomic<bool>* stop) {
+  if (std::shared_ptr<Client> peer = Owner(handle)) {
+    auto routed = peer->Fetch(handle, on_info, sink, chunk_bytes, view, stop);
+    if (!absl::IsUnavailable(routed.status())) return routed;
+    Unreachable(handle);
+  }
+  return FetchHere(handle, on_info, sink, chunk_bytes, view, stop);
+}
+
+absl::StatusOr<npystream::v1::TensorInfo> Client::FetchHere(
     const std::string& handle, const std::function<void(const npystream::v1::TensorInfo&)>& on_info,
     const std::function<void(const char*, size_t)>& sink, uint32_t chunk_bytes,
     const FetchView& view, const std::atomic<bool>* stop) {
@@ -327,6 +354,11 @@ absl::StatusOr<npystream::v1::TensorInfo> Client::Fetch(
 absl::StatusOr<npystream::v1::TensorInfo> Client::FetchToBuffer(const std::string& handle,
                                                                 std::vector<char>* buffer,
                                                                 const FetchView& view) {
+  if (std::shared_ptr<Client> peer = Owner(handle)) {
+    auto routed = peer->FetchToBuffer(handle, buffer, view);
+    if (!absl::IsUnavailable(routed.status())) return routed;
+    Unreachable(handle);
+  }
   if (view.whole() && SharedFolder().ok()) {
     absl::StatusOr<npystream::v1::MapResponse> response = MapRequest(handle);
     if (!response.ok()) return response.status();  // the server's answer
@@ -351,7 +383,7 @@ absl::StatusOr<npystream::v1::TensorInfo> Client::FetchToBuffer(const std::strin
       return response->info();
     }
   }
-  return FetchInto(
+  return FetchIntoHere(
       handle,
       [&](const npystream::v1::TensorInfo& info,
           absl::string_view npy_header) -> absl::StatusOr<char*> {
@@ -359,17 +391,23 @@ absl::StatusOr<npystream::v1::TensorInfo> Client::FetchToBuffer(const std::strin
         std::memcpy(buffer->data(), npy_header.data(), npy_header.size());
         return buffer->data() + npy_header.size();
       },
-      nullptr, 0, view);
+      nullptr, 0, view, nullptr);
 }
 
 absl::StatusOr<npystream::v1::TensorInfo> Client::FetchToFile(const std::string& handle,
                                                               const std::string& path) {
+  if (std::shared_ptr<Client> peer = Owner(handle)) {
+    auto routed = peer->FetchToFile(handle, path);
+    if (!absl::IsUnavailable(routed.status())) return routed;
+    Unreachable(handle);
+  }
   std::FILE* f = std::fopen(path.c_str(), "wb");
   if (f == nullptr) return absl::InternalError(absl::StrCat("cannot open ", path));
   bool write_ok = true;
-  auto info = Fetch(handle, nullptr, [&](const char* p, size_t n) {
-    write_ok = write_ok && std::fwrite(p, 1, n, f) == n;
-  });
+  auto info = FetchHere(
+      handle, nullptr,
+      [&](const char* p, size_t n) { write_ok = write_ok && std::fwrite(p, 1, n, f) == n; }, 0, {},
+      nullptr);
   write_ok = (std::fclose(f) == 0) && write_ok;
   if (!info.ok()) return info.status();
   if (!write_ok) return absl::InternalError(absl::StrCat("write to ", path, " failed"));
@@ -503,6 +541,11 @@ absl::StatusOr<npystream::v1::MapResponse> Client::MapRequest(const std::string&
 }
 
 absl::StatusOr<std::unique_ptr<MappedTensor>> Client::Map(const std::string& handle) {
+  if (std::shared_ptr<Client> peer = Owner(handle)) {
+    auto routed = peer->Map(handle);
+    if (!absl::IsUnavailable(routed.status())) return routed;
+    Unreachable(handle);
+  }
   if (absl::Status s = SharedFolder(); !s.ok()) return s;
   absl::StatusOr<npystream::v1::MapResponse> response = MapRequest(handle);
   if (!response.ok()) return response.status();
@@ -539,6 +582,11 @@ absl::StatusOr<npystream::v1::TensorInfo> Client::Commit(std::unique_ptr<MappedT
 }
 
 absl::StatusOr<npystream::v1::TensorInfo> Client::Stat(const std::string& handle) {
+  if (std::shared_ptr<Client> peer = Owner(handle)) {
+    auto routed = peer->Stat(handle);
+    if (!absl::IsUnavailable(routed.status())) return routed;
+    Unreachable(handle);
+  }
   grpc::ClientContext context;
   Prepare(&context);
   npystream::v1::TensorRef ref;
@@ -560,12 +608,83 @@ absl::StatusOr<std::vector<npystream::v1::TensorInfo>> Client::List() {
 }
 
 absl::Status Client::Release(const std::string& handle) {
+  if (std::shared_ptr<Client> peer = Owner(handle)) {
+    absl::Status routed = peer->Release(handle);
+    if (!absl::IsUnavailable(routed)) return routed;
+    Unreachable(handle);
+  }
   grpc::ClientContext context;
   Prepare(&context);
   npystream::v1::TensorRef ref;
   ref.set_handle(handle);
   npystream::v1::ReleaseResponse response;
   return FromGrpc(stub_->Release(&context, ref, &response));
+}
+
+std::shared_ptr<Client> Client::Owner(const std::string& handle) {
+  if (!options_.route) return nullptr;
+  const size_t tilde = handle.rfind('~');
+  if (tilde == std::string::npos || tilde + 1 == handle.size()) return nullptr;
+  const std::string replica = handle.substr(tilde + 1);
+  bool known = false;
+  {
+    absl::MutexLock lock(&route_mu_);
+    known = topology_known_;
+  }
+  if (!known) {
+    grpc::ClientContext context;
+    Prepare(&context);
+    npystream::v1::TopologyResponse answer;
+    const absl::Status s =
+        FromGrpc(stub_->Topology(&context, npystream::v1::TopologyRequest(), &answer));
+    if (absl::IsUnavailable(s)) return nullptr;  // ask again next time
+    absl::MutexLock lock(&route_mu_);
+    topology_known_ = true;  // an older daemon (UNIMPLEMENTED): no replicas
+    if (s.ok()) {
+      replica_ = answer.replica();
+      peer_template_ = answer.peer_address();
+    }
+  }
+  std::string address;
+  {
+    absl::MutexLock lock(&route_mu_);
+    if (peer_template_.empty() || replica == replica_) return nullptr;
+    for (size_t i = 0; i < peers_.size(); ++i) {
+      if (peers_[i].first == replica) {
+        std::rotate(peers_.begin() + static_cast<std::ptrdiff_t>(i),
+                    peers_.begin() + static_cast<std::ptrdiff_t>(i) + 1, peers_.end());
+        return peers_.back().second;
+      }
+    }
+    address = absl::StrReplaceAll(peer_template_, {{"{replica}", replica}});
+  }
+  ClientOptions options = options_;
+  options.target = address;
+  options.route = false;
+  absl::StatusOr<std::unique_ptr<Client>> made = Connect(options);
+  if (!made.ok()) return nullptr;
+  std::shared_ptr<Client> peer = std::move(*made);
+  std::shared_ptr<Client> evicted;  // destroyed outside the lock
+  absl::MutexLock lock(&route_mu_);
+  peers_.emplace_back(replica, peer);
+  if (peers_.size() > kMaxPeers) {
+    evicted = std::move(peers_.front().second);
+    peers_.erase(peers_.begin());
+  }
+  return peer;
+}
+
+void Client::Unreachable(const std::string& handle) {
+  const std::string replica = handle.substr(handle.rfind('~') + 1);
+  std::shared_ptr<Client> dropped;  // destroyed outside the lock
+  absl::MutexLock lock(&route_mu_);
+  for (auto it = peers_.begin(); it != peers_.end(); ++it) {
+    if (it->first == replica) {
+      dropped = std::move(it->second);
+      peers_.erase(it);
+      return;
+    }
+  }
 }
 
 }  // namespace npystream

@@ -34,6 +34,11 @@ struct ClientOptions {
   /// daemon's plain fetch socket P.fetch (no HTTP/2: ~2x the stream here)
   /// when it has one; otherwise, or when false, over gRPC.
   bool plain_fetch = true;
+  /// When the daemon reports replicas (Topology: --peer-address), calls on
+  /// another replica's handle ("...~R": the fetches, Map, Stat, Release) go
+  /// straight to R (one connection per replica, at most 64 kept, least
+  /// recently used dropped), back to this target when R is unreachable.
+  bool route = true;
 };
 
 /// A tensor's .npy file in the daemon's --shm-dir, mapped into this process:
@@ -165,6 +170,21 @@ class Client {
   absl::StatusOr<npystream::v1::TensorInfo> Put(
       const PutOptions& options, const std::function<bool(std::string* chunk)>& next_chunk);
 
+  // The client of the replica owning `handle` when routing sends the call
+  // there, else null (this target serves it). Asks Topology once.
+  std::shared_ptr<Client> Owner(const std::string& handle);
+  // Drops the owner's client after UNAVAILABLE: this target serves the call.
+  void Unreachable(const std::string& handle);
+  absl::StatusOr<npystream::v1::TensorInfo> FetchHere(
+      const std::string& handle,
+      const std::function<void(const npystream::v1::TensorInfo&)>& on_info,
+      const std::function<void(const char*, size_t)>& sink, uint32_t chunk_bytes,
+      const FetchView& view, const std::atomic<bool>* stop);
+  absl::StatusOr<npystream::v1::TensorInfo> FetchIntoHere(
+      const std::string& handle, const PlaceFn& place,
+      const std::function<void(uint64_t, uint64_t)>& progress, uint32_t chunk_bytes,
+      const FetchView& view, const std::atomic<bool>* stop);
+
   /// OK when this process sees the daemon's shm folder (asked once).
   absl::Status SharedFolder();
   absl::StatusOr<std::unique_ptr<MappedTensor>> MapFile(const npystream::v1::MapResponse& response,
@@ -191,6 +211,12 @@ class Client {
   absl::Mutex shm_mu_;
   bool shm_checked_ ABSL_GUARDED_BY(shm_mu_) = false;
   absl::Status shm_status_ ABSL_GUARDED_BY(shm_mu_);
+  absl::Mutex route_mu_;
+  bool topology_known_ ABSL_GUARDED_BY(route_mu_) = false;
+  std::string replica_ ABSL_GUARDED_BY(route_mu_);
+  std::string peer_template_ ABSL_GUARDED_BY(route_mu_);
+  // Replica id -> its client, least recently used first.
+  std::vector<std::pair<std::string, std::shared_ptr<Client>>> peers_ ABSL_GUARDED_BY(route_mu_);
 };
 
 }  // namespace npystream

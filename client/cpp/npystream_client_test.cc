@@ -306,6 +306,52 @@ TEST(ClientPlainFetchTest, UnixSocketFetchesGoThroughThePlainSocket) {
   device.Drain();
 }
 
+// Two replicas on Unix sockets with --peer-address: a client connected to
+// b sends calls on a's handle straight to a; without routing b refuses
+// them (FAILED_PRECONDITION naming a); with a gone, b answers again.
+TEST(ClientRoutingTest, CallsOnAHandleGoToItsOwner) {
+  testing::TempDir dir("/tmp", "npystream_routing_test");
+  ASSERT_FALSE(dir.path().empty());
+  const std::string peers = "unix://" + dir.path() + "/{replica}.sock";
+  auto start = [&](const std::string& id) {
+    testing::InProcessServer::Options o;
+    o.config.replica_id = id;
+    o.config.peer_address = peers;
+    o.config.listen = {"unix://" + dir.path() + "/" + id + ".sock"};
+    return *testing::InProcessServer::Start(std::move(o));
+  };
+  auto a = start("a");
+  auto b = start("b");
+  ClientOptions options;
+  options.target = "unix://" + dir.path() + "/a.sock";
+  auto on_a = *Client::Connect(options);
+  const std::string npy =
+      npy::testing::ReadFile(npy::testing::NumpyCasesDir() + "/valid_float32_3.npy");
+  auto info = on_a->PutBytes(npy, {});
+  ASSERT_TRUE(info.ok()) << info.status();
+  const std::string handle = info->handle();
+  ASSERT_EQ(handle.substr(handle.size() - 2), "~a");
+
+  options.target = "unix://" + dir.path() + "/b.sock";
+  auto routed = *Client::Connect(options);
+  std::vector<char> buffer;
+  ASSERT_TRUE(routed->FetchToBuffer(handle, &buffer).ok());
+  EXPECT_EQ(std::string(buffer.begin(), buffer.end()), npy);
+  EXPECT_TRUE(routed->Stat(handle).ok());
+  options.route = false;
+  auto pinned = *Client::Connect(options);
+  absl::Status refused = pinned->Stat(handle).status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition) << refused;
+  EXPECT_NE(refused.message().find("'a'"), std::string::npos) << refused;
+  EXPECT_TRUE(routed->Release(handle).ok());
+  EXPECT_EQ(on_a->Stat(handle).status().code(), absl::StatusCode::kNotFound);
+
+  auto again = on_a->PutBytes(npy, {});
+  ASSERT_TRUE(again.ok());
+  a.reset();  // a is gone: b answers for it
+  EXPECT_EQ(routed->Stat(again->handle()).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
 // A plain fetch socket that answers UNAVAILABLE (draining, over its
 // connection limit) or hangs up sends the client to gRPC, which serves.
 TEST(ClientPlainFetchTest, UnavailableOrHungUpPlainSocketMeansGrpc) {

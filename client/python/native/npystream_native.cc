@@ -37,6 +37,7 @@ int NativeClientInit(NativeClient* self, PyObject* args, PyObject* kwargs) {
   if (token != nullptr) options.token = token;
   if (roots != nullptr) options.tls_root_pem.assign(roots, static_cast<size_t>(roots_len));
   options.plain_fetch = plain_fetch != 0;
+  options.route = false;  // the Python client routes (a native client per replica)
   auto client = npystream::Client::Connect(options);
   if (!client.ok()) {
     PyErr_SetString(PyExc_ValueError, std::string(client.status().message()).c_str());
