@@ -34,6 +34,38 @@ class ClientTest : public ::testing::Test {
   std::unique_ptr<Client> client_;
 };
 
+// FetchInto of `handle` into `*received` that sets its stop flag at the
+// first progress call; `*progress_calls` counts the calls that came.
+absl::Status FetchStoppedAtFirstProgress(Client* client, const std::string& handle,
+                                         std::string* received, int* progress_calls) {
+  std::atomic<bool> stop{false};
+  return client
+      ->FetchInto(
+          handle,
+          [&](const v1::TensorInfo& i, absl::string_view) -> absl::StatusOr<char*> {
+            received->resize(i.nbytes());
+            return received->data();
+          },
+          [&](uint64_t, uint64_t) {
+            ++*progress_calls;
+            stop.store(true);
+          },
+          /*chunk_bytes=*/0, /*view=*/{}, &stop)
+      .status();
+}
+
+// The daemon counts a call when the call ends there, which the client may
+// see first: the scrape once it holds `want` (the last one after 5 s).
+std::string ScrapeOnceItShows(testing::InProcessServer* server, const std::string& want) {
+  std::string scrape;
+  for (int i = 0; i < 500; ++i) {
+    scrape = server->daemon()->metrics()->Scrape();
+    if (scrape.find(want) != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return scrape;
+}
+
 TEST_F(ClientTest, PutFileThenFetchBuffersAndFilesAreNumpyBytes) {
   const std::string dir = npy::testing::NumpyCasesDir();
   for (const char* name : {"valid_float32_3.npy", "valid_bool_0.npy", "valid_complex128_4.npy",
@@ -99,34 +131,18 @@ TEST_F(ClientTest, AStopFlagCancelsTheFetch) {
   options.name = "big";
   ASSERT_TRUE(client_->PutParts(header, payload, options).ok());
   std::string received;
-  std::atomic<bool> stop{false};
-  uint64_t progress_calls = 0;
-  auto info = client_->FetchInto(
-      "big",
-      [&](const v1::TensorInfo& i, absl::string_view) -> absl::StatusOr<char*> {
-        received.resize(i.nbytes());
-        return received.data();
-      },
-      [&](uint64_t, uint64_t) {
-        ++progress_calls;
-        stop.store(true);
-      },
-      /*chunk_bytes=*/0, /*view=*/{}, &stop);
-  EXPECT_EQ(info.status().code(), absl::StatusCode::kCancelled) << info.status();
-  EXPECT_NE(info.status().message().find("'big' stopped"), std::string::npos) << info.status();
-  EXPECT_EQ(progress_calls, 1u);  // every 4 MiB: nothing was received after the stop
+  int progress_calls = 0;
+  const absl::Status stopped =
+      FetchStoppedAtFirstProgress(client_.get(), "big", &received, &progress_calls);
+  EXPECT_EQ(stopped.code(), absl::StatusCode::kCancelled) << stopped;
+  EXPECT_NE(stopped.message().find("'big' stopped"), std::string::npos) << stopped;
+  EXPECT_EQ(progress_calls, 1);  // every 4 MiB: nothing was received after the stop
   std::vector<char> again;
   ASSERT_TRUE(client_->FetchToBuffer("big", &again).ok());
   EXPECT_EQ(again.size(), header.size() + payload.size());
-  // The daemon saw the first fetch cancelled, not completed (it counts a
-  // call when the call ends there, which may be after the client returns).
+  // The daemon saw the first fetch cancelled, not completed.
   const std::string want = "npystream_rpc_requests_total{code=\"CANCELLED\",method=\"Fetch\"} 1";
-  std::string scrape;
-  for (int i = 0; i < 500; ++i) {
-    scrape = server_->daemon()->metrics()->Scrape();
-    if (scrape.find(want) != std::string::npos) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  const std::string scrape = ScrapeOnceItShows(server_.get(), want);
   EXPECT_NE(scrape.find(want), std::string::npos) << scrape;
 }
 
@@ -286,20 +302,10 @@ TEST(ClientPlainFetchTest, UnixSocketFetchesGoThroughThePlainSocket) {
   EXPECT_NE(scrape.find("npystream_rpc_requests_total{code=\"CANCELLED\",method=\"PlainFetch\"} 1"),
             std::string::npos);
   // A stop flag closes the plain connection within 4 MiB.
-  std::atomic<bool> stop{false};
   int progress_calls = 0;
-  auto stopped = plain->FetchInto(
-      "big",
-      [&](const v1::TensorInfo& i, absl::string_view) -> absl::StatusOr<char*> {
-        received.resize(i.nbytes());
-        return received.data();
-      },
-      [&](uint64_t, uint64_t) {
-        ++progress_calls;
-        stop.store(true);
-      },
-      /*chunk_bytes=*/0, /*view=*/{}, &stop);
-  EXPECT_EQ(stopped.status().code(), absl::StatusCode::kCancelled) << stopped.status();
+  const absl::Status stopped =
+      FetchStoppedAtFirstProgress(plain.get(), "big", &received, &progress_calls);
+  EXPECT_EQ(stopped.code(), absl::StatusCode::kCancelled) << stopped;
   EXPECT_EQ(progress_calls, 1);
   ASSERT_TRUE(plain->FetchToBuffer("big", &again).ok());
   EXPECT_EQ(again.size(), header.size() + payload.size());
@@ -402,12 +408,7 @@ TEST(ClientPlainFetchTest, UnavailableOrHungUpPlainSocketMeansGrpc) {
   // The server counts a call after its last write, which the client may see
   // first: wait for the count rather than race it.
   const std::string want = "npystream_rpc_requests_total{code=\"OK\",method=\"Fetch\"} 2";
-  std::string scrape;
-  for (int i = 0; i < 500; ++i) {
-    scrape = server->daemon()->metrics()->Scrape();
-    if (scrape.find(want) != std::string::npos) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  const std::string scrape = ScrapeOnceItShows(server.get(), want);
   EXPECT_NE(scrape.find(want), std::string::npos) << scrape;
 }
 
