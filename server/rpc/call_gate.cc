@@ -88,10 +88,6 @@ absl::StatusOr<std::unique_ptr<CallTicket>> CallGate::AdmitWith(
     if (options_.metrics != nullptr) {
       options_.metrics->CallDone(method, static_cast<int>(absl::StatusCode::kUnavailable), 0);
     }
-    // An answer, not a lost connection: the clients' retry policy
-    // (proto/wire/channel_args.h) must not resend it to this daemon, which
-    // is about to stop listening (gRPC: a negative pushback means no retry).
-    context->AddTrailingMetadata("grpc-retry-pushback-ms", "-1");
     return absl::UnavailableError("npystreamd is draining for shutdown; retry elsewhere");
   }
   admitted_.fetch_add(1);
