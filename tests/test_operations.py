@@ -1,11 +1,9 @@
 """Operating npystreamd: metrics, health, drain, HTTP downloads, TLS, auth,
 limits. Every test runs against real daemons started with its own flags."""
 import io
-import json
 import os
 import re
 import signal
-import socket
 import ssl
 import subprocess
 import threading
@@ -18,7 +16,7 @@ import numpy as np
 import pytest
 
 import npystream
-from conftest import BUILD, ROOT, assert_json_log, http, metrics
+from conftest import BUILD, assert_json_log, http, metrics
 from make_test_models import Transpose, write
 from npy_ref import save_bytes
 from npystream import _wire
@@ -382,81 +380,3 @@ def test_json_logs_keep_messages_with_spaces_whole_and_values_typed(make_daemon)
     listening = next(r for r in records if r["event"] == "listening")
     assert listening["budget"] == 1024 and listening["models"] == 0
     assert next(r for r in records if r["event"] == "stopped")["clean"] is True
-
-
-def test_calls_made_at_once_after_a_daemon_restart_reach_the_new_daemon(make_daemon, tmp_path):
-    """A daemon restart (a sidecar's container restarting on the same socket
-    or port) leaves the client's connection dead, and the first call on it
-    used to fail UNAVAILABLE ("Broken pipe") before gRPC noticed. The
-    channels' retry policy (proto/wire/channel_args.h, mirrored in _wire.py)
-    resends such a call: each idempotent call made at once after the restart
-    reaches the new daemon (which has no tensor "x": NOT_FOUND), over a Unix
-    socket and over TCP."""
-    repo = os.path.join(BUILD, "models")
-
-    def not_found(call):
-        try:
-            call()
-        except npystream.NotFoundError:
-            return "NOT_FOUND"
-        return "found"
-    calls = {
-        "list": (lambda c: c.list(), []),
-        "stat": (lambda c: not_found(lambda: c.stat("x")), "NOT_FOUND"),
-        "fetch": (lambda c: not_found(lambda: c.fetch("x")), "NOT_FOUND"),
-        "list_models": (lambda c: "demo" in [m.name for m in c.list_models().models], True),
-    }
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    for target in (f"unix://{tmp_path}/r.sock", f"127.0.0.1:{port}"):
-        for name, (call, want) in calls.items():
-            first = make_daemon("--listen", target, "--model-repository", repo)
-            with npystream.Client(target, shm=False) as c:
-                c.put(np.arange(3), name="x")
-                call(c)  # the connection this call takes is the one the restart breaks
-                assert first.stop() == 0
-                second = make_daemon("--listen", target, "--model-repository", repo)
-                assert call(c) == want, (target, name)
-            second.stop()
-
-
-def test_the_python_and_cpp_channels_share_one_retry_policy():
-    """_wire.SERVICE_CONFIG mirrors kClientServiceConfigJson (the C++ client's
-    channels): the same JSON, and no non-idempotent call in it."""
-    with open(os.path.join(ROOT, "proto", "wire", "channel_args.h")) as f:
-        cpp = json.loads(re.search(r'R"json\((.*?)\)json"', f.read(), re.S).group(1))
-    assert cpp == _wire.SERVICE_CONFIG
-    methods = {n["method"] for c in cpp["methodConfig"] for n in c["name"]}
-    assert not methods & {"Put", "Release", "Allocate", "Commit", "Reload", "Infer"}
-    assert methods == {"Fetch", "Stat", "List", "Map", "Shm", "Topology", "ListModels",
-                       "Subscribe"}
-    assert dict(_wire.CHANNEL_OPTIONS)["grpc.service_config"] == json.dumps(_wire.SERVICE_CONFIG)
-
-
-def test_the_aio_client_calls_at_once_after_a_daemon_restart(make_daemon, tmp_path):
-    """The same for npystream.aio (its grpc.aio channel takes _wire's options;
-    its fetch, the C++ client's): stat, fetch and list right after a restart
-    reach the new daemon, over a Unix socket and over TCP."""
-    import asyncio
-    from npystream import aio
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-
-    async def scenario(target):
-        first = make_daemon("--listen", target)
-        async with aio.Client(target) as c:
-            await c.put(np.arange(3), name="x")
-            await c.fetch("x")
-            await c.stat("x")  # the connections the restart breaks
-            assert first.stop() == 0
-            make_daemon("--listen", target)
-            with pytest.raises(npystream.NotFoundError):
-                await c.stat("x")
-            with pytest.raises(npystream.NotFoundError):
-                await c.fetch("x")
-            assert await c.list() == []
-
-    for target in (f"unix://{tmp_path}/a.sock", f"127.0.0.1:{port}"):
-        asyncio.run(scenario(target))

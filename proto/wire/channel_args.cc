@@ -7,8 +7,6 @@ grpc::ChannelArguments StreamingChannelArguments() {
   args.SetMaxReceiveMessageSize(kMaxMessageBytes);
   args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, kStreamWindowBytes);
-  args.SetInt(GRPC_ARG_ENABLE_RETRIES, 1);
-  args.SetServiceConfigJSON(kClientServiceConfigJson);
   return args;
 }
 

@@ -1,8 +1,7 @@
 """Hand framing of the two messages that carry bulk bytes, so payloads skip
 protobuf objects: FetchResponse {info; data} and PutRequest {header; data},
 with the field numbers taken from the generated stubs."""
-import json as _json
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 from .v1 import tensors_pb2 as _pb
 
@@ -10,26 +9,13 @@ BytesLike = Union[bytes, bytearray, memoryview]
 
 # The channel settings of proto/wire/channel_args.h: a fixed 16 MiB stream
 # window from the first byte (gRPC's BDP probing starts a fresh channel at
-# 64 KiB and ramps up slowly), messages up to 64 MiB. And
-# kClientServiceConfigJson: UNAVAILABLE before the daemon answered (the
-# connection a restarted daemon broke, a draining daemon) is retried twice
-# for the idempotent calls.
+# 64 KiB and ramps up slowly), messages up to 64 MiB.
 _MAX_MESSAGE_BYTES = 64 << 20
 _STREAM_WINDOW_BYTES = 16 << 20
-_RETRIED = {"npystream.v1.Tensors": ("Fetch", "Stat", "List", "Map", "Shm", "Topology"),
-            "npystream.v1.Inference": ("ListModels", "Subscribe")}
-SERVICE_CONFIG: Dict[str, Any] = {"methodConfig": [{
-    "name": [{"service": service, "method": method}
-             for service, methods in _RETRIED.items() for method in methods],
-    "retryPolicy": {"maxAttempts": 3, "initialBackoff": "0.05s", "maxBackoff": "0.5s",
-                    "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]}
-CHANNEL_OPTIONS: List[Tuple[str, Union[int, str]]] = [
-    ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
-    ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
-    ("grpc.http2.bdp_probe", 0),
-    ("grpc.http2.lookahead_bytes", _STREAM_WINDOW_BYTES),
-    ("grpc.enable_retries", 1),
-    ("grpc.service_config", _json.dumps(SERVICE_CONFIG))]
+CHANNEL_OPTIONS: List[Tuple[str, int]] = [("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
+                   ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
+                   ("grpc.http2.bdp_probe", 0),
+                   ("grpc.http2.lookahead_bytes", _STREAM_WINDOW_BYTES)]
 
 _INFO: int = _pb.FetchResponse.INFO_FIELD_NUMBER
 _DATA: int = _pb.FetchResponse.DATA_FIELD_NUMBER
