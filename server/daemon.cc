@@ -216,6 +216,26 @@ absl::Status Daemon::Start() {
   }
   rpc_options.token = token_;
   rpc_options.topology = {replica_id_, config_.peer_address};
+  if (!config_.peer_address.empty()) {
+    peers::Peers::Options peer_options;
+    peer_options.replica = replica_id_;
+    peer_options.address_template = config_.peer_address;
+    peer_options.connect_timeout = absl::Seconds(config_.peer_connect_timeout_seconds);
+    peer_options.metrics = metrics_;
+    if (!tls_cert_pem_.empty()) {
+      // Replicas share one certificate (one Secret): a peer's server
+      // certificate is checked against the client CA when there is one, else
+      // against that shared certificate; it is also this side's client
+      // certificate for mTLS.
+      grpc::SslCredentialsOptions ssl;
+      ssl.pem_root_certs = tls_client_ca_pem_.empty() ? tls_cert_pem_ : tls_client_ca_pem_;
+      ssl.pem_private_key = tls_key_pem_;
+      ssl.pem_cert_chain = tls_cert_pem_;
+      peer_options.credentials = grpc::SslCredentials(ssl);
+    }
+    ASSIGN_OR_RETURN(peers_, peers::Peers::Create(peer_options));
+    rpc_options.peers = peers_.get();
+  }
   rpc_options.idle_timeout = absl::Seconds(config_.idle_timeout_seconds);
   PutLimits put_limits;  // gRPC Puts, inline Infer inputs, HTTP infer bodies
   put_limits.parse.max_header_bytes = config_.max_header_bytes;
@@ -235,6 +255,7 @@ absl::Status Daemon::Start() {
     admin_options.transfer = transfer_.get();
     admin_options.views = views_.get();
     admin_options.engine = engine_.get();
+    admin_options.peers = peers_.get();
     admin_options.put_limits = put_limits;
     admin_options.token = token_;
     admin_options.allowed_origins = config_.http_allow_origins;

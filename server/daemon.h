@@ -19,6 +19,7 @@
 #include "server/engine/inference_engine.h"
 #include "server/http/admin_server.h"
 #include "server/metrics/metrics.h"
+#include "server/peers/peers.h"
 #include "server/rpc/rpc_server.h"
 #include "server/store/device_plan.h"
 #include "server/store/tensor_store.h"
@@ -102,6 +103,7 @@ class Daemon {
   std::unique_ptr<Transfer> transfer_;
   std::unique_ptr<views::Views> views_;  // both ports' fetches and subscriptions
   std::unique_ptr<InferenceEngine> engine_;
+  std::unique_ptr<peers::Peers> peers_;  // relays calls on other replicas' handles
   std::unique_ptr<rpc::RpcServer> rpc_;
   std::unique_ptr<AdminServer> admin_;
   // Read and written only by the periodic runner's thread.

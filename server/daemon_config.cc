@@ -228,6 +228,17 @@ const std::vector<Flag>& Flags() {
          c->peer_address = v;
          return absl::OkStatus();
        }},
+      {"peer-connect-timeout",
+       "seconds a call relayed to another replica may wait to connect before UNAVAILABLE",
+       [](DaemonConfig* c, const std::string& v) {
+         double seconds = 0;
+         if (!absl::SimpleAtod(v, &seconds) || !(seconds > 0) || seconds > 3600) {
+           return absl::InvalidArgumentError(absl::StrCat(
+               "--peer-connect-timeout=", v, ": expected seconds, more than 0 and at most 3600"));
+         }
+         c->peer_connect_timeout_seconds = seconds;
+         return absl::OkStatus();
+       }},
       {"config", "JSON file of flag values ({\"store-budget\": \"8GiB\", ...})",
        [](DaemonConfig* c, const std::string& v) {
          c->config_file = v;

@@ -46,6 +46,8 @@ struct DaemonConfig {
   // How replicas reach each other: "{replica}" is replaced by an id
   // (Topology tells clients); empty: this daemon knows no peers.
   std::string peer_address;
+  // How long a relayed call may wait to connect to the owner.
+  double peer_connect_timeout_seconds = 2;
 };
 
 // Parses `args` (argv without the program name): --name=value or --name value.

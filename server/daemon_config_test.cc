@@ -115,5 +115,18 @@ TEST(DaemonConfigTest, PeerAddressFromFlagEnvAndConfig) {
   EXPECT_NE(bad.status().message().find("needs {replica}"), std::string::npos) << bad.status();
 }
 
+TEST(DaemonConfigTest, PeerConnectTimeoutIsPositiveSeconds) {
+  auto none = [](const char*) -> const char* { return nullptr; };
+  EXPECT_EQ(ParseDaemonConfig({}, none)->peer_connect_timeout_seconds, 2);
+  EXPECT_EQ(
+      ParseDaemonConfig({"--peer-connect-timeout", "0.5"}, none)->peer_connect_timeout_seconds,
+      0.5);
+  for (const char* bad : {"0", "-1", "soon", "nan", "7200"}) {
+    auto parsed = ParseDaemonConfig({"--peer-connect-timeout", bad}, none);
+    ASSERT_FALSE(parsed.ok()) << bad;
+    EXPECT_NE(parsed.status().message().find("--peer-connect-timeout"), std::string::npos);
+  }
+}
+
 }  // namespace
 }  // namespace npystream

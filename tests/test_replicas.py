@@ -1,11 +1,11 @@
-"""Replicas as one service, the routing half (#28): three daemons a, b, c on
-Unix sockets with --peer-address mapping each id to its socket. A client
-that first reaches b sends calls on a's handles ("...~a") straight to a
-(Topology tells it how), and falls back to b when the owner is gone.
-Daemons relaying for clients that cannot route is not built yet: b answers
-FAILED_PRECONDITION naming the owner, as before."""
+"""Replicas as one service (#28): three daemons a, b, c on Unix sockets with
+--peer-address mapping each id to its socket. A client that first reaches b
+sends calls on a's handles ("...~a") straight to a (Topology tells it how),
+and falls back to b when the owner is gone; b relays calls on a's handles
+for clients that do not route (route=False, raw gRPC, HTTP)."""
 import asyncio
 import io
+import socket
 import time
 
 import grpc
@@ -16,7 +16,7 @@ import npystream
 from npystream import aio
 from npystream.v1 import tensors_pb2 as pb
 from npystream.v1 import tensors_pb2_grpc as pb_grpc
-from conftest import metrics
+from conftest import http, metric_sum, metrics
 from npy_ref import save_bytes
 
 FETCHES_OK = 'npystream_rpc_requests_total{code="OK",method="Fetch"}'
@@ -78,8 +78,7 @@ def test_calls_on_a_handle_go_to_its_owner(replicas, tmp_path):
     assert got.tobytes() == a.tobytes() and info.handle == handle
 
     with npystream.Client(at["b"], route=False) as plain:
-        with pytest.raises(npystream.FailedPreconditionError, match="'a'"):
-            plain.fetch(handle)
+        assert plain.fetch(handle).tobytes() == a.tobytes()  # relayed by b
     with npystream.Client(at["b"]) as c:
         assert c.release(handle) is True
     with npystream.Client(at["a"]) as owner:
@@ -97,8 +96,223 @@ def test_an_owner_that_is_gone_falls_back_to_the_first_target(replicas):
         daemons["c"].proc.kill()
         daemons["c"].proc.wait(30)
         start = time.monotonic()
-        # c cannot be reached: b answers, which names the owner (no relay yet).
-        with pytest.raises(npystream.FailedPreconditionError, match="'c'"):
+        # c cannot be reached: b answers, relaying to c, which it cannot reach either.
+        with pytest.raises(npystream.UnavailableError, match="replica 'c' .* unreachable"):
             c.fetch(handle)
         assert time.monotonic() - start < 3
         assert c._routes.open_count == 0  # the dead replica's connection was dropped
+
+
+def forwarded(daemon, method, code="OK"):
+    return metrics(daemon).get(
+        f'npystream_forwarded_total{{code="{code}",method="{method}"}}', 0)
+
+
+def rpc_error(call):
+    with pytest.raises(grpc.RpcError) as err:
+        call()
+    return err.value.code(), err.value.details()
+
+
+def test_b_relays_calls_on_as_handles_for_clients_that_do_not_route(replicas):
+    template, daemons = replicas
+    at = {r: template.replace("{replica}", r) for r in "abc"}
+    a = np.random.default_rng(8).standard_normal((300, 1000)).astype(np.float32)  # 1.2 MB
+    with npystream.Client(at["a"]) as owner:
+        handle = owner.put(a, ttl=600).handle
+    fetches_on_a = metrics(daemons["a"]).get(FETCHES_OK, 0)
+    with npystream.Client(at["b"], route=False, shm=False) as c:
+        assert c.fetch(handle).tobytes() == a.tobytes()
+        part = c.fetch(handle, index=np.s_[::-3, 5:50], dtype=np.float16)
+        assert part.tobytes() == np.ascontiguousarray(a[::-3, 5:50]).astype(np.float16).tobytes()
+        buf = io.BytesIO()
+        c.fetch_to(handle, buf)
+        assert buf.getvalue() == save_bytes(a)
+        info = c.stat(handle)
+        assert (info.handle, info.shape, info.nbytes) == (handle, (300, 1000), a.nbytes)
+    assert forwarded(daemons["b"], "Fetch") == 3 and forwarded(daemons["b"], "Stat") == 1
+    assert metrics(daemons["a"]).get(FETCHES_OK, 0) == fetches_on_a + 3
+    assert any("relayed_to=a" in line and "method=Fetch" in line for line in daemons["b"].log)
+
+    request = pb.FetchRequest(handle=handle, chunk_bytes=65536)
+    with grpc.insecure_channel(at["b"]) as via_b, grpc.insecure_channel(at["a"]) as to_a:
+        b, owner = pb_grpc.TensorsStub(via_b), pb_grpc.TensorsStub(to_a)
+        # The owner's messages pass on unchanged.
+        relayed = [m.SerializeToString() for m in b.Fetch(request, timeout=30)]
+        direct = [m.SerializeToString() for m in owner.Fetch(request, timeout=30)]
+        assert len(relayed) > 10 and relayed == direct
+        code, details = rpc_error(lambda: b.Map(pb.MapRequest(handle=handle), timeout=10))
+        assert code == grpc.StatusCode.FAILED_PRECONDITION
+        assert "mapping needs the owner's host" in details and "'a'" in details
+        # A relayed call is never relayed again.
+        hop = (("npystream-forwarded-by", "c"),)
+        code, details = rpc_error(lambda: list(b.Fetch(request, metadata=hop, timeout=10)))
+        assert code == grpc.StatusCode.FAILED_PRECONDITION
+        assert all(f"'{r}'" in details for r in "abc"), details
+        # The owner's own answers pass back too.
+        code, details = rpc_error(lambda: list(b.Fetch(pb.FetchRequest(
+            handle=handle, view=pb.TensorView(index="0,0,0")), timeout=10)))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT
+        assert b.Release(pb.TensorRef(handle=handle), timeout=10).released
+        code, _ = rpc_error(lambda: owner.Stat(pb.TensorRef(handle=handle), timeout=10))
+        assert code == grpc.StatusCode.NOT_FOUND
+        code, details = rpc_error(lambda: b.Stat(pb.TensorRef(handle=handle), timeout=10))
+        assert code == grpc.StatusCode.NOT_FOUND and handle in details
+    assert forwarded(daemons["b"], "Fetch", "INVALID_ARGUMENT") == 1
+    assert forwarded(daemons["b"], "Stat", "NOT_FOUND") == 1
+    assert forwarded(daemons["b"], "Release") == 1
+
+
+def test_a_client_that_cancels_a_relayed_1_gib_fetch_frees_the_owners_pin(replicas):
+    template, daemons = replicas
+    at = {r: template.replace("{replica}", r) for r in "abc"}
+    with npystream.Client(at["a"]) as owner:
+        handle = owner.put(np.ones(1 << 28, np.float32), ttl=600).handle  # 1 GiB
+    with grpc.insecure_channel(at["b"]) as via_b:
+        stream = pb_grpc.TensorsStub(via_b).Fetch(pb.FetchRequest(handle=handle), timeout=60)
+        first = next(stream)
+        assert first.info.nbytes == 1 << 30
+        stream.cancel()
+    with npystream.Client(at["a"]) as owner:
+        assert owner.release(handle)
+    # The owner's stream ended, and with it its pin: the gigabyte is freed.
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        m = metrics(daemons["a"])
+        if m.get("npystream_fetch_active") == 0 and metric_sum(daemons["a"],
+                                                              "npystream_store_bytes") == 0:
+            break
+        time.sleep(0.05)
+    m = metrics(daemons["a"])
+    assert m.get("npystream_fetch_active") == 0, m
+    assert metric_sum(daemons["a"], "npystream_store_bytes") == 0
+    assert m.get('npystream_rpc_requests_total{code="CANCELLED",method="Fetch"}') == 1
+    assert forwarded(daemons["b"], "Fetch", "CANCELLED") == 1
+
+
+def test_a_relay_to_a_killed_replica_is_unavailable_naming_it(replicas):
+    template, daemons = replicas
+    at = {r: template.replace("{replica}", r) for r in "abc"}
+    with npystream.Client(at["c"]) as owner:
+        handle = owner.put(np.arange(5.0)).handle
+    daemons["c"].proc.kill()
+    daemons["c"].proc.wait(30)
+    with npystream.Client(at["b"], route=False) as c:
+        for call in (c.fetch, c.stat):
+            start = time.monotonic()
+            with pytest.raises(npystream.UnavailableError,
+                               match=r"replica 'c' \(address unix://.*/c\.sock\) unreachable"):
+                call(handle)
+            assert time.monotonic() - start < 3
+    assert forwarded(daemons["b"], "Fetch", "UNAVAILABLE") == 1
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_over_tcp_an_owner_that_never_answers_is_unavailable_within_the_connect_timeout(
+        make_daemon):
+    # Replica ids are ports here: the template maps each to 127.0.0.1:<id>.
+    ports = [free_port(), free_port()]
+    template = "127.0.0.1:{replica}"
+    a, b = (make_daemon("--replica-id", str(p), "--peer-address", template,
+                        "--listen", f"127.0.0.1:{p}", "--peer-connect-timeout", "1")
+            for p in ports)
+    x = np.random.default_rng(9).integers(0, 255, (3, 500, 700), np.uint8)
+    with a.client() as owner:
+        handle = owner.put(x).handle
+    with b.client(route=False) as c:
+        assert c.fetch(handle).tobytes() == x.tobytes()
+    # A listener that never accepts, its queue full: connecting hangs.
+    with socket.socket() as hole:
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(0)
+        fillers = []
+        while len(fillers) < 8:  # fill the accept queue (its length depends on the kernel)
+            try:
+                fillers.append(socket.create_connection(hole.getsockname(), timeout=0.3))
+            except TimeoutError:
+                break
+        lost = f"h~{hole.getsockname()[1]}"
+        with b.client(route=False) as c:
+            start = time.monotonic()
+            with pytest.raises(npystream.UnavailableError, match=f"replica '{lost[2:]}'"):
+                c.stat(lost)
+            took = time.monotonic() - start
+        for f in fillers:
+            f.close()
+    assert took < 2.5, took
+
+
+def test_tokens_are_checked_where_a_call_arrives_and_passed_on(make_daemon, tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text("s3cret\n")
+    template = f"unix://{tmp_path}/{{replica}}.sock"
+    daemons = {r: make_daemon("--replica-id", r, "--peer-address", template, "--listen",
+                              template.replace("{replica}", r), "--auth-token-file",
+                              str(token_file)) for r in "ab"}
+    at = {r: template.replace("{replica}", r) for r in "ab"}
+    with npystream.Client(at["a"], token="s3cret") as owner:
+        handle = owner.put(np.arange(6.0)).handle
+    seen_on_a = metric_sum(daemons["a"], "npystream_rpc_requests_total")
+    for token in ("", "wrong"):
+        with npystream.Client(at["b"], token=token or None, route=False) as c:
+            with pytest.raises(npystream.UnauthenticatedError):
+                c.fetch(handle)
+    # Refused on b: nothing reached a.
+    assert metric_sum(daemons["a"], "npystream_rpc_requests_total") == seen_on_a
+    with npystream.Client(at["b"], token="s3cret", route=False) as c:
+        assert np.array_equal(c.fetch(handle), np.arange(6.0))
+        assert c.stat(handle).nbytes == 48
+    # The relay mark is no credential: a checks the token of a "relayed" call.
+    with grpc.insecure_channel(at["a"]) as to_a:
+        code, _ = rpc_error(lambda: pb_grpc.TensorsStub(to_a).Stat(
+            pb.TensorRef(handle=handle), metadata=(("npystream-forwarded-by", "b"),), timeout=10))
+    assert code == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_http_downloads_of_as_handles_through_b_are_relayed(replicas):
+    template, daemons = replicas
+    at = {r: template.replace("{replica}", r) for r in "abc"}
+    a = np.random.default_rng(10).standard_normal((700, 900)).astype(np.float32)  # 2.5 MB
+    with npystream.Client(at["a"]) as owner:
+        handle = owner.put(a, ttl=600).handle
+    b = daemons["b"]
+    expected = save_bytes(a)
+    status, headers, body = http(b, f"/v1/tensors/{handle}.npy")
+    assert status == 200 and body == expected
+    assert int(headers["Content-Length"]) == len(expected)
+    for lo, hi in ((0, 9), (100, 200_000), (len(expected) - 5, len(expected) - 1),
+                   (1_500_000, 2_400_000)):
+        status, headers, body = http(b, f"/v1/tensors/{handle}.npy",
+                                     {"Range": f"bytes={lo}-{hi}"})
+        assert status == 206 and body == expected[lo:hi + 1], (lo, hi)
+        assert headers["Content-Range"] == f"bytes {lo}-{hi}/{len(expected)}"
+    status, _, _ = http(b, f"/v1/tensors/{handle}.npy", {"Range": f"bytes={len(expected)}-"})
+    assert status == 416
+    status, _, body = http(b, f"/v1/tensors/{handle}.npy?index=10:20,::-3&dtype=<f2")
+    view = np.ascontiguousarray(a[10:20, ::-3]).astype("<f2")
+    assert status == 200 and body == save_bytes(view)
+    # The owner's refusals pass back with their status.
+    status, _, body = http(b, f"/v1/tensors/{handle}.npy?index=0,0,0")
+    assert status == 400 and b"index" in body
+    status, _, body = http(b, f"/v1/tensors/{handle[:-5]}0000~a.npy")
+    assert status == 404
+    # A Range that ends before the file does stops the owner's stream there
+    # (CANCELLED, unless the owner had sent it all already; counted once the
+    # owner's call is done, just after the reply).
+    def counts():
+        n = {code: forwarded(b, "HttpNpy", code)
+             for code in ("OK", "CANCELLED", "INVALID_ARGUMENT", "NOT_FOUND")}
+        return n["OK"] + n["CANCELLED"], n["OK"] >= 3, n["INVALID_ARGUMENT"], n["NOT_FOUND"]
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and counts() != (7, True, 1, 1):
+        time.sleep(0.05)
+    assert counts() == (7, True, 1, 1)
+    daemons["c"].proc.kill()
+    daemons["c"].proc.wait(30)
+    status, _, body = http(b, "/v1/tensors/x1~c.npy")
+    assert status == 503 and b"replica 'c'" in body

@@ -34,6 +34,7 @@
 #include "server/http/web_assets.h"
 #include "server/oip/oip_infer.h"
 #include "server/oip/oip_rest.h"
+#include "server/peers/remote_npy.h"
 
 namespace npystream {
 
@@ -471,55 +472,135 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   void SendNpy(const std::string& handle, const std::map<std::string, std::string>& query) {
     absl::StatusOr<views::ViewRequest> view = ViewFromQuery(query, "");
     if (!view.ok()) return Error(view.status());
+    if (peers::Peers* peers = server_->options.peers) {
+      if (const std::string owner = peers->OwnerElsewhere(handle); !owner.empty()) {
+        return SendRemoteNpy(peers, handle, owner, *view);
+      }
+    }
     auto tensor = server_->options.store->Acquire(handle);
     if (!tensor.ok()) return Error(tensor.status());
     absl::StatusOr<views::NpySource> source =
         server_->options.views->Open(*std::move(tensor), *view);
     if (!source.ok()) return Error(source.status());
     const uint64_t total = source->info.npy_bytes;
+    bool whole = true;
+    if (!StartRange(total, &whole)) return;
+    source_ = *std::move(source);
+    // gzip for a whole body the peer accepts; a Range names identity bytes.
+    const auto accept = req_.find(http::field::accept_encoding);
+    if (req_.find(http::field::range) == req_.end() && accept != req_.end() &&
+        AcceptsGzip(std::string(accept->value()))) {
+      absl::StatusOr<std::unique_ptr<GzipEncoder>> gzip = GzipEncoder::Create();
+      if (!gzip.ok()) return Error(gzip.status());
+      gzip_ = *std::move(gzip);
+    }
+    SendNpyHead(handle, whole, total, [self = this->shared_from_this()] { self->WriteBody(); });
+  }
+
+  // Sets pos_ and end_ to the bytes of a `total`-byte body the request's
+  // Range asks for (all without one) and `*whole`; false after answering
+  // 416 for a Range that cannot be met.
+  bool StartRange(uint64_t total, bool* whole) {
     auto range = req_.find(http::field::range);
     uint64_t first = 0, last = total - 1;
-    bool whole = true;
+    *whole = true;
     if (range != req_.end() &&
-        !ParseByteRange(std::string(range->value()), total, &first, &last, &whole)) {
+        !ParseByteRange(std::string(range->value()), total, &first, &last, whole)) {
       auto res = std::make_shared<http::response<http::string_body>>(
           http::status::range_not_satisfiable, req_.version());
       res->set(http::field::content_range, absl::StrCat("bytes */", total));
       res->keep_alive(req_.keep_alive());
       res->prepare_payload();
-      return http::async_write(
-          stream_, *res, [self = this->shared_from_this(), res](beast::error_code ec, size_t) {
-            if (!ec) self->Read();
-          });
+      http::async_write(stream_, *res,
+                        [self = this->shared_from_this(), res](beast::error_code ec, size_t) {
+                          if (!ec) self->Read();
+                        });
+      return false;
     }
-    if (whole) {
+    if (*whole) {
       first = 0;
       last = total - 1;
     }
-    source_ = *std::move(source);
     pos_ = first;
     end_ = last + 1;
     keep_alive_ = req_.keep_alive();
-    // gzip for a whole body the peer accepts; a Range names identity bytes.
-    const auto accept = req_.find(http::field::accept_encoding);
-    if (range == req_.end() && accept != req_.end() && AcceptsGzip(std::string(accept->value()))) {
-      absl::StatusOr<std::unique_ptr<GzipEncoder>> gzip = GzipEncoder::Create();
-      if (!gzip.ok()) return Error(gzip.status());
-      gzip_ = *std::move(gzip);
-    }
+    return true;
+  }
+
+  // The response head for the .npy bytes [pos_, end_) of `total`; then `next`.
+  void SendNpyHead(const std::string& handle, bool whole, uint64_t total,
+                   const std::function<void()>& next) {
     head_ = absl::StrCat(
         "HTTP/1.1 ", whole ? "200 OK" : "206 Partial Content", "\r\n",
         "Server: npystreamd\r\nContent-Type: application/octet-stream\r\n",
         "Accept-Ranges: bytes\r\nVary: Accept-Encoding\r\n",
         gzip_ ? "Content-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n"
               : absl::StrCat("Content-Length: ", end_ - pos_, "\r\n"),
-        whole ? "" : absl::StrCat("Content-Range: bytes ", first, "-", last, "/", total, "\r\n"),
+        whole ? "" : absl::StrCat("Content-Range: bytes ", pos_, "-", end_ - 1, "/", total, "\r\n"),
         "Content-Disposition: attachment; filename=\"", handle, ".npy\"\r\n",
         keep_alive_ ? "" : "Connection: close\r\n", "\r\n");
     net::async_write(stream_, net::buffer(head_),
-                     [self = this->shared_from_this()](beast::error_code ec, size_t) {
-                       if (!ec) self->WriteBody();
+                     [self = this->shared_from_this(), next](beast::error_code ec, size_t) {
+                       if (!ec) next();
                      });
+  }
+
+  // Another replica's tensor: its .npy read from the owner as it is sent
+  // (identity encoding; Range applies as here).
+  void SendRemoteNpy(peers::Peers* peers, const std::string& handle, const std::string& owner,
+                     const views::ViewRequest& view) {
+    npystream::v1::FetchRequest request;
+    request.set_handle(handle);
+    request.mutable_view()->set_index(view.index);
+    request.mutable_view()->set_dtype(view.dtype);
+    request.mutable_view()->set_pool(view.pool);
+    const std::string& token = server_->options.token;
+    peers::Peers::Call call =
+        peers->OpenPlain(token.empty() ? "" : absl::StrCat("Bearer ", token), "HttpNpy", owner);
+    auto self = this->shared_from_this();
+    peers::RemoteNpy::Open(
+        peers, std::move(call), request,
+        [self, handle](absl::StatusOr<std::unique_ptr<peers::RemoteNpy>> remote) {
+          auto shared = std::make_shared<decltype(remote)>(std::move(remote));
+          net::dispatch(self->stream_.get_executor(), [self, handle, shared] {
+            if (!shared->ok()) return self->Error(shared->status());
+            const uint64_t total = (**shared)->info().npy_bytes();
+            bool whole = true;
+            if (!self->StartRange(total, &whole)) return;
+            self->remote_ = *std::move(*shared);
+            self->remote_at_ = 0;
+            self->SendNpyHead(handle, whole, total, [self] { self->WriteRemoteBody(); });
+          });
+        });
+  }
+
+  // Writes [pos_, end_) of the owner's bytes as they arrive, skipping those
+  // before pos_; the owner's stream is cancelled once end_ is reached.
+  void WriteRemoteBody() {
+    if (pos_ >= end_) {
+      remote_.reset();
+      if (!keep_alive_) return Close();
+      return Read();
+    }
+    beast::get_lowest_layer(stream_).expires_after(kIoTimeout);
+    remote_->Next([self = this->shared_from_this()](absl::StatusOr<std::string> bytes) {
+      auto shared = std::make_shared<absl::StatusOr<std::string>>(std::move(bytes));
+      net::dispatch(self->stream_.get_executor(), [self, shared] {
+        // An error or an early end after the head: only hanging up tells.
+        if (!shared->ok() || (*shared)->empty()) return self->Close();
+        self->piece_ = std::move(**shared);
+        const uint64_t at = self->remote_at_;
+        self->remote_at_ += self->piece_.size();
+        const uint64_t from = std::max(at, self->pos_);
+        const uint64_t to = std::min(self->remote_at_, self->end_);
+        if (from >= to) return self->WriteRemoteBody();
+        self->pos_ = to;
+        net::async_write(self->stream_, net::buffer(self->piece_.data() + (from - at), to - from),
+                         [self](beast::error_code ec, size_t) {
+                           if (!ec) self->WriteRemoteBody();
+                         });
+      });
+    });
   }
 
   // Writes the .npy bytes [pos_, end_): header bytes from the precomputed
@@ -581,7 +662,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   std::optional<http::request_parser<http::string_body>> parser_;
   std::string set_cookie_;  // for the reply to a request authorised by ?token=
   http::request<http::string_body> req_;
-  std::optional<views::NpySource> source_;  // the .npy being sent
+  std::optional<views::NpySource> source_;    // the .npy being sent
+  std::unique_ptr<peers::RemoteNpy> remote_;  // or another replica's, as it arrives
+  uint64_t remote_at_ = 0;                    // offset of its next bytes in the file
+  std::string piece_;                         // its bytes being written
   HostChunk chunk_;
   std::unique_ptr<GzipEncoder> gzip_;  // set while a gzip body is sent
   std::string zbuf_;                   // one gzip chunk, framed

@@ -19,6 +19,7 @@
 
 #include "absl/status/statusor.h"
 #include "server/engine/inference_engine.h"
+#include "server/peers/peers.h"
 #include "server/store/npy_put.h"
 #include "server/store/tensor_store.h"
 #include "server/transfer/transfer.h"
@@ -36,8 +37,11 @@ class AdminServer {
     Transfer* transfer = nullptr;         // not owned
     const views::Views* views = nullptr;  // not owned; /v1/tensors/{h}.npy?index=&dtype=&pool=
     InferenceEngine* engine = nullptr;    // not owned; null: no models
-    PutLimits put_limits;                 // for infer bodies
-    int infer_threads = 4;                // run HTTP infer calls off the I/O threads
+    // Relays /v1/tensors/{h}[.npy] of other replicas' handles to their
+    // owners; not owned; null: none are.
+    peers::Peers* peers = nullptr;
+    PutLimits put_limits;   // for infer bodies
+    int infer_threads = 4;  // run HTTP infer calls off the I/O threads
     // Why the daemon is not ready ("" when ready), asked on each /readyz.
     std::function<std::string()> not_ready_reason;
     std::string token;  // bearer token for /v1/tensors*, when set

@@ -118,6 +118,10 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                        .Name("npystream_map_requests_total")
                        .Help("Same-host Map calls, by outcome")
                        .Register(r);
+  forwarded_ = &BuildCounter()
+                    .Name("npystream_forwarded_total")
+                    .Help("Calls on another replica's handle relayed to it, by method and outcome")
+                    .Register(r);
   staging_free_ = &BuildGauge()
                        .Name("npystream_staging_ring_free_bytes")
                        .Help("Free bytes in the pinned staging ring (0: CPU backend, no ring)")
@@ -156,6 +160,13 @@ void Metrics::CallDone(absl::string_view method, int code, double seconds) {
     map_requests_->Add({{"code", absl::StatusCodeToString(static_cast<absl::StatusCode>(code))}})
         .Increment();
   }
+}
+
+void Metrics::Forwarded(absl::string_view method, int code) {
+  forwarded_
+      ->Add({{"method", std::string(method)},
+             {"code", absl::StatusCodeToString(static_cast<absl::StatusCode>(code))}})
+      .Increment();
 }
 
 void Metrics::InferDone(const std::string& model, double seconds) {

@@ -14,6 +14,7 @@
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
 #include "server/engine/inference_engine.h"
+#include "server/peers/peers.h"
 #include "server/rpc/rpc_metrics.h"
 #include "server/store/tensor_store.h"
 #include "server/transfer/device_transfer.h"
@@ -26,7 +27,8 @@ class Metrics : public rpc::RpcMetrics,
                 public EngineMetrics,
                 public TransferMetrics,
                 public StoreMetrics,
-                public views::ViewMetrics {
+                public views::ViewMetrics,
+                public peers::ForwardMetrics {
  public:
   Metrics();
   // Store gauges are read from `store` (not owned; it must outlive the
@@ -60,6 +62,9 @@ class Metrics : public rpc::RpcMetrics,
 
   // views::ViewMetrics
   void ViewOpened(uint64_t whole_bytes, uint64_t view_bytes) override;
+
+  // peers::ForwardMetrics
+  void Forwarded(absl::string_view method, int code) override;
 
   // Read at each scrape: free staging bytes (unset: 0, the CPU backend).
   void SetStagingFreeSource(std::function<uint64_t()> source) {
@@ -99,6 +104,7 @@ class Metrics : public rpc::RpcMetrics,
   prometheus::Gauge* shm_bytes_;
   prometheus::Gauge* host_cached_;
   prometheus::Family<prometheus::Counter>* map_requests_;
+  prometheus::Family<prometheus::Counter>* forwarded_;
 };
 
 }  // namespace npystream

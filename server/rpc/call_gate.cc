@@ -47,8 +47,10 @@ void CallTicket::Done(int code, absl::string_view message) {
                                   {"handle", handle_.empty() ? "-" : handle_},
                                   {"bytes", bytes_},
                                   {"ms", seconds * 1e3}};
+  if (!relayed_to_.empty()) fields.push_back({"relayed_to", relayed_to_});
   if (!message.empty()) fields.push_back({"error", message});
-  Log(failed ? LogLevel::kWarning : LogLevel::kDebug, "rpc", fields);
+  Log(failed ? LogLevel::kWarning : (relayed_to_.empty() ? LogLevel::kDebug : LogLevel::kInfo),
+      "rpc", fields);
 }
 
 absl::StatusOr<std::unique_ptr<CallTicket>> CallGate::Admit(grpc::CallbackServerContext* context,

@@ -28,6 +28,8 @@ class CallTicket {
  public:
   ~CallTicket();
   void set_handle(std::string handle) { handle_ = std::move(handle); }
+  // The call was relayed to replica `owner` (logged at info, with it).
+  void set_relayed_to(std::string owner) { relayed_to_ = std::move(owner); }
   // Records progress (resets the idle clock).
   void Touch();
   // Payload bytes moved by this call; also reported to the metrics.
@@ -49,6 +51,7 @@ class CallTicket {
   const absl::Time start_;
   std::atomic<int64_t> last_activity_ns_;
   std::string handle_;
+  std::string relayed_to_;
   uint64_t bytes_ = 0;
   bool done_ = false;
 };

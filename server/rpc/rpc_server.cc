@@ -44,7 +44,7 @@ absl::StatusOr<std::unique_ptr<RpcServer>> RpcServer::Start(const Options& optio
   }
   server->tensors_ =
       std::make_unique<TensorsService>(options.store, options.transfer, views, options.put_limits,
-                                       server->gate_.get(), options.topology);
+                                       server->gate_.get(), options.topology, options.peers);
 
   grpc::ServerBuilder builder;
   if (options.listen.empty()) return absl::InvalidArgumentError("RpcServer needs an address");
@@ -93,6 +93,7 @@ absl::StatusOr<std::unique_ptr<RpcServer>> RpcServer::Start(const Options& optio
       plain.transfer = options.transfer;
       plain.gate = server->gate_.get();
       plain.send_timeout = options.idle_timeout;
+      plain.peers = options.peers;
       auto started = SocketFetchServer::Start(plain);
       if (!started.ok()) {
         // An optimisation only (gRPC serves the same fetches on the socket

@@ -14,6 +14,7 @@
 #include "grpcpp/grpcpp.h"
 #include "server/common/thread_pool.h"
 #include "server/engine/inference_engine.h"
+#include "server/peers/peers.h"
 #include "server/rpc/call_gate.h"
 #include "server/rpc/put_reactor.h"
 #include "server/rpc/rpc_metrics.h"
@@ -54,6 +55,8 @@ class RpcServer {
     // with grpc-encoding: gzip are read either way.
     bool gzip_replies = false;
     TopologyInfo topology;  // what Topology answers
+    // Relays calls on other replicas' handles; not owned; null: none are.
+    peers::Peers* peers = nullptr;
   };
 
   // Binds and starts serving. UNAVAILABLE naming the address when it cannot

@@ -174,6 +174,13 @@ void SocketFetchServer::Serve(Connection* connection) {
       continue;
     }
     (*ticket)->set_handle(handle);
+    if (options_.peers != nullptr && !options_.peers->OwnerElsewhere(handle).empty()) {
+      const absl::Status relayed =
+          absl::UnavailableError("another replica's handle: fetch it over gRPC, which relays it");
+      (*ticket)->Done(static_cast<int>(relayed.code()), relayed.message());
+      if (!SendError(fd, relayed).ok()) break;
+      continue;
+    }
     auto tensor = options_.store->Acquire(handle);
     absl::StatusOr<std::unique_ptr<PayloadReader>> reader =
         tensor.ok() ? options_.transfer->OpenReader(*tensor)

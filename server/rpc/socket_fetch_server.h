@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/peers/peers.h"
 #include "server/rpc/call_gate.h"
 #include "server/store/tensor_store.h"
 #include "server/transfer/transfer.h"
@@ -32,6 +33,9 @@ class SocketFetchServer {
     // never. A connection waiting between requests is never timed out.
     absl::Duration send_timeout = absl::ZeroDuration();
     int max_connections = 64;  // more are answered UNAVAILABLE and closed
+    // Another replica's handle is answered UNAVAILABLE, so that the client
+    // asks gRPC, which relays it. Not owned; may be null.
+    const peers::Peers* peers = nullptr;
   };
 
   // Binds and starts accepting. UNAVAILABLE naming the path when it cannot

@@ -5,6 +5,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "server/common/status_macros.h"
+#include "server/peers/fetch_relay.h"
+#include "server/peers/unary_relay.h"
 #include "server/rpc/fetch_reactor.h"
 #include "server/rpc/grpc_status.h"
 #include "server/rpc/tensor_info_proto.h"
@@ -48,13 +50,38 @@ void ToMapResponse(const TensorInfo& info, const ShmFile& file, npystream::v1::M
 }  // namespace
 
 TensorsService::TensorsService(TensorStore* store, Transfer* transfer, const views::Views* views,
-                               const PutLimits& limits, CallGate* gate, TopologyInfo topology)
+                               const PutLimits& limits, CallGate* gate, TopologyInfo topology,
+                               peers::Peers* peers)
     : store_(store),
       transfer_(transfer),
       views_(views),
       limits_(limits),
       gate_(gate),
-      topology_(std::move(topology)) {}
+      topology_(std::move(topology)),
+      peers_(peers) {}
+
+std::string TensorsService::RelayTarget(const std::string& handle) const {
+  return peers_ == nullptr ? "" : peers_->OwnerElsewhere(handle);
+}
+
+grpc::ServerUnaryReactor* TensorsService::RelayUnary(grpc::CallbackServerContext* context,
+                                                     std::unique_ptr<CallTicket> ticket,
+                                                     absl::string_view method,
+                                                     const std::string& owner,
+                                                     const google::protobuf::Message& request,
+                                                     google::protobuf::Message* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  ticket->set_relayed_to(owner);
+  auto call = peers_->Open(*context, method, owner);
+  if (!call.ok()) return FinishUnary(reactor, std::move(ticket), call.status());
+  peers::RelayUnary(peers_, *std::move(call), request, response,
+                    [reactor, ticket = std::shared_ptr<CallTicket>(std::move(ticket))](
+                        const grpc::Status& status) {
+                      ticket->Done(status.error_code(), status.error_message());
+                      reactor->Finish(status);
+                    });
+  return reactor;
+}
 
 grpc::ServerReadReactor<grpc::ByteBuffer>* TensorsService::Put(grpc::CallbackServerContext* context,
                                                                grpc::ByteBuffer* response) {
@@ -77,6 +104,19 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* TensorsService::Fetch(
                                  std::move(*ticket));
   }
   (*ticket)->set_handle(req.handle());
+  if (const std::string owner = RelayTarget(req.handle()); !owner.empty()) {
+    (*ticket)->set_relayed_to(owner);
+    auto call = peers_->Open(*context, "Fetch", owner);
+    if (!call.ok()) return new ErrorWriteReactor(call.status(), std::move(*ticket));
+    std::shared_ptr<CallTicket> shared = std::move(*ticket);
+    auto* relay = new peers::FetchRelay(
+        peers_, *std::move(call), *request, [shared](uint64_t n) { shared->AddSent(n); },
+        [shared](const grpc::Status& status, uint64_t /*bytes*/) {
+          shared->Done(status.error_code(), status.error_message());
+        });
+    relay->Start();
+    return relay;
+  }
   auto tensor = store_->Acquire(req.handle());
   if (!tensor.ok()) return new ErrorWriteReactor(tensor.status(), std::move(*ticket));
   auto source = views_->Open(*std::move(tensor), FromProto(req.view()));
@@ -93,6 +133,9 @@ grpc::ServerUnaryReactor* TensorsService::Stat(grpc::CallbackServerContext* cont
   auto ticket = gate_->Admit(context, "Stat");
   if (!ticket.ok()) return FinishUnary(context->DefaultReactor(), nullptr, ticket.status());
   (*ticket)->set_handle(request->handle());
+  if (const std::string owner = RelayTarget(request->handle()); !owner.empty()) {
+    return RelayUnary(context, std::move(*ticket), "Stat", owner, *request, response);
+  }
   auto tensor = store_->Acquire(request->handle());
   if (tensor.ok()) ToProto((*tensor)->info(), response);
   return FinishUnary(context->DefaultReactor(), std::move(*ticket), tensor.status());
@@ -113,6 +156,9 @@ grpc::ServerUnaryReactor* TensorsService::Release(grpc::CallbackServerContext* c
   auto ticket = gate_->Admit(context, "Release");
   if (!ticket.ok()) return FinishUnary(context->DefaultReactor(), nullptr, ticket.status());
   (*ticket)->set_handle(request->handle());
+  if (const std::string owner = RelayTarget(request->handle()); !owner.empty()) {
+    return RelayUnary(context, std::move(*ticket), "Release", owner, *request, response);
+  }
   absl::Status status = store_->Release(request->handle());
   response->set_released(status.ok());
   return FinishUnary(context->DefaultReactor(), std::move(*ticket), status);
@@ -124,6 +170,14 @@ grpc::ServerUnaryReactor* TensorsService::Map(grpc::CallbackServerContext* conte
   auto ticket = gate_->Admit(context, "Map");
   if (!ticket.ok()) return FinishUnary(context->DefaultReactor(), nullptr, ticket.status());
   (*ticket)->set_handle(request->handle());
+  if (const std::string owner = RelayTarget(request->handle()); !owner.empty()) {
+    return FinishUnary(
+        context->DefaultReactor(), std::move(*ticket),
+        absl::FailedPreconditionError(
+            absl::StrCat("handle '", request->handle(), "' belongs to replica '", owner, "' (",
+                         peers_->AddressOf(owner), "); this is replica '", peers_->replica(),
+                         "': mapping needs the owner's host, so Map it on replica '", owner, "'")));
+  }
   absl::Status status = [&]() -> absl::Status {
     ASSIGN_OR_RETURN(std::shared_ptr<const StoredTensor> tensor,
                      store_->Acquire(request->handle()));

@@ -4,6 +4,7 @@
 #define NPYSTREAM_SERVER_RPC_TENSORS_SERVICE_H_
 
 #include "npystream/v1/tensors.grpc.pb.h"
+#include "server/peers/peers.h"
 #include "server/rpc/call_gate.h"
 #include "server/rpc/put_reactor.h"
 #include "server/rpc/topology_info.h"
@@ -21,11 +22,14 @@ using TensorsBase = v1::Tensors::WithRawCallbackMethod_Put<
                 v1::Tensors::WithCallbackMethod_Commit<v1::Tensors::WithCallbackMethod_Shm<
                     v1::Tensors::WithCallbackMethod_Topology<v1::Tensors::Service>>>>>>>>>>;
 
-// Thread-safe. Borrowed pointers must outlive the service.
+// Thread-safe. Borrowed pointers must outlive the service. With `peers`,
+// Fetch, Stat and Release of another replica's handle are relayed to its
+// owner, and Map of one is FAILED_PRECONDITION.
 class TensorsService final : public TensorsBase {
  public:
   TensorsService(TensorStore* store, Transfer* transfer, const views::Views* views,
-                 const PutLimits& limits, CallGate* gate, TopologyInfo topology = {});
+                 const PutLimits& limits, CallGate* gate, TopologyInfo topology = {},
+                 peers::Peers* peers = nullptr);
 
   grpc::ServerReadReactor<grpc::ByteBuffer>* Put(grpc::CallbackServerContext* context,
                                                  grpc::ByteBuffer* response) override;
@@ -59,12 +63,22 @@ class TensorsService final : public TensorsBase {
                                      npystream::v1::TopologyResponse* response) override;
 
  private:
+  // The replica that owns `handle` when calls on it are relayed ("": here).
+  std::string RelayTarget(const std::string& handle) const;
+  // Relays a unary call (Stat, Release) for `owner`'s handle and answers it.
+  grpc::ServerUnaryReactor* RelayUnary(grpc::CallbackServerContext* context,
+                                       std::unique_ptr<CallTicket> ticket, absl::string_view method,
+                                       const std::string& owner,
+                                       const google::protobuf::Message& request,
+                                       google::protobuf::Message* response);
+
   TensorStore* const store_;
   Transfer* const transfer_;
   const views::Views* const views_;
   const PutLimits limits_;
   CallGate* const gate_;
   const TopologyInfo topology_;
+  peers::Peers* const peers_;
 };
 
 }  // namespace npystream::rpc
