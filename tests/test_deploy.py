@@ -16,7 +16,7 @@ import npystream
 from conftest import BUILD, DAEMON, ROOT, http
 
 DEPLOY = os.path.join(ROOT, "deploy")
-KUSTOMIZATIONS = ["base", "overlays/cpu", "overlays/gpu", "sidecar"]
+KUSTOMIZATIONS = ["base", "overlays/cpu", "overlays/gpu", "overlays/scale", "sidecar"]
 VALIDATOR = os.path.join(ROOT, "tests", "k8s")
 
 
@@ -32,6 +32,17 @@ def by_kind(docs, kind):
     return [d for d in docs if d["kind"] == kind]
 
 
+def workload(docs):
+    """The one Deployment or StatefulSet that runs npystreamd."""
+    (w,) = [d for d in docs if d["kind"] in ("Deployment", "StatefulSet")]
+    return w
+
+
+def client_service(docs):
+    (service,) = [s for s in by_kind(docs, "Service") if s["metadata"]["name"] == "npystream"]
+    return service
+
+
 def pod_containers(deployment):
     spec = deployment["spec"]["template"]["spec"]
     return spec.get("initContainers", []) + spec["containers"]
@@ -45,7 +56,9 @@ def daemon_config(docs):
 @pytest.mark.parametrize("name", KUSTOMIZATIONS)
 def test_manifests_validate_against_the_kubernetes_schemas(name):
     text, docs = render(name)
-    assert {"Deployment", "Service", "ConfigMap", "PodDisruptionBudget"} <= {d["kind"] for d in docs}
+    kinds = {d["kind"] for d in docs}
+    assert {"Service", "ConfigMap", "PodDisruptionBudget"} <= kinds
+    assert kinds & {"Deployment", "StatefulSet"}
     if not os.path.isdir(os.path.join(VALIDATOR, "node_modules")):
         pytest.skip("tests/k8s/node_modules missing (make test runs npm ci there)")
     r = subprocess.run(["node", os.path.join(VALIDATOR, "validate.mjs")], input=text,
@@ -67,7 +80,7 @@ def test_the_validator_rejects_a_broken_manifest():
 @pytest.mark.parametrize("name", KUSTOMIZATIONS)
 def test_manifests_follow_the_projects_rules(name, tmp_path):
     _, docs = render(name)
-    (deployment,) = by_kind(docs, "Deployment")
+    deployment = workload(docs)
     template = deployment["spec"]["template"]
     labels = template["metadata"]["labels"]
     # Selectors (Deployment, Service, PDB, ServiceMonitor) match the pods.
@@ -75,16 +88,20 @@ def test_manifests_follow_the_projects_rules(name, tmp_path):
                      *(s["spec"]["selector"] for s in by_kind(docs, "Service")),
                      *(p["spec"]["selector"]["matchLabels"] for p in by_kind(docs, "PodDisruptionBudget"))]:
         assert selector.items() <= labels.items(), (selector, labels)
-    (service,) = by_kind(docs, "Service")
+    service = client_service(docs)
     service_ports = {p["name"] for p in service["spec"]["ports"]}
     for monitor in by_kind(docs, "ServiceMonitor"):
         assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
         assert {e["port"] for e in monitor["spec"]["endpoints"]} <= service_ports
-    assert service["spec"]["sessionAffinity"] == "ClientIP"  # handles are per replica
+    # Handles are per replica: without relaying peers, a client stays on one.
+    peers = any(e["name"] == "NPYSTREAM_PEER_ADDRESS"
+                for c in pod_containers(deployment) for e in c.get("env", []))
+    assert service["spec"]["sessionAffinity"] == ("None" if peers else "ClientIP")
     (daemon,) = [c for c in pod_containers(deployment) if c["name"] == "npystreamd"]
     declared = {p["name"] for p in daemon["ports"]} | {p["containerPort"] for p in daemon["ports"]}
-    for sp in service["spec"]["ports"]:
-        assert sp["targetPort"] in declared
+    for svc in by_kind(docs, "Service"):
+        for sp in svc["spec"]["ports"]:
+            assert sp["targetPort"] in declared, (svc["metadata"]["name"], sp)
     # Probes point at declared ports; liveness is the gRPC health service.
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         p = daemon[probe]
@@ -111,6 +128,54 @@ def test_manifests_follow_the_projects_rules(name, tmp_path):
              and "=" in a]
     r = subprocess.run([DAEMON, "--config", str(path), *extra, "--check-config"],
                        capture_output=True, text=True, env={})
+    assert r.returncode == 0 and "config ok" in r.stdout, r.stderr
+
+
+def test_scale_overlay_makes_the_replicas_one_service(tmp_path):
+    _, docs = render("overlays/scale")
+    sts = workload(docs)
+    assert sts["kind"] == "StatefulSet" and sts["spec"]["podManagementPolicy"] == "Parallel"
+    labels = sts["spec"]["template"]["metadata"]["labels"]
+    # The Service the pods' DNS names come from exists, is headless and
+    # publishes only ready pods.
+    (peers,) = [s for s in by_kind(docs, "Service")
+                if s["metadata"]["name"] == sts["spec"]["serviceName"]]
+    assert peers["spec"]["clusterIP"] == "None"
+    assert peers["spec"]["publishNotReadyAddresses"] is False
+    assert peers["spec"]["selector"].items() <= labels.items()
+    assert "sessionAffinity" not in client_service(docs)["spec"] or \
+        client_service(docs)["spec"]["sessionAffinity"] == "None"
+    (daemon,) = sts["spec"]["template"]["spec"]["containers"]
+    env = [e["name"] for e in daemon["env"]]
+    values = {e["name"]: e for e in daemon["env"]}
+    assert values["NPYSTREAM_REPLICA_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert values["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    assert env.index("POD_NAMESPACE") < env.index("NPYSTREAM_PEER_ADDRESS")  # $(...) needs it first
+    template = values["NPYSTREAM_PEER_ADDRESS"]["value"]
+    m = re.fullmatch(r"\{replica\}\.([a-z0-9-]+)\.\$\(POD_NAMESPACE\)\.svc\.cluster\.local:(\d+)",
+                     template)
+    assert m and m.group(1) == peers["metadata"]["name"], template
+    (grpc_port,) = [p for p in peers["spec"]["ports"] if p["name"] == "grpc"]
+    assert int(m.group(2)) == grpc_port["port"]
+    (container_grpc,) = [p for p in daemon["ports"] if p["name"] == grpc_port["targetPort"]]
+    assert container_grpc["containerPort"] == grpc_port["port"]
+    # The HPA scales this StatefulSet on CPU, which the pods request.
+    (hpa,) = by_kind(docs, "HorizontalPodAutoscaler")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "StatefulSet",
+                                             "name": sts["metadata"]["name"]}
+    assert hpa["spec"]["minReplicas"] >= 2
+    assert [m["resource"]["name"] for m in hpa["spec"]["metrics"]] == ["cpu"]
+    assert "cpu" in daemon["resources"]["requests"]
+    (pdb,) = by_kind(docs, "PodDisruptionBudget")
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    # The daemon accepts what the kubelet makes of the env.
+    path = tmp_path / "npystream.json"
+    path.write_text(json.dumps(daemon_config(docs)))
+    r = subprocess.run([DAEMON, "--config", str(path), "--check-config"], capture_output=True,
+                       text=True, env={"NPYSTREAM_REPLICA_ID": "npystream-0",
+                                       "NPYSTREAM_PEER_ADDRESS":
+                                           template.replace("$(POD_NAMESPACE)", "default")})
     assert r.returncode == 0 and "config ok" in r.stdout, r.stderr
 
 
