@@ -1,7 +1,10 @@
 """Faults (#15): kills, the budget under concurrent Puts, expiry and
 deadlines mid-stream, a client that stops reading. Each ends with the daemon
 serving and no stored tensor lost or changed."""
+import asyncio
+import io
 import os
+import socket
 import threading
 import time
 
@@ -10,8 +13,9 @@ import numpy as np
 import pytest
 
 import npystream
+from npystream import aio
 from npystream.v1 import tensors_pb2 as pb
-from conftest import metric_sum, metrics
+from conftest import Daemon, metric_sum, metrics
 
 MIB = 1 << 20
 
@@ -245,3 +249,58 @@ def test_a_thousand_random_cancels(make_daemon):
         c.infer("demo", {"x": np.zeros((1, 1, 28, 28), np.float32)})
         assert before_handles <= {t.handle for t in c.list()}
     print(f"1000 cancels ({dict((k, kinds.count(k)) for k in set(kinds))}) in {elapsed:.1f} s")
+
+
+@pytest.mark.parametrize("transport", ["tcp", "unix"])
+def test_the_first_calls_after_a_daemon_restart_succeed(transport, tmp_path):
+    """A daemon restarted at the same address leaves clients a dead kept
+    connection; gRPC reports a call written into it as UNAVAILABLE ("Broken
+    pipe", "Socket closed"). Idempotent calls are sent once more, so each
+    first call after a restart is answered by the new daemon (here
+    NOT_FOUND or an empty list, never UNAVAILABLE)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    target = f"127.0.0.1:{port}" if transport == "tcp" else f"unix://{tmp_path}/d.sock"
+    daemon = Daemon("--listen", target)
+    sync = npystream.Client(target, shm=False)  # fetch: the C++ path
+    plain_grpc = npystream.Client(target, shm=False, timeout=60)  # fetch: grpcio
+    loop = asyncio.new_event_loop()
+    async def make_async_client():
+        return aio.Client(target)
+    async_client = loop.run_until_complete(make_async_client())  # on this loop
+    calls = {
+        "aio list": lambda: loop.run_until_complete(async_client.list()),
+        "aio stat": lambda: loop.run_until_complete(async_client.stat("gone")),
+        "list": sync.list,
+        "stat": lambda: sync.stat("gone"),
+        "fetch (C++)": lambda: sync.fetch("gone"),
+        "fetch (grpcio)": lambda: plain_grpc.fetch("gone"),
+        "fetch_to": lambda: plain_grpc.fetch_to("gone", io.BytesIO()),
+        "list_models": sync.list_models,
+    }
+    for call in calls.values():  # every connection kept, before the restarts
+        try:
+            call()
+        except npystream.NotFoundError:
+            pass
+    lost = []
+    try:
+        for _ in range(3):
+            for name, call in calls.items():
+                daemon.proc.kill()  # a crash; a drained stop (SIGTERM) loses the same calls
+                daemon.stop()
+                daemon = Daemon("--listen", target)
+                try:
+                    call()
+                except npystream.NotFoundError:
+                    pass
+                except npystream.Error as err:
+                    lost.append(f"{name}: {err}")
+    finally:
+        sync.close()
+        plain_grpc.close()
+        loop.run_until_complete(async_client.close())
+        loop.close()
+        daemon.stop()
+    assert not lost

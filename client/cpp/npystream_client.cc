@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "grpcpp/generic/generic_stub.h"
@@ -29,6 +30,28 @@ constexpr size_t kMaxPeers = 64;  // replicas a routing client keeps a connectio
 absl::Status FromGrpc(const grpc::Status& s) {
   if (s.ok()) return absl::OkStatus();
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+}
+
+// What gRPC reports when the connection it kept turned out dead (the daemon
+// restarted) before the call was answered; mirrored in the Python client's
+// _errors.py. Not "Connection refused" or "failed to connect" (nothing
+// listens: fail at once), never a daemon's own UNAVAILABLE ("draining").
+bool DroppedBeforeAnswer(const absl::Status& s) {
+  if (!absl::IsUnavailable(s)) return false;
+  for (absl::string_view lost :
+       {"Broken pipe", "Connection reset", "Socket closed", "Stream removed", "GOAWAY"}) {
+    if (absl::StrContains(s.message(), lost)) return true;
+  }
+  return false;
+}
+
+// Runs an idempotent unary call (a fresh context each time) and, when it was
+// lost with a dead connection, once more on the reconnected channel.
+template <typename Call>
+absl::Status OnceMoreIfDropped(const Call& call) {
+  absl::Status s = FromGrpc(call());
+  if (DroppedBeforeAnswer(s)) s = FromGrpc(call());
+  return s;
 }
 
 // The PutHeader of a Put or an Allocate.
@@ -180,6 +203,15 @@ absl::StatusOr<npystream::v1::TensorInfo> Client::FetchInto(
     if (!absl::IsUnavailable(routed.status())) return routed;
     Unreachable(handle);
   }
+  bool answered = false;
+  auto fetched = FetchIntoHere(
+      handle,
+      [&](const npystream::v1::TensorInfo& info, absl::string_view header) {
+        answered = true;
+        return place(info, header);
+      },
+      progress, chunk_bytes, view, stop);
+  if (answered || !DroppedBeforeAnswer(fetched.status())) return fetched;
   return FetchIntoHere(handle, place, progress, chunk_bytes, view, stop);
 }
 
@@ -267,6 +299,15 @@ absl::StatusOr<npystream::v1::TensorInfo> Client::Fetch(
     if (!absl::IsUnavailable(routed.status())) return routed;
     Unreachable(handle);
   }
+  bool answered = false;
+  auto fetched = FetchHere(
+      handle,
+      [&](const npystream::v1::TensorInfo& info) {
+        answered = true;
+        if (on_info) on_info(info);
+      },
+      sink, chunk_bytes, view, stop);
+  if (answered || !DroppedBeforeAnswer(fetched.status())) return fetched;
   return FetchHere(handle, on_info, sink, chunk_bytes, view, stop);
 }
 
@@ -487,10 +528,12 @@ absl::Status Client::SharedFolder() {
     shm_status_ = absl::FailedPreconditionError("ClientOptions::shm is off");
     return shm_status_;
   }
-  grpc::ClientContext context;
-  Prepare(&context);
   npystream::v1::ShmResponse response;
-  shm_status_ = FromGrpc(stub_->Shm(&context, npystream::v1::ShmRequest(), &response));
+  shm_status_ = OnceMoreIfDropped([&] {
+    grpc::ClientContext context;
+    Prepare(&context);
+    return stub_->Shm(&context, npystream::v1::ShmRequest(), &response);
+  });
   if (!shm_status_.ok()) return shm_status_;
   if (response.marker_path().empty()) {
     shm_status_ = absl::FailedPreconditionError("the daemon has no --shm-dir");
@@ -531,12 +574,17 @@ absl::StatusOr<std::unique_ptr<MappedTensor>> Client::MapFile(
 }
 
 absl::StatusOr<npystream::v1::MapResponse> Client::MapRequest(const std::string& handle) {
-  grpc::ClientContext context;
-  Prepare(&context);
   npystream::v1::MapRequest request;
   request.set_handle(handle);
   npystream::v1::MapResponse response;
-  if (absl::Status s = FromGrpc(stub_->Map(&context, request, &response)); !s.ok()) return s;
+  if (absl::Status s = OnceMoreIfDropped([&] {
+        grpc::ClientContext context;
+        Prepare(&context);
+        return stub_->Map(&context, request, &response);
+      });
+      !s.ok()) {
+    return s;
+  }
   return response;
 }
 
@@ -587,21 +635,25 @@ absl::StatusOr<npystream::v1::TensorInfo> Client::Stat(const std::string& handle
     if (!absl::IsUnavailable(routed.status())) return routed;
     Unreachable(handle);
   }
-  grpc::ClientContext context;
-  Prepare(&context);
   npystream::v1::TensorRef ref;
   ref.set_handle(handle);
   npystream::v1::TensorInfo info;
-  absl::Status s = FromGrpc(stub_->Stat(&context, ref, &info));
+  absl::Status s = OnceMoreIfDropped([&] {
+    grpc::ClientContext context;
+    Prepare(&context);
+    return stub_->Stat(&context, ref, &info);
+  });
   if (!s.ok()) return s;
   return info;
 }
 
 absl::StatusOr<std::vector<npystream::v1::TensorInfo>> Client::List() {
-  grpc::ClientContext context;
-  Prepare(&context);
   npystream::v1::ListResponse response;
-  absl::Status s = FromGrpc(stub_->List(&context, {}, &response));
+  absl::Status s = OnceMoreIfDropped([&] {
+    grpc::ClientContext context;
+    Prepare(&context);
+    return stub_->List(&context, {}, &response);
+  });
   if (!s.ok()) return s;
   return std::vector<npystream::v1::TensorInfo>(response.tensors().begin(),
                                                 response.tensors().end());
@@ -632,11 +684,12 @@ std::shared_ptr<Client> Client::Owner(const std::string& handle) {
     known = topology_known_;
   }
   if (!known) {
-    grpc::ClientContext context;
-    Prepare(&context);
     npystream::v1::TopologyResponse answer;
-    const absl::Status s =
-        FromGrpc(stub_->Topology(&context, npystream::v1::TopologyRequest(), &answer));
+    const absl::Status s = OnceMoreIfDropped([&] {
+      grpc::ClientContext context;
+      Prepare(&context);
+      return stub_->Topology(&context, npystream::v1::TopologyRequest(), &answer);
+    });
     if (absl::IsUnavailable(s)) return nullptr;  // ask again next time
     absl::MutexLock lock(&route_mu_);
     topology_known_ = true;  // an older daemon (UNIMPLEMENTED): no replicas

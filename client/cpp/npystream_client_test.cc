@@ -313,8 +313,8 @@ TEST(ClientPlainFetchTest, UnixSocketFetchesGoThroughThePlainSocket) {
 }
 
 // Two replicas on Unix sockets with --peer-address: a client connected to
-// b sends calls on a's handle straight to a; without routing b refuses
-// them (FAILED_PRECONDITION naming a); with a gone, b answers again.
+// b sends calls on a's handle straight to a; without routing b relays them
+// to a; with a gone, b answers UNAVAILABLE naming a.
 TEST(ClientRoutingTest, CallsOnAHandleGoToItsOwner) {
   testing::TempDir dir("/tmp", "npystream_routing_test");
   ASSERT_FALSE(dir.path().empty());

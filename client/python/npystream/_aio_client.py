@@ -10,7 +10,8 @@ import numpy.typing as npt
 
 from . import _wire
 from ._assembly import Assembler, NpyWriter, array_from_npy, open_output
-from ._errors import Error, InvalidArgumentError, UnavailableError, from_rpc_error
+from ._errors import (Error, InvalidArgumentError, UnavailableError, dropped_before_answer,
+                      from_rpc_error)
 from ._info import TensorInfo
 from ._malloc import tune_malloc
 from ._routing import Routes
@@ -120,7 +121,7 @@ class Client:
             return None
         if not routes.known:
             try:
-                answer = await self._call(self._topology, pb.TopologyRequest())
+                answer = await self._call(self._topology, pb.TopologyRequest(), idempotent=True)
                 routes.learn(answer.replica, answer.peer_address)
             except UnavailableError:
                 return None
@@ -132,11 +133,18 @@ class Client:
         if self._routes is not None:
             self._routes.forget(handle)
 
-    async def _call(self, method: Any, request: Any) -> Any:
-        try:
-            return await method(request, metadata=self._metadata, timeout=self._timeout)
-        except grpc.RpcError as err:
-            raise from_rpc_error(err) from None
+    async def _call(self, method: Any, request: Any, idempotent: bool = False) -> Any:
+        """One unary call; an idempotent one lost with a dead connection is
+        sent once more (see Client._call)."""
+        for attempt in (1, 2):
+            try:
+                return await method(request, metadata=self._metadata, timeout=self._timeout)
+            except grpc.RpcError as err:
+                if idempotent and attempt == 1 and dropped_before_answer(err.code(),
+                                                                         err.details()):
+                    continue
+                raise from_rpc_error(err) from None
+        raise AssertionError("unreachable")
 
     # -- tensors ---------------------------------------------------------
 
@@ -244,11 +252,11 @@ class Client:
                 return await peer.stat(handle)
             except UnavailableError:
                 self._unreachable(handle)
-        return TensorInfo.from_proto(await self._call(self._stat, pb.TensorRef(handle=handle)))
+        return TensorInfo.from_proto(await self._call(self._stat, pb.TensorRef(handle=handle), idempotent=True))
 
     async def list(self) -> List[TensorInfo]:
         """TensorInfo of every stored tensor, oldest first."""
-        reply = await self._call(self._list, pb.ListRequest())
+        reply = await self._call(self._list, pb.ListRequest(), idempotent=True)
         return [TensorInfo.from_proto(t) for t in reply.tensors]
 
     async def release(self, handle: str) -> bool:
@@ -265,7 +273,7 @@ class Client:
 
     async def models(self) -> Any:
         """ListModelsResponse: .models and .errors (see Client.list_models)."""
-        return await self._call(self._models, ipb.ListModelsRequest())
+        return await self._call(self._models, ipb.ListModelsRequest(), idempotent=True)
 
     list_models = models  # the sync client's name
 

@@ -10,7 +10,7 @@ import numpy.typing as npt
 
 from . import _shm
 from ._errors import (Error, FailedPreconditionError, InvalidArgumentError, UnavailableError,
-                      from_rpc_error)
+                      dropped_before_answer, from_rpc_error)
 from ._info import TensorInfo
 from ._assembly import Assembler, NpyWriter, array_from_npy, open_output
 from ._malloc import tune_malloc
@@ -181,18 +181,24 @@ class Client:
                 return self._native.fetch(handle, chunk_bytes, out, progress)
             return self._native.fetch(handle, chunk_bytes, out, progress, view)
         call: Any = None
-        try:
-            call = self._fetch_raw(fetch_request(handle, chunk_bytes, view),
-                                   metadata=self._metadata, timeout=self._timeout)
+        for attempt in (1, 2):
             assembler = Assembler(out)
-            for raw in call:
-                if assembler.feed(raw) and progress:
-                    progress(assembler.pos, assembler.total)
-        except grpc.RpcError as err:
-            raise from_rpc_error(err) from None
-        except Error:
-            call.cancel()
-            raise
+            got = False
+            try:
+                call = self._fetch_raw(fetch_request(handle, chunk_bytes, view),
+                                       metadata=self._metadata, timeout=self._timeout)
+                for raw in call:
+                    got = True
+                    if assembler.feed(raw) and progress:
+                        progress(assembler.pos, assembler.total)
+                break
+            except grpc.RpcError as err:
+                if attempt == 1 and not got and dropped_before_answer(err.code(), err.details()):
+                    continue
+                raise from_rpc_error(err) from None
+            except Error:
+                call.cancel()
+                raise
         if not assembler.complete:
             raise Error(f"fetch of {handle!r} ended after {assembler.pos} bytes")
         return assembler.finish()[1]
@@ -213,13 +219,21 @@ class Client:
         f, own = open_output(path_or_file)
         writer = NpyWriter(f, progress)
         try:
-            call = self._fetch_raw(fetch_request(handle, chunk_bytes,
-                                                 view_fields(index, dtype, pool)),
-                                   metadata=self._metadata, timeout=self._timeout)
-            for raw in call:
-                writer.feed(raw)
-        except grpc.RpcError as err:
-            raise from_rpc_error(err) from None
+            for attempt in (1, 2):
+                got = False
+                try:
+                    call = self._fetch_raw(fetch_request(handle, chunk_bytes,
+                                                         view_fields(index, dtype, pool)),
+                                           metadata=self._metadata, timeout=self._timeout)
+                    for raw in call:
+                        got = True
+                        writer.feed(raw)
+                    break
+                except grpc.RpcError as err:
+                    if attempt == 1 and not got and dropped_before_answer(err.code(),
+                                                                          err.details()):
+                        continue
+                    raise from_rpc_error(err) from None
         finally:
             if own:
                 f.close()
@@ -241,7 +255,7 @@ class Client:
             raise FailedPreconditionError(
                 "FAILED_PRECONDITION: map needs the daemon's --shm-dir visible to this process "
                 "(same host or pod); use fetch")
-        response = self._call(self._stub.Map, pb.MapRequest(handle=handle))
+        response = self._call(self._stub.Map, pb.MapRequest(handle=handle), idempotent=True)
         try:
             return _shm.map_file(response)
         except OSError as err:
@@ -256,12 +270,12 @@ class Client:
                 return peer.stat(handle)
             except UnavailableError:
                 self._unreachable(handle)
-        return TensorInfo.from_proto(self._call(self._stub.Stat, pb.TensorRef(handle=handle)))
+        return TensorInfo.from_proto(self._call(self._stub.Stat, pb.TensorRef(handle=handle), idempotent=True))
 
     def list(self) -> List[TensorInfo]:
         """TensorInfo of every stored tensor, oldest first."""
         return [TensorInfo.from_proto(t)
-                for t in self._call(self._stub.List, pb.ListRequest()).tensors]
+                for t in self._call(self._stub.List, pb.ListRequest(), idempotent=True).tensors]
 
     def release(self, handle: str) -> bool:
         """Drops `handle`; True once released. NotFoundError when unknown."""
@@ -278,7 +292,7 @@ class Client:
     def list_models(self) -> Any:
         """ListModelsResponse: .models (name, device, inputs, outputs,
         layers, ...) and .errors (models that failed to load)."""
-        return self._call(self._inference.ListModels, ipb.ListModelsRequest())
+        return self._call(self._inference.ListModels, ipb.ListModelsRequest(), idempotent=True)
 
     def reload(self) -> Any:
         """Re-reads the server's model repository; returns list_models()."""
@@ -340,7 +354,7 @@ class Client:
             return None
         if not routes.known:
             try:
-                answer = self._call(self._stub.Topology, pb.TopologyRequest())
+                answer = self._call(self._stub.Topology, pb.TopologyRequest(), idempotent=True)
                 routes.learn(answer.replica, answer.peer_address)
             except UnavailableError:
                 return None  # ask again next time
@@ -362,7 +376,7 @@ class Client:
             folder = self._folder
         if folder is None:
             try:
-                folder = _shm.SharedFolder.check(self._call(self._stub.Shm, pb.ShmRequest()))
+                folder = _shm.SharedFolder.check(self._call(self._stub.Shm, pb.ShmRequest(), idempotent=True))
             except Error:  # no --shm-dir, or an older daemon
                 folder = None
             folder = folder or False
@@ -378,7 +392,7 @@ class Client:
     def _fetch_shared(self, handle: str, out: Optional[Array]) -> Optional[Array]:
         """fetch through the shm file; None when the file cannot be opened
         (then the caller streams)."""
-        response = self._call(self._stub.Map, pb.MapRequest(handle=handle))
+        response = self._call(self._stub.Map, pb.MapRequest(handle=handle), idempotent=True)
         if out is not None:
             if (out.dtype != np.dtype(response.info.dtype) or out.shape != tuple(response.info.shape)
                     or not out.flags.c_contiguous or not out.flags.writeable):
@@ -412,11 +426,18 @@ class Client:
         return TensorInfo.from_proto(
             self._call(self._stub.Commit, pb.TensorRef(handle=response.info.handle)))
 
-    def _call(self, method: Any, request: Any) -> Any:
-        try:
-            return method(request, metadata=self._metadata, timeout=self._timeout)
-        except grpc.RpcError as err:
-            raise from_rpc_error(err) from None
+    def _call(self, method: Any, request: Any, idempotent: bool = False) -> Any:
+        """One unary call; an idempotent one lost with a dead connection
+        (dropped_before_answer) is sent once more."""
+        for attempt in (1, 2):
+            try:
+                return method(request, metadata=self._metadata, timeout=self._timeout)
+            except grpc.RpcError as err:
+                if idempotent and attempt == 1 and dropped_before_answer(err.code(),
+                                                                         err.details()):
+                    continue
+                raise from_rpc_error(err) from None
+        raise AssertionError("unreachable")
 
 
 class Subscription:

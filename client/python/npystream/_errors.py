@@ -67,3 +67,16 @@ def from_status(code: int, message: str) -> Error:
     status = next((c for c in grpc.StatusCode if c.value[0] == code), grpc.StatusCode.UNKNOWN)
     cls = _BY_CODE.get(status, Error)
     return cls(f"{status.name}: {message}", status)
+
+
+# What gRPC reports when the connection it kept turned out dead (the daemon
+# restarted) before the call was answered. Not "Connection refused" or
+# "failed to connect" (nothing is listening: fail at once) and never a
+# daemon's own UNAVAILABLE ("draining"): such a call goes nowhere, so an
+# idempotent one is sent once more, on the reconnected channel.
+_DROPPED = ("Broken pipe", "Connection reset", "Socket closed", "Stream removed", "GOAWAY")
+
+
+def dropped_before_answer(code: Any, details: Optional[str]) -> bool:
+    """True for a call lost with its connection before the daemon answered."""
+    return code == grpc.StatusCode.UNAVAILABLE and any(d in (details or "") for d in _DROPPED)
