@@ -164,7 +164,11 @@ def test_the_loop_stays_responsive_during_a_1_gib_fetch(served, fetch_path):
     assert got.shape == a.shape and np.array_equal(got[::4096], a[::4096])
     assert np.array_equal(got, a)
     assert len(gaps) > 50
-    assert max(gaps) < 0.020, f"the loop stalled {max(gaps) * 1e3:.1f} ms"
+    # A fetch that blocked the loop would stall it for the whole gigabyte
+    # (hundreds of ms). grpc.aio decodes each message on the loop itself: a
+    # clean-clone CI on this 2-core VM once saw a 24 ms gap there.
+    limit = 0.020 if fetch_path == "native" else 0.050
+    assert max(gaps) < limit, f"the loop stalled {max(gaps) * 1e3:.1f} ms"
 
 
 def test_subscribe_with_a_slow_consumer_gets_the_newest_values(served):
