@@ -5,30 +5,50 @@ and falls back to b when the owner is gone; b relays calls on a's handles
 for clients that do not route (route=False, raw gRPC, HTTP)."""
 import asyncio
 import io
+import os
 import socket
 import time
 
 import grpc
 import numpy as np
 import pytest
+import torch
 
 import npystream
 from npystream import aio
 from npystream.v1 import tensors_pb2 as pb
 from npystream.v1 import tensors_pb2_grpc as pb_grpc
-from conftest import http, metric_sum, metrics
+from conftest import BUILD, http, metric_sum, metrics
 from npy_ref import save_bytes
 
 FETCHES_OK = 'npystream_rpc_requests_total{code="OK",method="Fetch"}'
 
 
 @pytest.fixture
-def replicas(make_daemon, tmp_path):
+def start_replicas(make_daemon, tmp_path):
+    """start(**{replica: extra flags}) starts a, b and c; returns the
+    template, {replica: Daemon} and {replica: its target}."""
     template = f"unix://{tmp_path}/{{replica}}.sock"
-    daemons = {r: make_daemon("--replica-id", r, "--peer-address", template,
-                              "--listen", template.replace("{replica}", r))
-               for r in "abc"}
-    return template, daemons
+
+    def start(**extra):
+        at = {r: template.replace("{replica}", r) for r in "abc"}
+        daemons = {r: make_daemon("--replica-id", r, "--peer-address", template,
+                                  "--listen", at[r], *extra.get(r, ()))
+                   for r in "abc"}
+        return template, daemons, at
+
+    return start
+
+
+@pytest.fixture
+def replicas(start_replicas):
+    return start_replicas()
+
+
+def put_on(target, array, **kwargs):
+    """The handle of `array` put on the daemon at `target`."""
+    with npystream.Client(target) as c:
+        return c.put(array, **kwargs).handle
 
 
 def topology(target):
@@ -37,7 +57,7 @@ def topology(target):
 
 
 def test_topology_names_the_replica_and_the_template(replicas, make_daemon):
-    template, daemons = replicas
+    template, daemons, _ = replicas
     answer = topology(template.replace("{replica}", "b"))
     assert (answer.replica, answer.peer_address) == ("b", template)
     alone = make_daemon("--replica-id", "solo")
@@ -46,11 +66,9 @@ def test_topology_names_the_replica_and_the_template(replicas, make_daemon):
 
 
 def test_calls_on_a_handle_go_to_its_owner(replicas, tmp_path):
-    template, daemons = replicas
-    at = {r: template.replace("{replica}", r) for r in "abc"}
+    template, daemons, at = replicas
     a = np.random.default_rng(7).standard_normal((64, 100)).astype(np.float32)
-    with npystream.Client(at["a"]) as owner:
-        handle = owner.put(a, ttl=600).handle
+    handle = put_on(at["a"], a, ttl=600)
     assert handle.endswith("~a")
     before = {r: metrics(d).get(FETCHES_OK, 0) for r, d in daemons.items()}
     with npystream.Client(at["b"], shm=False) as c:
@@ -87,10 +105,8 @@ def test_calls_on_a_handle_go_to_its_owner(replicas, tmp_path):
 
 
 def test_an_owner_that_is_gone_falls_back_to_the_first_target(replicas):
-    template, daemons = replicas
-    at = {r: template.replace("{replica}", r) for r in "abc"}
-    with npystream.Client(at["c"]) as owner:
-        handle = owner.put(np.arange(10.0), ttl=600).handle
+    template, daemons, at = replicas
+    handle = put_on(at["c"], np.arange(10.0), ttl=600)
     with npystream.Client(at["b"]) as c:
         assert c.stat(handle).nbytes == 80
         daemons["c"].proc.kill()
@@ -115,11 +131,9 @@ def rpc_error(call):
 
 
 def test_b_relays_calls_on_as_handles_for_clients_that_do_not_route(replicas):
-    template, daemons = replicas
-    at = {r: template.replace("{replica}", r) for r in "abc"}
+    template, daemons, at = replicas
     a = np.random.default_rng(8).standard_normal((300, 1000)).astype(np.float32)  # 1.2 MB
-    with npystream.Client(at["a"]) as owner:
-        handle = owner.put(a, ttl=600).handle
+    handle = put_on(at["a"], a, ttl=600)
     fetches_on_a = metrics(daemons["a"]).get(FETCHES_OK, 0)
     with npystream.Client(at["b"], route=False, shm=False) as c:
         assert c.fetch(handle).tobytes() == a.tobytes()
@@ -163,11 +177,46 @@ def test_b_relays_calls_on_as_handles_for_clients_that_do_not_route(replicas):
     assert forwarded(daemons["b"], "Release") == 1
 
 
-def test_a_client_that_cancels_a_relayed_1_gib_fetch_frees_the_owners_pin(replicas):
-    template, daemons = replicas
-    at = {r: template.replace("{replica}", r) for r in "abc"}
+def test_an_infer_on_c_reads_its_input_from_the_owner_a(start_replicas):
+    models = os.path.join(BUILD, "models")
+    _, daemons, at = start_replicas(
+        c=("--model-repository", models, "--max-put-bytes", str(1 << 20)))
+    x = np.random.default_rng(9).standard_normal((4, 1, 28, 28), dtype=np.float32)
+    handle = put_on(at["a"], x, ttl=600)
+    fetches_on_a = metrics(daemons["a"]).get(FETCHES_OK, 0)
+    model = torch.jit.load(os.path.join(models, "demo", "model.pt"))
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+        conv1 = model.conv1(torch.from_numpy(x)).numpy()
+    # An infer goes to the first target, routing or not; c reads a's input.
+    for route in (True, False):
+        with npystream.Client(at["c"], route=route) as c:
+            got = c.infer("demo", {"x": handle}, capture=["conv1"])
+        assert np.array_equal(got["logits"], want) and np.array_equal(got["conv1"], conv1)
+    assert forwarded(daemons["c"], "InferInput") == 2
+    assert metrics(daemons["a"]).get(FETCHES_OK, 0) == fetches_on_a + 2
+    assert any("relayed_to=a" in line and "method=Infer" in line for line in daemons["c"].log)
     with npystream.Client(at["a"]) as owner:
-        handle = owner.put(np.ones(1 << 28, np.float32), ttl=600).handle  # 1 GiB
+        assert owner.fetch(handle).tobytes() == x.tobytes()  # a's tensor stays a's, as it was
+
+    with npystream.Client(at["c"], route=False) as c:
+        big = put_on(at["a"], np.zeros((2, 1, 512, 512), np.float32))  # 2 MiB > 1 MiB
+        with pytest.raises(npystream.ResourceExhaustedError, match="input 'x'.*--max-put-bytes"):
+            c.infer("demo", {"x": big})
+        gone = handle[:-2] + "x~a"
+        with pytest.raises(npystream.NotFoundError, match=f"input 'x'.*{gone}"):
+            c.infer("demo", {"x": gone})
+        daemons["a"].proc.kill()
+        daemons["a"].proc.wait(30)
+        with pytest.raises(npystream.UnavailableError, match="input 'x'.*replica 'a' .*unreachable"):
+            c.infer("demo", {"x": handle})
+    assert forwarded(daemons["c"], "InferInput", "NOT_FOUND") == 1
+    assert forwarded(daemons["c"], "InferInput", "UNAVAILABLE") == 1
+
+
+def test_a_client_that_cancels_a_relayed_1_gib_fetch_frees_the_owners_pin(replicas):
+    template, daemons, at = replicas
+    handle = put_on(at["a"], np.ones(1 << 28, np.float32), ttl=600)  # 1 GiB
     with grpc.insecure_channel(at["b"]) as via_b:
         stream = pb_grpc.TensorsStub(via_b).Fetch(pb.FetchRequest(handle=handle), timeout=60)
         first = next(stream)
@@ -191,10 +240,8 @@ def test_a_client_that_cancels_a_relayed_1_gib_fetch_frees_the_owners_pin(replic
 
 
 def test_a_relay_to_a_killed_replica_is_unavailable_naming_it(replicas):
-    template, daemons = replicas
-    at = {r: template.replace("{replica}", r) for r in "abc"}
-    with npystream.Client(at["c"]) as owner:
-        handle = owner.put(np.arange(5.0)).handle
+    template, daemons, at = replicas
+    handle = put_on(at["c"], np.arange(5.0))
     daemons["c"].proc.kill()
     daemons["c"].proc.wait(30)
     with npystream.Client(at["b"], route=False) as c:
@@ -247,14 +294,10 @@ def test_over_tcp_an_owner_that_never_answers_is_unavailable_within_the_connect_
     assert took < 2.5, took
 
 
-def test_tokens_are_checked_where_a_call_arrives_and_passed_on(make_daemon, tmp_path):
+def test_tokens_are_checked_where_a_call_arrives_and_passed_on(start_replicas, tmp_path):
     token_file = tmp_path / "token"
     token_file.write_text("s3cret\n")
-    template = f"unix://{tmp_path}/{{replica}}.sock"
-    daemons = {r: make_daemon("--replica-id", r, "--peer-address", template, "--listen",
-                              template.replace("{replica}", r), "--auth-token-file",
-                              str(token_file)) for r in "ab"}
-    at = {r: template.replace("{replica}", r) for r in "ab"}
+    _, daemons, at = start_replicas(**{r: ("--auth-token-file", str(token_file)) for r in "abc"})
     with npystream.Client(at["a"], token="s3cret") as owner:
         handle = owner.put(np.arange(6.0)).handle
     seen_on_a = metric_sum(daemons["a"], "npystream_rpc_requests_total")
@@ -275,11 +318,9 @@ def test_tokens_are_checked_where_a_call_arrives_and_passed_on(make_daemon, tmp_
 
 
 def test_http_downloads_of_as_handles_through_b_are_relayed(replicas):
-    template, daemons = replicas
-    at = {r: template.replace("{replica}", r) for r in "abc"}
+    template, daemons, at = replicas
     a = np.random.default_rng(10).standard_normal((700, 900)).astype(np.float32)  # 2.5 MB
-    with npystream.Client(at["a"]) as owner:
-        handle = owner.put(a, ttl=600).handle
+    handle = put_on(at["a"], a, ttl=600)
     b = daemons["b"]
     expected = save_bytes(a)
     status, headers, body = http(b, f"/v1/tensors/{handle}.npy")

@@ -27,7 +27,7 @@ std::string InlineNpy(const std::shared_ptr<const StoredTensor>& t, uint64_t* se
 
 absl::StatusOr<InferCall> DecodeInferRequest(const npystream::v1::InferRequest& request,
                                              TensorStore* store, const PutLimits& limits,
-                                             uint64_t* received) {
+                                             uint64_t* received, const RemoteInput& remote) {
   InferCall call;
   call.model = request.model();
   call.outputs.assign(request.outputs().begin(), request.outputs().end());
@@ -38,9 +38,16 @@ absl::StatusOr<InferCall> DecodeInferRequest(const npystream::v1::InferRequest& 
     InferInputRef ref;
     ref.name = in.name();
     if (in.source_case() == npystream::v1::InferInput::kHandle) {
-      auto t = store->Acquire(in.handle());
-      if (!t.ok()) return ForInput(in.name(), t.status());
-      ref.tensor = std::move(*t);
+      if (remote) {
+        auto t = remote(in.handle());
+        if (!t.ok()) return ForInput(in.name(), t.status());
+        ref.tensor = std::move(*t);
+      }
+      if (ref.tensor == nullptr) {
+        auto t = store->Acquire(in.handle());
+        if (!t.ok()) return ForInput(in.name(), t.status());
+        ref.tensor = std::move(*t);
+      }
     } else if (in.source_case() == npystream::v1::InferInput::kNpy) {
       auto t = StoreWholeNpy(store, in.npy(), limits);
       if (!t.ok()) return ForInput(in.name(), t.status());

@@ -7,6 +7,7 @@
 #include "server/common/status_macros.h"
 #include "server/rpc/grpc_status.h"
 #include "server/rpc/infer_request.h"
+#include "server/rpc/remote_input.h"
 #include "server/rpc/subscribe_reactor.h"
 #include "server/rpc/tensor_info_proto.h"
 #include "server/rpc/unary_done.h"
@@ -38,13 +39,14 @@ void ToProto(const ModelListing& listing, npystream::v1::ListModelsResponse* out
 
 InferenceService::InferenceService(InferenceEngine* engine, TensorStore* store,
                                    const views::Views* views, const PutLimits& limits,
-                                   CallGate* gate, ThreadPool* workers)
+                                   CallGate* gate, ThreadPool* workers, peers::Peers* peers)
     : engine_(engine),
       store_(store),
       views_(views),
       limits_(limits),
       gate_(gate),
-      workers_(workers) {}
+      workers_(workers),
+      peers_(peers) {}
 
 grpc::ServerUnaryReactor* InferenceService::ListModels(
     grpc::CallbackServerContext* context, const npystream::v1::ListModelsRequest*,
@@ -90,7 +92,17 @@ absl::Status InferenceService::RunInfer(const npystream::v1::InferRequest& reque
                                         npystream::v1::InferResponse* response, CallTicket* ticket,
                                         grpc::CallbackServerContext* context) {
   uint64_t received = 0;
-  absl::StatusOr<InferCall> decoded = DecodeInferRequest(request, store_, limits_, &received);
+  RemoteInput remote;
+  if (peers_ != nullptr) {
+    remote = [&](const std::string& handle) -> absl::StatusOr<std::shared_ptr<const StoredTensor>> {
+      const std::string owner = peers_->OwnerElsewhere(handle);
+      if (owner.empty()) return nullptr;
+      ticket->set_relayed_to(owner);
+      return ReadRemoteInput(peers_, *context, owner, handle, store_, limits_, &received);
+    };
+  }
+  absl::StatusOr<InferCall> decoded =
+      DecodeInferRequest(request, store_, limits_, &received, remote);
   ticket->AddReceived(received);
   ASSIGN_OR_RETURN(InferCall call, std::move(decoded));
   // A request queued for a batch leaves it when its client goes or its

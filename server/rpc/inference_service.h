@@ -6,6 +6,7 @@
 #include "npystream/v1/inference.grpc.pb.h"
 #include "server/common/thread_pool.h"
 #include "server/engine/inference_engine.h"
+#include "server/peers/peers.h"
 #include "server/rpc/call_gate.h"
 #include "server/rpc/put_reactor.h"
 #include "server/transfer/transfer.h"
@@ -20,11 +21,13 @@ using InferenceBase = npystream::v1::Inference::WithCallbackMethod_ListModels<
                 npystream::v1::Inference::Service>>>>;
 
 // Thread-safe. Borrowed pointers must outlive the service; `workers` runs
-// the calls that block on a model.
+// the calls that block on a model. With `peers`, an Infer input another
+// replica made is read from its owner (remote_input.h); null: refused.
 class InferenceService final : public InferenceBase {
  public:
   InferenceService(InferenceEngine* engine, TensorStore* store, const views::Views* views,
-                   const PutLimits& limits, CallGate* gate, ThreadPool* workers);
+                   const PutLimits& limits, CallGate* gate, ThreadPool* workers,
+                   peers::Peers* peers);
 
   grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context,
                                        const npystream::v1::ListModelsRequest* request,
@@ -49,6 +52,7 @@ class InferenceService final : public InferenceBase {
   const PutLimits limits_;
   CallGate* const gate_;
   ThreadPool* const workers_;  // shared with OipService
+  peers::Peers* const peers_;  // may be null
 };
 
 // Fills a ListModelsResponse.

@@ -62,9 +62,9 @@ absl::StatusOr<std::unique_ptr<RpcServer>> RpcServer::Start(const Options& optio
     // One pool for every call that blocks on a model (npystream Infer and
     // the Open Inference Protocol's).
     server->infer_workers_ = std::make_unique<ThreadPool>(kInferWorkers);
-    server->inference_ =
-        std::make_unique<InferenceService>(options.engine, options.store, views, options.put_limits,
-                                           server->gate_.get(), server->infer_workers_.get());
+    server->inference_ = std::make_unique<InferenceService>(
+        options.engine, options.store, views, options.put_limits, server->gate_.get(),
+        server->infer_workers_.get(), options.peers);
     builder.RegisterService(server->inference_.get());
     server->oip_ = std::make_unique<OipService>(options.engine, options.store, options.put_limits,
                                                 server->gate_.get(), server->infer_workers_.get());
