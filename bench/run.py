@@ -28,6 +28,7 @@ import numpy as np  # noqa: E402
 import npystream  # noqa: E402
 from usual_client import UsualClient  # noqa: E402
 from slow_link import slow_link_cases  # noqa: E402
+from replicas import replica_cases  # noqa: E402
 
 KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
 
@@ -175,6 +176,8 @@ def main():
                         help="run only row (c): resnet18 to a dashboard over a 50 Mbit/s link")
     parser.add_argument("--only-aio", action="store_true",
                         help="run only 64 concurrent asyncio fetches vs 64 sync threads")
+    parser.add_argument("--only-replicas", action="store_true",
+                        help="run only direct vs routed vs relayed fetches across two replicas")
     parser.add_argument("--only-gpu", action="store_true",
                         help="run only the GPU cases (a GPU machine without iperf3 or curl)")
     args = parser.parse_args()
@@ -195,6 +198,10 @@ def main():
     if args.only_views:
         results["views"] = view_cases(bin_dir, quick)
         save(results, quick, "-views")
+        return
+    if args.only_replicas:
+        results["replicas"] = replica_cases(bin_dir, quick, start, fmt_rate)
+        save(results, quick, "-replicas")
         return
     if args.only_aio:
         results["aio"] = aio_cases(bin_dir, quick)
@@ -482,6 +489,7 @@ def main():
     results["slow_link"] = slow_link_cases(bin_dir, os.path.join(args.build, "models"), quick,
                                            start)
     results["aio"] = aio_cases(bin_dir, quick)
+    results["replicas"] = replica_cases(bin_dir, quick, start, fmt_rate)
     results["same_host"] = same_host_cases(bin_dir, tool, quick)
     results["gpu"] = gpu_cases(bin_dir, tool, GIB if not quick else 256 * MIB)
 
