@@ -4,7 +4,6 @@ side by side in one run. Results: a table on stdout and
 bench/results/<date>-<host>.json (then bench/plot.py draws them)."""
 import argparse
 import datetime
-import io
 import json
 import os
 import shutil

@@ -1,8 +1,8 @@
 """Operating npystreamd: metrics, health, drain, HTTP downloads, TLS, auth,
 limits. Every test runs against real daemons started with its own flags."""
 import io
+import json
 import os
-import re
 import signal
 import ssl
 import subprocess
@@ -147,6 +147,11 @@ def test_http_npy_download_and_ranges(daemon, client, unique):
     assert http(daemon, "/v1/tensors/nope.npy")[0] == 404
     status, _, body = http(daemon, "/v1/tensors")
     assert status == 200 and name.encode() in body
+    row = next(t for t in json.loads(body)["tensors"] if t["name"] == name)
+    status, _, body = http(daemon, f"/v1/tensors/{name}")
+    assert status == 200 and json.loads(body) == row
+    assert (row["shape"], row["dtype"], row["nbytes"]) == ([300, 7], "<f4", arr.nbytes)
+    assert http(daemon, "/v1/tensors/nope")[0] == 404
     r = subprocess.run(["curl", "-sf", "-o", "-", f"http://{daemon.http}/v1/tensors/{name}.npy"],
                        capture_output=True, timeout=30)
     assert r.returncode == 0 and r.stdout == expected

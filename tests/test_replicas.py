@@ -5,6 +5,7 @@ and falls back to b when the owner is gone; b relays calls on a's handles
 for clients that do not route (route=False, raw gRPC, HTTP)."""
 import asyncio
 import io
+import json
 import os
 import socket
 import time
@@ -353,7 +354,17 @@ def test_http_downloads_of_as_handles_through_b_are_relayed(replicas):
     while time.monotonic() < deadline and counts() != (7, True, 1, 1):
         time.sleep(0.05)
     assert counts() == (7, True, 1, 1)
+    # GET /v1/tensors/{h}: the owner's JSON info, the same through b.
+    status, _, body = http(b, f"/v1/tensors/{handle}")
+    assert status == 200 and json.loads(body) == json.loads(http(daemons["a"],
+                                                                 f"/v1/tensors/{handle}")[2])
+    info = json.loads(body)
+    assert (info["handle"], info["shape"], info["dtype"], info["nbytes"]) == (
+        handle, [700, 900], "<f4", a.nbytes)
+    assert http(b, f"/v1/tensors/{handle[:-5]}0000~a")[0] == 404
+    assert forwarded(b, "HttpInfo") == 1 and forwarded(b, "HttpInfo", "NOT_FOUND") == 1
     daemons["c"].proc.kill()
     daemons["c"].proc.wait(30)
-    status, _, body = http(b, "/v1/tensors/x1~c.npy")
-    assert status == 503 and b"replica 'c'" in body
+    for path in ("/v1/tensors/x1~c.npy", "/v1/tensors/x1~c"):
+        status, _, body = http(b, path)
+        assert status == 503 and b"replica 'c'" in body, path

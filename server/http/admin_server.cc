@@ -35,6 +35,7 @@
 #include "server/oip/oip_infer.h"
 #include "server/oip/oip_rest.h"
 #include "server/peers/remote_npy.h"
+#include "server/peers/unary_relay.h"
 
 namespace npystream {
 
@@ -276,6 +277,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       }
       case Route::kTensorNpy:
         return SendNpy(route.handle, route.query);
+      case Route::kTensorInfo:
+        return SendInfo(route.handle);
       case Route::kModelList:
         return Reply(
             http::status::ok,
@@ -465,6 +468,40 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
                                          std::move(*subscription), server_->options.views,
                                          std::move(layer_views), *policy)
         ->Start(req_);
+  }
+
+  // GET /v1/tensors/{h}: the tensor's info as JSON (a row of /v1/tensors);
+  // another replica's from its owner (a relayed Stat).
+  void SendInfo(const std::string& handle) {
+    if (peers::Peers* peers = server_->options.peers) {
+      if (const std::string owner = peers->OwnerElsewhere(handle); !owner.empty()) {
+        struct Exchange {
+          npystream::v1::TensorRef request;
+          npystream::v1::TensorInfo response;
+        };
+        auto exchange = std::make_shared<Exchange>();
+        exchange->request.set_handle(handle);
+        const std::string& token = server_->options.token;
+        peers::RelayUnary(
+            peers,
+            peers->OpenPlain(token.empty() ? "" : absl::StrCat("Bearer ", token), "HttpInfo",
+                             owner),
+            "Stat", exchange->request, &exchange->response,
+            [self = this->shared_from_this(), exchange](const grpc::Status& status) {
+              net::dispatch(self->stream_.get_executor(), [self, exchange, status] {
+                if (!status.ok()) {
+                  return self->Error(absl::Status(
+                      static_cast<absl::StatusCode>(status.error_code()), status.error_message()));
+                }
+                self->Reply(http::status::ok, JsonText(TensorInfoJson(exchange->response)) + "\n");
+              });
+            });
+        return;
+      }
+    }
+    auto tensor = server_->options.store->Acquire(handle);
+    if (!tensor.ok()) return Error(tensor.status());
+    Reply(http::status::ok, JsonText(TensorInfoJson((*tensor)->info())) + "\n");
   }
 
   // GET /v1/tensors/{h}.npy[?index=&dtype=&pool=]: the tensor's .npy, or a

@@ -26,6 +26,18 @@ nlohmann::json TensorInfoJson(const TensorInfo& info) {
           {"expires_unix_ms", info.expires_unix_ms}};
 }
 
+nlohmann::json TensorInfoJson(const npystream::v1::TensorInfo& info) {
+  return {{"handle", info.handle()},
+          {"name", info.name()},
+          {"dtype", info.dtype()},
+          {"shape", std::vector<int64_t>(info.shape().begin(), info.shape().end())},
+          {"nbytes", info.nbytes()},
+          {"npy_bytes", info.npy_bytes()},
+          {"device", info.device()},
+          {"created_unix_ms", info.created_unix_ms()},
+          {"expires_unix_ms", info.expires_unix_ms()}};
+}
+
 nlohmann::json ModelListingJson(const ModelListing& listing) {
   nlohmann::json models = nlohmann::json::array();
   for (const ModelSummary& m : listing.models) {

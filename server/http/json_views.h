@@ -4,6 +4,7 @@
 #define NPYSTREAM_SERVER_HTTP_JSON_VIEWS_H_
 
 #include "nlohmann/json.hpp"
+#include "npystream/v1/tensors.pb.h"
 #include "server/engine/inference_engine.h"
 #include "server/engine/subscriptions.h"
 #include "server/store/tensor_store.h"
@@ -13,6 +14,8 @@ namespace npystream {
 // {"handle", "name", "dtype", "shape", "nbytes", "npy_bytes", "device",
 //  "created_unix_ms", "expires_unix_ms"}: one row of GET /v1/tensors.
 nlohmann::json TensorInfoJson(const TensorInfo& info);
+// The same from the wire's TensorInfo (another replica's, relayed).
+nlohmann::json TensorInfoJson(const npystream::v1::TensorInfo& info);
 
 // GET /v1/models: {"models": [{"name", "device", "inputs": [{"name",
 // "dtype" (descr or null), "shape"}], "outputs", "layers", "max_batch",

@@ -145,10 +145,14 @@ Route MatchRoute(absl::string_view method, absl::string_view target) {
     if (absl::EndsWith(handle, ".npy")) {
       route.kind = Route::kTensorNpy;
       handle.resize(handle.size() - 4);
-      route.handle = std::move(handle);
     } else {
-      route.error = "use /v1/tensors/{handle}.npy";
+      route.kind = Route::kTensorInfo;
     }
+    if (handle.empty()) {
+      route.kind = Route::kNotFound;
+      route.error = "use /v1/tensors/{handle} or /v1/tensors/{handle}.npy";
+    }
+    route.handle = std::move(handle);
   } else {
     route.error = absl::StrCat("no route for ", target);
   }

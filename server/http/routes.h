@@ -21,6 +21,7 @@ struct Route {
     kAsset,             // GET /static/{name}: the dashboard's code (token)
     kTensorList,        // GET /v1/tensors (token)
     kTensorNpy,         // GET /v1/tensors/{handle}.npy (token)
+    kTensorInfo,        // GET /v1/tensors/{handle} (token): its info as JSON
     kModelList,         // GET /v1/models (token)
     kModelInfer,        // POST /v1/models/{model}/infer (token)
     kModelSubscribe,    // GET /v1/models/{model}/subscribe, a WebSocket upgrade (token)
@@ -34,7 +35,7 @@ struct Route {
     kMethodNotAllowed,  // 405
   };
   Kind kind = kNotFound;
-  std::string handle;   // kTensorNpy: percent-decoded, without ".npy"
+  std::string handle;   // kTensorNpy, kTensorInfo: percent-decoded, without ".npy"
   std::string model;    // kModel*, kOipModel*, kOipInfer: percent-decoded
   std::string version;  // kOip*: from /versions/{v}, else empty
   std::string asset;    // kAsset: the name under /static/

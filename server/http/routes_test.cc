@@ -35,10 +35,16 @@ TEST(RoutesTest, RefusalsNameTheProblem) {
             "no route for model 'demo': run (use infer or subscribe)");
   EXPECT_EQ(MatchRoute("GET", "/v1/models//infer").kind, Route::kNotFound);
   EXPECT_EQ(MatchRoute("GET", "/v1/models/a/b/subscribe").kind, Route::kNotFound);
-  const Route bare = MatchRoute("GET", "/v1/tensors/abc");
-  EXPECT_EQ(bare.kind, Route::kNotFound);
-  EXPECT_TRUE(bare.needs_token);  // 401 before 404 under /v1/tensors
-  EXPECT_EQ(bare.error, "use /v1/tensors/{handle}.npy");
+  const Route bare = MatchRoute("GET", "/v1/tensors/a%7Eb");
+  EXPECT_EQ(bare.kind, Route::kTensorInfo);
+  EXPECT_TRUE(bare.needs_token);
+  EXPECT_EQ(bare.handle, "a~b");
+  for (const char* empty : {"/v1/tensors/", "/v1/tensors/.npy"}) {
+    const Route none = MatchRoute("GET", empty);
+    EXPECT_EQ(none.kind, Route::kNotFound) << empty;
+    EXPECT_TRUE(none.needs_token);  // 401 before 404 under /v1/tensors
+    EXPECT_EQ(none.error, "use /v1/tensors/{handle} or /v1/tensors/{handle}.npy");
+  }
   EXPECT_EQ(MatchRoute("GET", "/nope").error, "no route for /nope");
 }
 

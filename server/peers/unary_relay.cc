@@ -17,11 +17,10 @@ class UnaryRelay : public grpc::ClientUnaryReactor {
              std::function<void(grpc::Status)> done)
       : peers_(peers), call_(std::move(call)), response_(response), done_(std::move(done)) {}
 
-  void Start(const google::protobuf::Message& request) {
+  void Start(absl::string_view rpc, const google::protobuf::Message& request) {
     grpc::Slice bytes(request.SerializeAsString());
     request_ = grpc::ByteBuffer(&bytes, 1);
-    call_.stub->PrepareUnaryCall(call_.context.get(),
-                                 absl::StrCat("/npystream.v1.Tensors/", call_.method),
+    call_.stub->PrepareUnaryCall(call_.context.get(), absl::StrCat("/npystream.v1.Tensors/", rpc),
                                  grpc::StubOptions(), &request_, &reply_, this);
     StartCall();
   }
@@ -54,9 +53,10 @@ class UnaryRelay : public grpc::ClientUnaryReactor {
 
 }  // namespace
 
-void RelayUnary(Peers* peers, Peers::Call call, const google::protobuf::Message& request,
-                google::protobuf::Message* response, std::function<void(grpc::Status)> done) {
-  (new UnaryRelay(peers, std::move(call), response, std::move(done)))->Start(request);
+void RelayUnary(Peers* peers, Peers::Call call, absl::string_view rpc,
+                const google::protobuf::Message& request, google::protobuf::Message* response,
+                std::function<void(grpc::Status)> done) {
+  (new UnaryRelay(peers, std::move(call), response, std::move(done)))->Start(rpc, request);
 }
 
 }  // namespace npystream::peers

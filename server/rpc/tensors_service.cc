@@ -74,7 +74,7 @@ grpc::ServerUnaryReactor* TensorsService::RelayUnary(grpc::CallbackServerContext
   ticket->set_relayed_to(owner);
   auto call = peers_->Open(*context, method, owner);
   if (!call.ok()) return FinishUnary(reactor, std::move(ticket), call.status());
-  peers::RelayUnary(peers_, *std::move(call), request, response,
+  peers::RelayUnary(peers_, *std::move(call), method, request, response,
                     [reactor, ticket = std::shared_ptr<CallTicket>(std::move(ticket))](
                         const grpc::Status& status) {
                       ticket->Done(status.error_code(), status.error_message());
