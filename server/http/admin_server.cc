@@ -482,20 +482,17 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         auto exchange = std::make_shared<Exchange>();
         exchange->request.set_handle(handle);
         const std::string& token = server_->options.token;
-        peers::RelayUnary(
-            peers,
-            peers->OpenPlain(token.empty() ? "" : absl::StrCat("Bearer ", token), "HttpInfo",
-                             owner),
-            "Stat", exchange->request, &exchange->response,
-            [self = this->shared_from_this(), exchange](const grpc::Status& status) {
-              net::dispatch(self->stream_.get_executor(), [self, exchange, status] {
-                if (!status.ok()) {
-                  return self->Error(absl::Status(
-                      static_cast<absl::StatusCode>(status.error_code()), status.error_message()));
-                }
-                self->Reply(http::status::ok, JsonText(TensorInfoJson(exchange->response)) + "\n");
-              });
-            });
+        peers::RelayUnary(peers,
+                          peers->OpenPlain(token.empty() ? "" : absl::StrCat("Bearer ", token),
+                                           "HttpInfo", owner),
+                          "Stat", exchange->request, &exchange->response,
+                          [self = this->shared_from_this(), exchange](const grpc::Status& status) {
+                            net::dispatch(self->stream_.get_executor(), [self, exchange, status] {
+                              if (!status.ok()) return self->Error(peers::FromGrpcStatus(status));
+                              self->Reply(http::status::ok,
+                                          JsonText(TensorInfoJson(exchange->response)) + "\n");
+                            });
+                          });
         return;
       }
     }

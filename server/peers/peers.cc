@@ -128,4 +128,10 @@ int Peers::open_channels() {
   return static_cast<int>(lru_.size());
 }
 
+absl::Status FromGrpcStatus(const grpc::Status& status) {
+  return status.ok() ? absl::OkStatus()
+                     : absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                                    status.error_message());
+}
+
 }  // namespace npystream::peers

@@ -24,6 +24,10 @@ namespace npystream::peers {
 // Metadata that marks a relayed call; its value is the relaying replica.
 inline constexpr char kForwardedByKey[] = "npystream-forwarded-by";
 
+// The owner's status as this daemon's (same code, same message): the one
+// place grpc::Status becomes absl::Status (rpc/grpc_status.h goes back).
+absl::Status FromGrpcStatus(const grpc::Status& status);
+
 // What relaying reports. Thread-safe; cheap; never blocks.
 class ForwardMetrics {
  public:

@@ -10,14 +10,6 @@
 #include "grpcpp/grpcpp.h"
 
 namespace npystream::peers {
-namespace {
-
-absl::Status ToAbsl(const grpc::Status& s) {
-  return s.ok() ? absl::OkStatus()
-                : absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
-}
-
-}  // namespace
 
 // The owner's call. It holds one hold (grpc's AddHold) while more reads may
 // be started: its OnDone, which deletes it, cannot run before the hold is
@@ -112,7 +104,7 @@ void RemoteUpstream::OnReadDone(bool ok) {
 
 void RemoteUpstream::OnDone(const grpc::Status& status) {
   RemoteNpy::State* s = state_.get();
-  const absl::Status final = ToAbsl(s->peers->Finish(s->call, status, answered_.load()));
+  const absl::Status final = FromGrpcStatus(s->peers->Finish(s->call, status, answered_.load()));
   RemoteNpy::Ready ready;
   std::function<void(absl::StatusOr<std::string>)> waiting;
   {
