@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 import npystream
-from slow_link import daemon_cpu
+from proc_stats import daemon_cpu, rss
 
 MIB, GIB = 1 << 20, 1 << 30
 
@@ -22,14 +22,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def rss(pid, field):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    return 0
 
 
 class PeakRss:

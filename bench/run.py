@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 
 import npystream  # noqa: E402
 from usual_client import UsualClient  # noqa: E402
+from proc_stats import rss  # noqa: E402
 from slow_link import slow_link_cases  # noqa: E402
 from replicas import replica_cases  # noqa: E402
 
@@ -61,14 +62,6 @@ def summary(secs, nbytes):
     return {"bytes": nbytes, "min": secs[0], "median": statistics.median(secs),
             "p50": statistics.median(secs), "p99": secs[min(len(secs) - 1, int(0.99 * len(secs)))],
             "n": len(secs), "Bps": nbytes / statistics.median(secs), "Bps_best": nbytes / secs[0]}
-
-
-def rss(pid, field="VmRSS"):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    return 0
 
 
 def iperf3(seconds):

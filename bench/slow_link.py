@@ -30,6 +30,8 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, os.path.join(ROOT, "client", "python"))
 
+from proc_stats import daemon_cpu  # noqa: E402
+
 LINK = "50mbit"
 LAYERS = ["layer1", "layer2", "layer3", "layer4"]
 MAX_TILE = 64  # server/http/web/app.js: a tile is at most this many px a side
@@ -94,12 +96,6 @@ def goodput_main(nbytes=8 << 20):
             break
         n += len(piece)
     print(json.dumps({"Bps": n / (time.perf_counter() - t)}))
-
-
-def daemon_cpu(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def page_views(shapes):
